@@ -1,0 +1,33 @@
+"""The Zarr store layout, as constants: every reader and writer names keys through these.
+
+```
+<store>.zarr/                      attrs: schema_version, name, created_by
+  videos/<video_id>/frames         uint8 (T, H, W, 3), 1-frame chunks inside shards of T_shard frames
+  videos/<video_id>/masks          uint8 (T, H, W), optional (object or part-class ids)
+  videos/<video_id>/keypoints      float32 (T, J, 3), optional (x, y, visible)
+  videos/<video_id>  attrs         a VideoRecord (storage_schemas.records)
+```
+"""
+
+SCHEMA_VERSION = 1
+
+VIDEOS_GROUP = "videos"
+FRAMES = "frames"
+MASKS = "masks"
+KEYPOINTS = "keypoints"
+
+# Attribute key under which a video group's VideoRecord lives, and the root's StoreInfo.
+VIDEO_RECORD_ATTR = "vmac"
+STORE_INFO_ATTR = "vmac_store"
+
+# Beside the Zarr hierarchy (zarr ignores folders without zarr.json): per-video lock files and
+# append-only lineage records.
+LOCKS_DIR = ".vmac-locks"
+LINEAGE_DIR = "lineage"
+
+# Blosc zstd level 3 without shuffle: bitshuffle (Blosc's uint8 default) compresses frames worse
+# (STACK.md, "Zarr 3.1").
+COMPRESSOR = {"cname": "zstd", "clevel": 3, "shuffle": "noshuffle"}
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
