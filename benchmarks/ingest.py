@@ -1,0 +1,180 @@
+"""Ingest benchmark: prints one JSON object on stdout (and writes it with --out).
+
+Measured side by side in one run, medians over --repeats:
+- per-worker throughput: ``ingest_video`` (hash, probe, decode, compress, write) on one clip in
+  frames/s, next to plain ``ffmpeg -threads 1 -i IN -vf scale=W:H -f null -`` on the same file;
+- the speedup of decoding the 8 sample clips on a Dask LocalCluster with 2 workers over 1
+  (cluster start-up excluded: both clusters are up before the clock starts);
+- the frames decoded and the time of an ``ingest_flow`` re-run with nothing new, against the
+  first run (Prefect's one-off API start-up excluded by a warm-up flow).
+
+    python benchmarks/ingest.py [--clips-dir DIR] [--repeats 3] [--out bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _sample_clips(work: Path) -> list[Path]:
+    from tasks.sample import write_sample
+
+    write_sample(work / "sample", seed=0)
+    return sorted((work / "sample" / "videos").glob("*.mp4"))
+
+
+def _plain_ffmpeg_fps(path: str, width: int, height: int, frames: int) -> float:
+    from tasks.ffmpeg_io import ffmpeg_exe
+
+    args = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-threads", "1", "-i", path,
+            "-vf", f"scale={width}:{height}:flags=bicubic", "-threads", "1", "-f", "null", "-"]
+    started = time.perf_counter()
+    subprocess.run(args, check=True)
+    return frames / (time.perf_counter() - started)
+
+
+def _one_worker(clip: Path, work: Path, repeats: int) -> dict:
+    from storage_schemas.records import DecodeParams
+    from tasks.decode import ingest_video
+    from tasks.ffmpeg_io import output_size, probe
+    from tasks.sources import expand_sources
+
+    info = probe(str(clip))
+    width, height = output_size(*info.display_size, 256)
+    ours, plain = [], []
+    for i in range(repeats):
+        store = work / f"one-{i}.zarr"
+        [item] = expand_sources([str(clip)])
+        started = time.perf_counter()
+        outcome = ingest_video(item, str(store), DecodeParams())
+        ours.append(outcome.frames / (time.perf_counter() - started))
+        plain.append(_plain_ffmpeg_fps(str(clip), width, height, outcome.frames))
+        shutil.rmtree(store)
+    return {
+        "clip": clip.name,
+        "frames": info.frame_count,
+        "size_in": list(info.display_size),
+        "size_out": [width, height],
+        "vmac_frames_per_s": statistics.median(ours),
+        "plain_ffmpeg_frames_per_s": statistics.median(plain),
+        "ratio": statistics.median(ours) / statistics.median(plain),
+        "goal_ratio": 0.8,
+    }
+
+
+def _cluster_seconds(clips: list[Path], work: Path, workers: int, repeats: int) -> list[float]:
+    from distributed import Client, LocalCluster, wait
+
+    from storage_schemas.records import DecodeParams
+    from tasks.decode import ingest_video
+    from tasks.sources import expand_sources
+
+    items = expand_sources([str(c) for c in clips])
+    times = []
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=40) as cluster, Client(cluster) as client:
+        client.run(lambda: __import__("tasks.decode"))  # import cost is not decode cost
+        for i in range(repeats):
+            store = str(work / f"cluster{workers}-{i}.zarr")
+            started = time.perf_counter()
+            futures = [client.submit(ingest_video, item, store, DecodeParams(), pure=False) for item in items]
+            wait(futures)
+            times.append(time.perf_counter() - started)
+            assert all(f.result().action == "decoded" for f in futures)
+            shutil.rmtree(store)
+    return times
+
+
+def _rerun(clips_dir: Path, work: Path, repeats: int) -> dict:
+    from prefect import flow
+
+    from flows.ingest import ingest_flow
+    from storage_schemas.config import IngestConfig
+
+    @flow
+    def warm_up() -> None:
+        return None
+
+    warm_up()
+    firsts, reruns, rerun_frames = [], [], []
+    for i in range(repeats):
+        config = IngestConfig(sources=[str(clips_dir)], store=str(work / f"flow-{i}.zarr"), progress=False)
+        started = time.perf_counter()
+        first = ingest_flow(config)
+        firsts.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        again = ingest_flow(config)
+        reruns.append(time.perf_counter() - started)
+        rerun_frames.append(again.frames_decoded)
+        assert first.frames_decoded > 0
+    return {
+        "first_run_s": statistics.median(firsts),
+        "rerun_s": statistics.median(reruns),
+        "rerun_frames_decoded": max(rerun_frames),
+        "rerun_fraction": statistics.median(reruns) / statistics.median(firsts),
+        "goal_fraction": 0.10,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips-dir", type=Path, default=None, help="a folder of clips (default: the embedded sample's 8)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+    with tempfile.TemporaryDirectory(prefix="vmac-bench-ingest-") as tmp:
+        work = Path(tmp)
+        clips = sorted(args.clips_dir.glob("*.mp4")) if args.clips_dir else _sample_clips(work)
+        clips_dir = clips[0].parent
+        one = _one_worker(clips[0], work, args.repeats)
+        t1 = _cluster_seconds(clips, work, 1, args.repeats)
+        t2 = _cluster_seconds(clips, work, 2, args.repeats)
+        rerun = _rerun(clips_dir, work, args.repeats)
+        frames = sum(_frame_count(c) for c in clips)
+
+    result = {
+        "benchmark": "ingest",
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
+        "repeats": args.repeats,
+        "one_worker": one,
+        "dask_scaling": {
+            "clips": len(clips),
+            "frames": frames,
+            "one_worker_s": statistics.median(t1),
+            "two_workers_s": statistics.median(t2),
+            "one_worker_frames_per_s": frames / statistics.median(t1),
+            "two_workers_frames_per_s": frames / statistics.median(t2),
+            "speedup": statistics.median(t1) / statistics.median(t2),
+            "goal_speedup": 1.7,
+            "samples_s": {"one_worker": t1, "two_workers": t2},
+        },
+        "rerun": rerun,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+def _frame_count(clip: Path) -> int:
+    from tasks.ffmpeg_io import probe
+
+    return probe(str(clip)).frame_count
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

@@ -1,0 +1,140 @@
+"""The ``vmac`` command: every subcommand builds a flow config and runs the flow."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+DEFAULT_OUT = "vmac-out"
+
+
+def _ingest_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--short-side", type=int, default=256, help="resize the short side (0 keeps native; default 256)")
+    parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: native)")
+    parser.add_argument("--shard-frames", type=int, default=64, help="frames per shard along time (default 64)")
+    parser.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def ingest_config_from_args(args: argparse.Namespace, sources: list[str], store: str):
+    """The IngestConfig for CLI arguments, through the same validation prefect.yaml parameters get."""
+    from storage_schemas.config import IngestConfig
+
+    return IngestConfig.model_validate(
+        {
+            "sources": sources,
+            "store": store,
+            "decode": {"short_side": args.short_side, "fps": args.fps, "shard_frames": args.shard_frames},
+            "dask_address": args.dask_address,
+            "workers": args.workers,
+            "progress": not args.no_progress,
+        }
+    )
+
+
+def _print_ingest(result) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    counts = {a: sum(o.action == a for o in result.outcomes) for a in ("decoded", "skipped", "failed")}
+    table = Table(title=f"ingest into {result.store}")
+    for column in ("video_id", "outcome", "frames", "seconds", "reason"):
+        table.add_column(column, overflow="fold")
+    for o in sorted(result.outcomes, key=lambda o: (o.action != "failed", o.video_id)):
+        style = "red" if o.action == "failed" else None
+        table.add_row(o.video_id, o.action, str(o.frames), f"{o.seconds:.2f}", o.reason or "", style=style)
+    console.print(table)
+    console.print(
+        f"{counts['decoded']} decoded ({result.frames_decoded} frames), {counts['skipped']} up to date, "
+        f"{counts['failed']} failed"
+    )
+    return 1 if counts["failed"] else 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import ingest_flow
+
+    config = ingest_config_from_args(args, args.sources, args.store)
+    return _print_ingest(ingest_flow(config))
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from flows.sample import sample_flow
+
+    manifest = sample_flow(args.dir, seed=args.seed, small=args.small)
+    print(f"wrote the sample ({len(manifest['clips'])} clips, seed {args.seed}) to {args.dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.ingest import ingest_flow
+    from flows.sample import sample_flow
+
+    out = Path(args.out)
+    sources = args.source
+    if not sources:
+        sample_dir = out / "sample"
+        sample_flow(str(sample_dir), seed=args.seed, small=False)
+        sources = [str(sample_dir)]
+    store = args.store or str(out / "sample.zarr")
+    code = _print_ingest(ingest_flow(ingest_config_from_args(args, sources, store)))
+    print(f"store: {store}")
+    return code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{args.name}.py"
+    if not script.exists():
+        print(f"no benchmark {args.name!r} (looked for {script}; benchmarks run from a source checkout)", file=sys.stderr)
+        return 2
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vmac", description="VideoMAC pipeline: ingest, validate, pretrain, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="write the embedded synthetic sample dataset")
+    p.add_argument("dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", action="store_true", help="a smaller, faster variant (for tests)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("ingest", help="decode videos and frame folders into a Zarr store (Dask-parallel, incremental)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="files, folders, globs or fsspec URLs")
+    p.add_argument("--store", required=True, help="store path or fsspec URL")
+    _ingest_args(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("run", help="the whole pipeline (default: on the embedded sample)")
+    p.add_argument("--source", action="append", default=[], help="ingest this instead of the sample (repeatable)")
+    p.add_argument("--store", default=None, help=f"store (default {DEFAULT_OUT}/sample.zarr)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--seed", type=int, default=0)
+    _ingest_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="run a benchmark script from benchmarks/ (prints one JSON object)")
+    p.add_argument("name", help="ingest, model, loader or evaluate")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""ingest_flow: raw videos and frame folders into a Zarr v3 frame store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from storage_schemas.config import IngestConfig
+from tasks.decode import Outcome
+from tasks.ingest import decode_videos, plan_ingest, publish_ingest_summary
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    store: str
+    outcomes: list[Outcome]
+    summary_markdown: str
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action == "failed"]
+
+    @property
+    def frames_decoded(self) -> int:
+        return sum(o.frames for o in self.outcomes if o.action == "decoded")
+
+
+@flow(name="ingest_flow")
+def ingest_flow(config: IngestConfig) -> IngestResult:
+    """Plan (hash sources against the catalog), decode what is new on Dask, publish a summary."""
+    plan = plan_ingest(config)
+    decoded = decode_videos(plan, config, run_id=str(flow_run.id or "local"))
+    outcomes = plan.up_to_date + decoded
+    summary = publish_ingest_summary(config.store, outcomes)
+    return IngestResult(config.store, outcomes, summary)
