@@ -25,3 +25,99 @@ class IngestConfig(BaseModel):
         if not value.strip():
             raise ValueError("store must be a path or URL")
         return value
+
+
+class PretrainConfig(BaseModel):
+    """Parameters of ``pretrain_flow``: model, data, optimisation and run sections in one frozen model.
+
+    Build it with ``build_pretrain_config(preset, overrides)``, the one path for the CLI and for
+    prefect.yaml. Derived values (effective learning rate, steps, accumulation) are pure functions
+    in ``tasks.train``; nothing here is overwritten after validation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stores: list[str] = Field(min_length=1)
+    out: str = Field(description="run directory: checkpoints, metrics, plots, exported encoder, lineage")
+    preset: str | None = None
+    # Model (mirrors vmac_core.model_config.ModelConfig).
+    encoder: str = "resnet50"
+    backend: str = "masked_dense"
+    input_size: int = 224
+    patch_size: int = 32
+    mask_ratio: float = Field(0.75, ge=0.0, lt=1.0)
+    decoder_dim: int = 512
+    decoder_depth: int = 1
+    consistency_weight: float = 1.0
+    ema_momentum_base: float = Field(0.996, ge=0.0, le=1.0)
+    norm_pix_loss: bool = True
+    # Data.
+    gap: int = Field(1, ge=1, description="frame gap t -> t+gap")
+    gap_max: int | None = Field(None, ge=1, description="sample the gap uniformly in [gap, gap_max]")
+    batch_size: int = Field(512, ge=1, description="effective (global) batch per optimiser step")
+    micro_batch_size: int | None = Field(None, ge=1, description="per-process forward batch; accumulate up to batch_size")
+    workers: int = Field(2, ge=0, description="DataLoader workers per process")
+    # Optimisation.
+    epochs: float = Field(100, gt=0)
+    warmup_epochs: float = Field(10, ge=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
+    base_lr: float = Field(1e-3, gt=0, description="lr = base_lr * batch_size / 256")
+    min_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float | None = Field(None, gt=0)
+    amp: str = Field("auto", pattern="^(auto|bf16|fp16|off)$", description="autocast on CUDA; off on CPU")
+    compile: bool = False
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    seed: int = 0
+    # Run.
+    checkpoint_every: int = Field(100, ge=1, description="optimiser steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1)
+    preview_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    plot_every: int = Field(50, ge=1)
+    resume: bool = False
+    skip_validation_check: bool = False
+    progress: bool = True
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple_of_patch(cls, value: int) -> int:
+        if value <= 0 or value % 32:
+            raise ValueError("input_size must be a positive multiple of 32 (the patch size and encoder stride)")
+        return value
+
+
+# The paper's recipe (DESIGN.md "VideoMAC, as published") and a laptop-sized one. Each is a dict of
+# PretrainConfig fields; CLI and prefect.yaml overrides are applied on top.
+PRETRAIN_PRESETS: dict[str, dict] = {
+    "tiny-cpu": {
+        "encoder": "convnextv2_atto",
+        "input_size": 128,
+        "decoder_dim": 128,
+        "batch_size": 32,
+        "workers": 1,
+        "epochs": 30,
+        "warmup_epochs": 3,
+        "max_steps": 400,
+        "base_lr": 1.5e-3,
+        "checkpoint_every": 50,
+        "preview_every": 100,
+        "plot_every": 25,
+        "log_every": 5,
+    },
+    "paper-r50": {"encoder": "resnet50", "input_size": 224, "batch_size": 512, "micro_batch_size": 64},
+    "paper-cnxv2-s": {"encoder": "convnextv2_small", "input_size": 224, "batch_size": 512, "micro_batch_size": 64},
+}
+
+
+def build_pretrain_config(preset: str | None, overrides: dict) -> PretrainConfig:
+    """The PretrainConfig for a preset plus overrides (None values mean "not given")."""
+    values: dict = {}
+    if preset is not None:
+        if preset not in PRETRAIN_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRETRAIN_PRESETS)}")
+        values.update(PRETRAIN_PRESETS[preset])
+        values["preset"] = preset
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return PretrainConfig.model_validate(values)
