@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from storage_schemas.config import IngestConfig
 from tasks.decode import Outcome
-from tasks.ingest import decode_videos, plan_ingest, publish_ingest_summary
+from tasks.ingest import decode_videos, plan_ingest, publish_ingest_summary, record_ingest_lineage
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,10 @@ class IngestResult:
 @flow(name="ingest_flow")
 def ingest_flow(config: IngestConfig) -> IngestResult:
     """Plan (hash sources against the catalog), decode what is new on Dask, publish a summary."""
+    run_id = str(flow_run.id or "local")
     plan = plan_ingest(config)
-    decoded = decode_videos(plan, config, run_id=str(flow_run.id or "local"))
+    decoded = decode_videos(plan, config, run_id=run_id)
     outcomes = plan.up_to_date + decoded
+    record_ingest_lineage(config, outcomes, run_id, str(flow_run.id) if flow_run.id else None)
     summary = publish_ingest_summary(config.store, outcomes)
     return IngestResult(config.store, outcomes, summary)

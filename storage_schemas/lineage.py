@@ -27,7 +27,7 @@ class LineageRecord(BaseModel):
     id: str = ""
     schema_version: int = 1
     kind: str = Field(description="the job: ingest, validate, pretrain, evaluate")
-    status: str = Field(description="started, completed, failed")
+    status: str = Field(description="started, completed, completed_with_failures, failed")
     run_id: str
     flow_run_id: str | None = None
     time: str

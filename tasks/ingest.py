@@ -194,6 +194,30 @@ def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+@task(name="record_ingest_lineage")
+def record_ingest_lineage(config: IngestConfig, outcomes: list[Outcome], run_id: str, flow_run_id: str | None) -> str:
+    """Append a lineage record to ``<store>/lineage/``: each source's hash in, each video group out."""
+    from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
+    from storage_schemas.lineage import Dataset
+    from tasks import lineage
+
+    catalog = read_catalog(config.store)
+    inputs, outputs = [], []
+    for outcome in outcomes:
+        record = catalog.get(outcome.video_id)
+        inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None))
+        if record is not None:
+            outputs.append(Dataset(
+                uri=f"{config.store.rstrip('/')}/{VIDEOS_GROUP}/{outcome.video_id}", kind="video",
+                sha256=record.frames_sha256,
+                facets={"status": record.status.value, "action": outcome.action, "decode_key": record.decode_key,
+                        "source_sha256": record.sha256, "reason": record.reason},
+            ))
+    status = "completed" if not any(o.action == "failed" for o in outcomes) else "completed_with_failures"
+    made = lineage.make_record("ingest", status, run_id, inputs, outputs, config.model_dump(mode="json"), flow_run_id)
+    return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
+
+
 @task(name="publish_ingest_summary")
 def publish_ingest_summary(store: str, outcomes: list[Outcome]) -> str:
     markdown = summary_markdown(store, outcomes)

@@ -65,6 +65,16 @@ def test_flow_parallel_incremental_with_bad_inputs(prefect_harness, tmp_path, ma
     keys = [a.key for a in asyncio.run(artifacts())]
     assert "ingest-summary" in keys
 
+    from tasks.lineage import read_records
+
+    records = read_records(str(store / "lineage"))
+    assert [r.kind for r in records] == ["ingest"] * 3
+    last = records[-1]
+    assert last.status == "completed_with_failures"
+    video_outputs = {o.uri.rsplit("/", 1)[-1]: o for o in last.outputs}
+    clip9 = next(o for o in third.outcomes if o.uri.endswith("clip9.mp4"))
+    assert video_outputs[clip9.video_id].sha256 == catalog[clip9.video_id].frames_sha256
+
 
 def test_cli_exit_code_and_table(prefect_harness, tmp_path, make_video, capsys):
     from flows.cli import main
