@@ -1,0 +1,47 @@
+"""validate_flow and `vmac validate` through real Prefect: artifact, failing state, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from storage_schemas.validation import ValidateConfig
+from tests.validate.conftest import clip, encode, ingest
+
+
+@pytest.mark.slow
+def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harness, store, tmp_path, capsys):
+    from prefect.artifacts import Artifact
+
+    from flows.validate import add_validate_parser, validate_flow
+    from tasks.validate import ValidationFailedError, validation_status
+
+    passed = validate_flow(ValidateConfig(store=store))
+    assert passed.passed and validation_status(store) == passed.stamp
+
+    frames = clip(seed=21)
+    frames[5:8] = 0
+    [black] = ingest([encode(tmp_path / "in", "black.mp4", frames)], store)
+    state = validate_flow(ValidateConfig(store=store), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValidationFailedError, match="no_black_frames") as failure:
+        state.result()
+    assert black in str(failure.value) and "report:" in str(failure.value)
+
+    # The stamp and the artifact were written before the flow failed.
+    stamp = validation_status(store)
+    assert stamp.passed is False and stamp.flow_run_id == str(state.state_details.flow_run_id)
+    artifact = Artifact.get("validation-report")
+    assert artifact.flow_run_id == state.state_details.flow_run_id
+    assert "**FAILED**" in artifact.data and f"`no_black_frames`" in artifact.data and black in artifact.data
+
+    # The CLI handler prints the summary and exits non-zero on critical failures.
+    parser = argparse.ArgumentParser(prog="vmac")
+    add_validate_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["validate", "--store", store, "--max-frozen-run", "10"])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "no_black_frames" in out and black in out and "FAILED" in out
+    missing = parser.parse_args(["validate", "--store", str(tmp_path / "nowhere.zarr")])
+    assert missing.func(missing) == 2

@@ -1,0 +1,184 @@
+"""Validation on real stores: each broken store fails with the right rule and names the video."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+
+from storage_schemas.layout import FRAMES, MASKS, VIDEOS_GROUP
+from storage_schemas.validation import VALIDATION_ATTR, ValidationStamp
+from tasks.store import open_store
+from tasks.validate import ValidationRequiredError, require_validated, validation_status
+from tests.validate.conftest import clip, encode, failed_rules, ingest, validate
+
+
+def test_good_store_passes_and_is_stamped(store, monkeypatch):
+    def offline(self, address, *args):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
+            raise AssertionError(f"validation tried to reach {address}")
+        return real_connect(self, address, *args)
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    summary = validate(store)
+    assert summary.passed, summary.failure_text()
+    assert failed_rules(summary) == {}
+    assert len(summary.rules) == 15 and summary.stamp.counts.complete == 2
+
+    stamp = validation_status(store)
+    assert stamp == summary.stamp
+    assert open_store(store, mode="r").attrs[VALIDATION_ATTR]["passed"] is True
+    assert [s.name for s in stamp.suites] == ["vmac_catalog", "vmac_frame_stats"]
+    assert require_validated(store) == stamp
+
+    document = json.loads(Path(stamp.result_path).read_text())
+    assert ValidationStamp.model_validate(document["stamp"]) == stamp
+    catalog_result = document["results"]["vmac_catalog"]
+    assert catalog_result["success"] is True
+    assert {r["expectation_config"]["severity"] for r in catalog_result["results"]} == {"critical", "warning"}
+    report = Path(stamp.report_path).read_text()
+    assert report.startswith(f"# Validation of `{store}`") and "**PASSED**" in report
+    assert stamp.result_path.startswith(store + "/validation/") and stamp.report_path.endswith(".md")
+
+
+def test_black_frames_fail(store, tmp_path):
+    frames = clip(seed=5)
+    frames[10:13] = 0
+    [black] = ingest([encode(tmp_path / "in", "black.mp4", frames)], store)
+    summary = validate(store)
+    assert not summary.passed
+    assert failed_rules(summary) == {"no_black_frames": [black]}
+    [rule] = summary.critical_failures
+    assert "black_frames=10, 11, 12" in rule.details[0]
+    with pytest.raises(ValidationRequiredError, match="failed its last validation"):
+        require_validated(store)
+
+
+def test_constant_frames_fail(store, tmp_path):
+    frames = clip(seed=6)
+    frames[3] = 128  # one flat grey frame
+    [grey] = ingest([encode(tmp_path / "in", "grey.mp4", frames)], store)
+    assert failed_rules(validate(store)) == {"no_constant_frames": [grey]}
+
+
+def test_frozen_run_longer_than_k_fails(store, tmp_path):
+    frames = clip(seed=7)
+    frames[4:16] = frames[4]  # 12 identical frames; K defaults to 8
+    [frozen] = ingest([encode(tmp_path / "in", "frozen.mp4", frames)], store)
+    summary = validate(store)
+    assert failed_rules(summary) == {"no_long_frozen_runs": [frozen]}
+    assert "longest_frozen_run=12" in summary.critical_failures[0].details[0]
+    # The same store passes with a larger K: the threshold comes from the config.
+    assert validate(store, thresholds={"max_frozen_run": 12}, sample_frames_per_video=64).passed
+
+
+def test_same_video_stored_twice_fails(store, tmp_path, base_store):
+    source = tmp_path / "in" / "copy_of_good0.mp4"
+    source.parent.mkdir()
+    source.write_bytes((base_store.parent / "videos" / "good0.mp4").read_bytes())
+    [copy] = ingest([source], store)
+    summary = validate(store)
+    failed = failed_rules(summary)
+    assert list(failed) == ["source_hash_unique"]
+    assert copy in failed["source_hash_unique"] and len(failed["source_hash_unique"]) == 2
+    assert any(video.startswith("good0-") for video in failed["source_hash_unique"])
+
+
+def _davis(root, frames=6):
+    """A DAVIS-style folder with one sequence whose masks hold objects 1 and 2."""
+    from PIL import Image
+
+    seq_frames = clip(seed=9, frames=frames)
+    (root / "JPEGImages/480p/bear").mkdir(parents=True)
+    (root / "Annotations/480p/bear").mkdir(parents=True)
+    masks = np.zeros((frames, 64, 96), np.uint8)
+    masks[:, 10:30, 10:40] = 1
+    masks[:, 35:60, 50:90] = 2
+    for t in range(frames):
+        Image.fromarray(seq_frames[t]).save(root / f"JPEGImages/480p/bear/{t:05d}.jpg", quality=95)
+        Image.fromarray(masks[t], mode="L").save(root / f"Annotations/480p/bear/{t:05d}.png")
+    return root
+
+
+def test_masks_pass_then_undeclared_ids_fail(store, tmp_path):
+    [bear] = ingest([_davis(tmp_path / "DAVIS")], store)
+    assert validate(store).passed  # masks and their shape agree with the record
+    masks = open_store(store)[f"{VIDEOS_GROUP}/{bear}/{MASKS}"]
+    patch = masks[4]
+    patch[:4, :4] = 7
+    masks[4] = patch
+    summary = validate(store)
+    assert failed_rules(summary) == {"mask_ids_declared": [bear]}
+    assert "undeclared_mask_ids=7" in summary.critical_failures[0].details[0]
+
+
+def test_array_length_disagreeing_with_the_catalog_fails(store):
+    root = open_store(store)
+    video = sorted(root[VIDEOS_GROUP].group_keys())[1]
+    frames = root[f"{VIDEOS_GROUP}/{video}/{FRAMES}"]
+    frames.resize((frames.shape[0] - 4, *frames.shape[1:]))
+    summary = validate(store)
+    assert failed_rules(summary) == {"frames_shape_matches_catalog": [video]}
+    detail = summary.critical_failures[0].details[0]
+    assert "frames_shape=(20, 48, 72, 3)" in detail and "expected_frames_shape=(24, 48, 72, 3)" in detail
+    assert f"`frames_shape_matches_catalog`" in summary.report_markdown and video in summary.report_markdown
+
+
+def test_failed_video_is_only_a_warning(store, tmp_path):
+    empty = tmp_path / "in" / "empty.mp4"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    [failed] = ingest([empty], store)
+    summary = validate(store)
+    assert summary.passed
+    [warning] = summary.warnings
+    assert warning.rule == "videos_not_complete" and warning.videos == [failed]
+    assert "reason=empty file (0 bytes)" in warning.details[0]
+    assert summary.not_complete[0].reason == "empty file (0 bytes)"
+    assert "## Videos that are not complete" in summary.report_markdown
+    assert require_validated(store).passed
+
+
+def test_require_validated_refuses_unvalidated_and_changed_stores(store, tmp_path):
+    with pytest.raises(ValidationRequiredError, match="never been validated") as never:
+        require_validated(store)
+    assert f"vmac validate --store {store}" in str(never.value) and "--skip-validation-check" in str(never.value)
+    validate(store)
+    require_validated(store)
+    ingest([encode(tmp_path / "in", "new.mp4", clip(seed=11))], store)
+    with pytest.raises(ValidationRequiredError, match="changed since it was validated"):
+        require_validated(store)
+    validate(store)
+    assert require_validated(store).counts.complete == 3
+
+
+def test_memory_store_results_are_append_only(tmp_path):
+    name = uuid.uuid4().hex
+    store = f"memory://{name}/s.zarr"
+    ingest([encode(tmp_path / "in", "a.mp4", clip(seed=3))], store)
+    first, second = validate(store), validate(store)
+    assert first.passed and second.passed
+    assert first.stamp.validation_id != second.stamp.validation_id
+    assert validation_status(store) == second.stamp
+    fs = fsspec.filesystem("memory")
+    files = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"/{name}/s.zarr/validation", detail=False))
+    ids = sorted([first.stamp.validation_id, second.stamp.validation_id])
+    assert files == sorted([f"{i}.json" for i in ids] + [f"{i}.md" for i in ids])
+    assert json.loads(fs.cat(second.stamp.result_path))["stamp"]["passed"] is True
+    assert second.stamp.result_path.startswith(f"memory://{name}/s.zarr/validation/")
+    assert require_validated(store) == second.stamp
+
+
+def test_empty_store_fails_without_crashing():
+    store = f"memory://{uuid.uuid4().hex}/empty.zarr"
+    open_store(store)
+    summary = validate(store)
+    assert failed_rules(summary) == {"has_complete_videos": []}
+    assert summary.critical_failures[0].details  # the observed value is shown instead of videos
