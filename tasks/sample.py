@@ -48,8 +48,9 @@ from vmac_core.synthetic import (
 
 MANIFEST_NAME = "manifest.json"
 
-# x264 constant quality for the sample's MP4s: visually lossless on these textures while the
-# whole sample stays well under 40 MB.
+# x264 constant quality for the sample's MP4s. Measured on these clips: ~34 dB PSNR against the
+# rendered frames, a ceiling set by yuv420p chroma subsampling of the colour textures rather than
+# by CRF (crf 16 gains under 1 dB for 1.8× the bytes); ~0.2 MB per clip.
 SAMPLE_CRF = 20
 JPEG_QUALITY = 90
 
