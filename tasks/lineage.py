@@ -75,7 +75,8 @@ def read_records(folder: str) -> list[LineageRecord]:
     fs, root = fsspec.core.url_to_fs(folder)
     if not fs.exists(root):
         return []
-    paths = sorted(p for p in fs.ls(root, detail=False) if p.endswith(".json"))
+    # Inside a store the lineage folder is also a Zarr group: its zarr.json is not a record.
+    paths = sorted(p for p in fs.ls(root, detail=False) if p.endswith(".json") and not p.endswith("zarr.json"))
     return [LineageRecord.model_validate_json(fs.cat_file(p)) for p in paths]
 
 
