@@ -596,7 +596,8 @@ def report_markdown(stamp: ValidationStamp, rules: list[RuleOutcome], not_comple
 def validation_status(store: str) -> ValidationStamp | None:
     """The store's latest validation stamp, or None when it was never validated.
 
-    A stamp this code cannot parse (written by an older vmac) counts as none.
+    A stamp this code cannot parse (written by an older vmac) counts as none. Raises
+    FileNotFoundError when there is no store at ``store``.
     """
     root = open_store(store, mode="r")
     raw = root.attrs.get(VALIDATION_ATTR)
