@@ -87,6 +87,67 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _parse_value(text: str):
+    """A --set value: YAML scalars and lists (1e-3, true, [0.9, 0.95]); anything else stays a string."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def pretrain_config_from_args(args: argparse.Namespace, stores: list[str], out: str):
+    """The PretrainConfig for CLI arguments: preset, then named flags, then --set FIELD=VALUE."""
+    from storage_schemas.config import build_pretrain_config
+
+    overrides = {
+        "stores": stores, "out": out, "resume": args.resume or None,
+        "skip_validation_check": args.skip_validation_check or None,
+        "encoder": args.encoder, "input_size": args.input_size, "batch_size": args.batch_size,
+        "max_steps": args.max_steps, "epochs": args.epochs, "workers": args.loader_workers,
+        "device": args.device, "seed": args.pretrain_seed,
+    }
+    for item in args.set:
+        if "=" not in item:
+            raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip().replace("-", "_")] = _parse_value(value)
+    return build_pretrain_config(args.preset, overrides)
+
+
+def _pretrain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="tiny-cpu", help="tiny-cpu, paper-r50 or paper-cnxv2-s (default tiny-cpu)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    parser.add_argument("--skip-validation-check", action="store_true", help="train on a store that has not passed validation")
+    parser.add_argument("--encoder", default=None)
+    parser.add_argument("--input-size", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="effective batch per optimiser step")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--loader-workers", type=int, default=None, help="DataLoader workers per process")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--pretrain-seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any PretrainConfig field, e.g. --set base_lr=5e-4 --set clip_grad=3")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    config = pretrain_config_from_args(args, args.store, args.out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Under torchrun only rank 0 runs the Prefect flow; the other ranks train directly.
+        from tasks.train import train
+
+        train(config, log=lambda message: None)
+        return 0
+    from flows.pretrain import pretrain_flow
+
+    result = pretrain_flow(config)
+    print(f"trained {result.steps} steps, final loss {result.final_loss:.4f}")
+    print(f"run directory: {result.run_dir}\nencoder: {result.encoder}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{args.name}.py"
     if not script.exists():
@@ -120,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _ingest_args(p)
     p.set_defaults(func=cmd_run)
+
+    from flows.validate import add_validate_parser
+
+    add_validate_parser(sub)
+
+    p = sub.add_parser("pretrain", help="VideoMAC pre-training on validated stores (resumable; DDP under torchrun)")
+    p.add_argument("--store", action="append", required=True, help="a validated store (repeatable)")
+    p.add_argument("--out", required=True, help="run directory")
+    _pretrain_args(p)
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/ (prints one JSON object)")
     p.add_argument("name", help="ingest, model, loader or evaluate")
