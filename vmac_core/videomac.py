@@ -1,0 +1,163 @@
+"""VideoMAC: an online masked ConvNet autoencoder and its EMA target on frame pairs (Pei et al., CVPR 2024).
+
+    frame 1 --(mask)--> online encoder + decoder --> pred_online --.
+    frame 2 --(same mask)--> EMA target (no grad) --> pred_target --+--> losses
+    loss = L_online + L_target + gamma * L_consistency
+    L_online  = MSE(pred_online, normalised patches of frame 1) on masked patches
+    L_target  = MSE(pred_target, normalised patches of frame 2) on masked patches
+    L_consistency = MSE(pred_online, pred_target) on masked patches
+
+The target branch has no gradient, so L_target only reports (it is part of `loss` as in the paper
+and official code, where it carries no gradient either); the online network learns from L_online
+and from L_consistency, which pulls its frame-1 prediction towards the target's frame-2 one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vmac_core.decoder import Decoder
+from vmac_core.encoders import build_encoder
+from vmac_core.masking import (
+    denormalize_patches,
+    mask_to_active,
+    masked_patch_mse,
+    normalize_patches,
+    patchify,
+    unpatchify,
+)
+from vmac_core.model_config import ModelConfig
+
+
+@dataclass(frozen=True)
+class VideoMACOutput:
+    """What VideoMAC.forward returns. Losses are scalars; predictions are (B, L, patch*patch*3)
+    in patchify order and, with norm_pix_loss, in per-patch normalised units. Only `loss`,
+    `loss_online`, `loss_consistency` and `pred_online` carry gradient."""
+
+    loss: Tensor
+    loss_online: Tensor
+    loss_target: Tensor
+    loss_consistency: Tensor
+    pred_online: Tensor
+    pred_target: Tensor
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Preview images from VideoMAC.reconstruct, all (B, C, H, W) in the input's value space
+    (the caller undoes its own ImageNet normalisation) except mask_b1hw (1.0 = masked pixel).
+
+    online_bchw / target_bchw: the full predicted images (de-normalised per patch with the true
+    patch statistics when norm_pix_loss); *_pasted_bchw: visible pixels from the input frame,
+    masked patches from the prediction (MAE's "reconstruction + visible" panel).
+    """
+
+    mask_b1hw: Tensor
+    online_bchw: Tensor
+    target_bchw: Tensor
+    online_pasted_bchw: Tensor
+    target_pasted_bchw: Tensor
+
+
+class MaskedConvAutoencoder(nn.Module):
+    """One branch: sparse encoder + decoder. forward(frames_bchw, mask_bl) -> pred_blk."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.patch_size = cfg.patch_size
+        self.encoder = build_encoder(cfg.encoder, backend=cfg.backend, drop_path_rate=cfg.drop_path_rate, in_channels=cfg.in_channels)
+        self.decoder = Decoder(self.encoder.out_channels[32], cfg.decoder_dim, cfg.decoder_depth, cfg.patch_size, cfg.in_channels)
+
+    def forward(self, frames_bchw: Tensor, mask_bl: Tensor) -> Tensor:
+        _, _, h, w = frames_bchw.shape
+        grid_h, grid_w = h // self.patch_size, w // self.patch_size
+        # Without masked patches the encoder takes its dense path (identical result, no gathers):
+        # this is the honest ratio-0 baseline.
+        active_b1hw = mask_to_active(mask_bl, grid_h, grid_w) if bool(mask_bl.any()) else None
+        feat_bchw = self.encoder(frames_bchw, active_b1hw, strides=(32,))[32]
+        return self.decoder(feat_bchw, mask_bl)
+
+
+class VideoMAC(nn.Module):
+    """Online network + EMA target. The target never receives gradients and stays in eval mode."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.online = MaskedConvAutoencoder(cfg)
+        # The target never drops paths: it provides the regression signal.
+        self.target = MaskedConvAutoencoder(dataclasses.replace(cfg, drop_path_rate=0.0))
+        self.target.load_state_dict(self.online.state_dict())
+        self.target.requires_grad_(False)
+        self.target.eval()
+
+    def train(self, mode: bool = True) -> "VideoMAC":
+        super().train(mode)
+        self.target.eval()
+        return self
+
+    def targets(self, frames_bchw: Tensor) -> Tensor:
+        """Regression targets (B, L, p*p*C): patchified pixels, per-patch normalised if norm_pix_loss."""
+        patches_blk = patchify(frames_bchw, self.cfg.patch_size)
+        return normalize_patches(patches_blk) if self.cfg.norm_pix_loss else patches_blk
+
+    def forward(self, frame1_bchw: Tensor, frame2_bchw: Tensor, mask_bl: Tensor) -> VideoMACOutput:
+        """frame1/frame2: (B, C, H, W) with H, W = input_size; mask_bl: bool (B, L), True = masked,
+        shared by both frames (symmetric masking). Returns a VideoMACOutput."""
+        pred_online = self.online(frame1_bchw, mask_bl)
+        with torch.no_grad():
+            pred_target = self.target(frame2_bchw, mask_bl)
+        loss_online = masked_patch_mse(pred_online, self.targets(frame1_bchw), mask_bl)
+        loss_target = masked_patch_mse(pred_target, self.targets(frame2_bchw), mask_bl)
+        loss_consistency = masked_patch_mse(pred_online, pred_target, mask_bl)
+        loss = loss_online + loss_target + self.cfg.consistency_weight * loss_consistency
+        return VideoMACOutput(loss, loss_online, loss_target, loss_consistency, pred_online, pred_target)
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """EMA: target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
+        target = list(self.target.parameters())
+        online = [p.detach() for p in self.online.parameters()]
+        torch._foreach_mul_(target, momentum)
+        torch._foreach_add_(target, online, alpha=1.0 - momentum)
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups over the online network: decay on weights; none on biases, norms (LayerNorm,
+        GRN gamma/beta) and the mask token. Target parameters are excluded (EMA only)."""
+        decay, no_decay = [], []
+        for name, param in self.online.named_parameters():
+            if not param.requires_grad:
+                continue
+            skip = param.ndim <= 1 or name.endswith(".bias") or ".grn." in name or name.endswith("mask_token")
+            (no_decay if skip else decay).append(param)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    @torch.no_grad()
+    def reconstruct(self, frame1_bchw: Tensor, frame2_bchw: Tensor, mask_bl: Tensor) -> Reconstruction:
+        """Images for previews (frame 1 online, frame 2 target), see Reconstruction."""
+        p = self.cfg.patch_size
+        _, c, h, w = frame1_bchw.shape
+        grid_h, grid_w = h // p, w // p
+        images = []
+        for branch, frames_bchw in ((self.online, frame1_bchw), (self.target, frame2_bchw)):
+            pred_blk = branch(frames_bchw, mask_bl)
+            if self.cfg.norm_pix_loss:
+                pred_blk = denormalize_patches(pred_blk, patchify(frames_bchw, p))
+            images.append(unpatchify(pred_blk, p, grid_h, grid_w, c))
+        mask_b1hw = (~mask_to_active(mask_bl, grid_h, grid_w, h, w)).to(frame1_bchw.dtype)
+        online_bchw, target_bchw = images
+        return Reconstruction(
+            mask_b1hw=mask_b1hw,
+            online_bchw=online_bchw,
+            target_bchw=target_bchw,
+            online_pasted_bchw=torch.lerp(frame1_bchw, online_bchw, mask_b1hw),
+            target_pasted_bchw=torch.lerp(frame2_bchw, target_bchw, mask_b1hw),
+        )
