@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from storage_schemas.records import DecodeParams
 
@@ -80,6 +80,17 @@ class PretrainConfig(BaseModel):
     skip_validation_check: bool = False
     progress: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, values):
+        """A preset's fields are defaults: explicit values (CLI flags, prefect.yaml) win over them."""
+        if isinstance(values, dict) and values.get("preset") is not None:
+            preset = values["preset"]
+            if preset not in PRETRAIN_PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRETRAIN_PRESETS)}")
+            values = {**PRETRAIN_PRESETS[preset], **values}
+        return values
+
     @field_validator("input_size")
     @classmethod
     def _multiple_of_patch(cls, value: int) -> int:
@@ -112,12 +123,8 @@ PRETRAIN_PRESETS: dict[str, dict] = {
 
 
 def build_pretrain_config(preset: str | None, overrides: dict) -> PretrainConfig:
-    """The PretrainConfig for a preset plus overrides (None values mean "not given")."""
-    values: dict = {}
-    if preset is not None:
-        if preset not in PRETRAIN_PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRETRAIN_PRESETS)}")
-        values.update(PRETRAIN_PRESETS[preset])
-        values["preset"] = preset
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return PretrainConfig.model_validate(values)
+    """The PretrainConfig for a preset plus overrides (None values mean "not given").
+
+    The same validation runs on prefect.yaml's ``config`` parameter, preset included.
+    """
+    return PretrainConfig.model_validate({"preset": preset, **{k: v for k, v in overrides.items() if v is not None}})
