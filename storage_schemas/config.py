@@ -77,7 +77,9 @@ class PretrainConfig(BaseModel):
     log_every: int = Field(10, ge=1)
     plot_every: int = Field(50, ge=1)
     resume: bool = False
+    init_from: str | None = Field(None, description="start from this checkpoint's model weights (a new schedule)")
     skip_validation_check: bool = False
+    check_replicas: bool = Field(False, description="DDP: compare a weight checksum across ranks after every step")
     progress: bool = True
 
     @model_validator(mode="before")

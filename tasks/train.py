@@ -295,8 +295,13 @@ def train(cfg: PretrainConfig, log: Callable[[str], None] = print, flow_run_id: 
         torch.set_rng_state(ckpt["rng"]["torch"])
         start_step = resumed_from = int(ckpt["step"])
         log(f"resumed from step {start_step} ({checkpoint_paths(run_dir)[-1].name})")
-    elif run_dir.exists() and checkpoint_paths(run_dir) and not cfg.resume:
+    elif checkpoint_paths(run_dir) and not cfg.resume:
         raise FileExistsError(f"{run_dir} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    elif cfg.init_from:
+        init = load_checkpoint(Path(cfg.init_from))
+        check_config(init, mcfg)
+        model.load_state_dict(init["model"])
+        log(f"initialised from {cfg.init_from} (step {init['step']}); new schedule of {plan.total_steps} steps")
 
     online = model
     if world.size > 1:
@@ -372,11 +377,14 @@ def train(cfg: PretrainConfig, log: Callable[[str], None] = print, flow_run_id: 
                 optimizer.zero_grad(set_to_none=True)
                 model.update_target(momentum)
                 step += 1
+                checksum = _check_replicas(model, world) if cfg.check_replicas and world.size > 1 else None
                 last_loss = totals["loss"]
                 seconds = time.perf_counter() - step_started
                 if world.is_main:
                     row = {"step": step, "epoch": step / plan.steps_per_epoch, **totals, "lr": lr, "momentum": momentum,
                            "pairs_per_s": pairs * world.size / seconds, "data_wait_s": data_wait, "step_s": seconds}
+                    if checksum is not None:
+                        row["replica_checksum"] = checksum
                     with open(run_dir / METRICS, "a") as handle:
                         handle.write(json.dumps(row) + "\n")
                     advance(1, totals["loss"])
@@ -440,6 +448,18 @@ class BatchStream:
             except StopIteration:
                 self.sampler.set_epoch(self.sampler.epoch + 1)
                 self._iter = None
+
+
+def _check_replicas(model: VideoMAC, world: World) -> float:
+    """All ranks must hold the same online and target weights after a step; raise if they do not."""
+    with torch.no_grad():
+        checksum = torch.stack([p.double().sum() for p in model.parameters()]).sum().reshape(1).to(world.device)
+    gathered = [torch.zeros_like(checksum) for _ in range(world.size)]
+    dist.all_gather(gathered, checksum)
+    values = [float(g) for g in gathered]
+    if any(v != values[0] for v in values):
+        raise RuntimeError(f"DDP replicas diverged: weight checksums by rank {values}")
+    return values[0]
 
 
 def _gap(cfg: PretrainConfig) -> int | tuple[int, int]:
