@@ -159,14 +159,13 @@ def build_convnextv2(name: str, backend: str = "masked_dense", drop_path_rate: f
     return ConvNeXtV2Encoder(depths, dims, in_channels=in_channels, drop_path_rate=drop_path_rate, backend=backend)
 
 
-def classification_param_count(name: str, num_classes: int = 1000) -> int:
+def classification_param_count(encoder: ConvNeXtV2Encoder, num_classes: int = 1000) -> int:
     """Parameters of the published ConvNeXt V2 *classification* model of this size.
 
     = encoder parameters - VideoMAC's four stage norms (norm0..norm3)
       + the classifier's final LayerNorm (2 * C4) + Linear head (C4 * num_classes + num_classes).
     The paper's 3.7M (atto) and 28.6M (tiny) are this number.
     """
-    encoder = build_convnextv2(name)
     total = sum(p.numel() for p in encoder.parameters())
     stage_norms = sum(2 * d for d in encoder.dims)
     last = encoder.dims[-1]
