@@ -1,0 +1,152 @@
+"""VideoMAC's pair augmentation: one RandomResizedCrop and one horizontal flip shared by both frames.
+
+Paper and official code (DESIGN.md, "VideoMAC, as published" → Input): frames t and t+gap of
+one video get the *same* crop (scale 0.2–1, aspect ratio 3/4–4/3), the *same* flip, a bicubic
+resize to the input size (224 px) and ImageNet normalisation. Sharing the crop keeps the two
+frames pixel-aligned up to the scene's own motion, which the consistency loss relies on.
+
+Pure torch, no torchvision (STACK.md) and no file I/O. The crop box is drawn with
+torchvision's ``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the
+whole frame clamped to the ratio range), from an explicit ``torch.Generator``. Cropping and
+flipping are views and copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on
+the uint8 crop only, and conversion to float plus normalisation is the last step, over the small
+resized output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+CROP_SCALE = (0.2, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+
+@dataclass(frozen=True)
+class PairCrop:
+    """One pair's augmentation: a crop box in source pixels and whether to flip horizontally."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+
+def sample_crop_box(
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    scale: tuple[float, float] = CROP_SCALE,
+    ratio: tuple[float, float] = CROP_RATIO,
+) -> tuple[int, int, int, int]:
+    """(top, left, crop height, crop width), drawn as torchvision's RandomResizedCrop does.
+
+    Area fraction uniform in ``scale``, log aspect ratio uniform in ``log(ratio)``; up to 10
+    tries for a box that fits, then the fallback: the whole frame, cropped centrally to the
+    nearest ratio in range.
+    """
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(scale[0], scale[1], generator=generator).item()
+        aspect_ratio = math.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=generator).item())
+        crop_w = int(round(math.sqrt(target_area * aspect_ratio)))
+        crop_h = int(round(math.sqrt(target_area / aspect_ratio)))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top = int(torch.randint(0, height - crop_h + 1, size=(1,), generator=generator).item())
+            left = int(torch.randint(0, width - crop_w + 1, size=(1,), generator=generator).item())
+            return top, left, crop_h, crop_w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        crop_w, crop_h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        crop_h, crop_w = height, int(round(height * max(ratio)))
+    else:
+        crop_w, crop_h = width, height
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def sample_pair_crop(height: int, width: int, generator: torch.Generator) -> PairCrop:
+    """The crop box, then the flip (probability 0.5), in that order from ``generator``."""
+    top, left, crop_h, crop_w = sample_crop_box(height, width, generator)
+    flip = bool(torch.rand(1, generator=generator).item() < 0.5)
+    return PairCrop(top, left, crop_h, crop_w, flip)
+
+
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale_311, shift_311) with (x / 255 - mean) / std == x * scale + shift, per channel."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device)
+    std = torch.tensor(IMAGENET_STD, device=device)
+    return (1.0 / (255.0 * std)).view(3, 1, 1), (-mean / std).view(3, 1, 1)
+
+
+def normalize_(frames_n3hw: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation in place of float pixels in 0–255, shaped (..., 3, H, W); returns it."""
+    scale_311, shift_311 = _normalisation(frames_n3hw.device)
+    return frames_n3hw.mul_(scale_311).add_(shift_311)
+
+
+def normalize(frames_u8_nchw: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) → float32 ImageNet-normalised, contiguous NCHW."""
+    out_nchw = torch.empty(frames_u8_nchw.shape, dtype=torch.float32, device=frames_u8_nchw.device)
+    return normalize_(out_nchw.copy_(frames_u8_nchw))
+
+
+def crop_resize_pair(pair_2hwc: torch.Tensor, crop: PairCrop, size: int) -> torch.Tensor:
+    """Crop and flip both frames of ``pair_2hwc`` (uint8 RGB) identically, then resize the crop
+    bicubically (antialiased) to ``size``: uint8 (2, 3, size, size), channels-last in memory."""
+    if pair_2hwc.dtype != torch.uint8 or pair_2hwc.ndim != 4 or pair_2hwc.shape[0] != 2 or pair_2hwc.shape[3] != 3:
+        raise ValueError(f"expected a uint8 (2, H, W, 3) pair, got {tuple(pair_2hwc.shape)} {pair_2hwc.dtype}")
+    crop_2hwc = pair_2hwc[:, crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
+    if crop.flip:
+        crop_2hwc = crop_2hwc.flip(2)
+    # A permuted HWC tensor is channels-last NCHW: the layout of torch's fast uint8 resize kernels.
+    return F.interpolate(crop_2hwc.permute(0, 3, 1, 2), size=(size, size), mode="bicubic",
+                         antialias=True, align_corners=False)
+
+
+def augment_pair(pair_2hwc: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """One pair: uint8 (2, H, W, 3) → float32 (2, 3, size, size) with a shared crop and flip."""
+    crop = sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator)
+    return normalize(crop_resize_pair(pair_2hwc, crop, size))
+
+
+def augment_pair_batch(
+    pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    out_frames: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of pairs (a (B, 2, H, W, 3) tensor, or a list of (2, H, W, 3) pairs whose frame
+    sizes may differ between pairs) → (frame1_bchw, frame2_bchw), float32 (B, 3, size, size) each.
+
+    Each pair draws its own crop and flip from ``generator`` in batch order, so pair i equals
+    ``augment_pair`` called pair by pair with the same generator. The two frames come back as
+    two separately allocated contiguous tensors (the online and target branches take one each);
+    ``out_frames`` supplies them instead, e.g. in shared memory.
+    """
+    count = len(pairs_2hwc)
+    shape = (count, 3, size, size)
+    if out_frames is None:
+        out_frames = (torch.empty(shape, dtype=torch.float32), torch.empty(shape, dtype=torch.float32))
+    frame1_bchw, frame2_bchw = out_frames
+    for out in out_frames:
+        if tuple(out.shape) != shape or out.dtype != torch.float32:
+            raise ValueError(f"out_frames must be float32 {shape}, got {tuple(out.shape)} {out.dtype}")
+    scale_311, shift_311 = _normalisation(frame1_bchw.device)
+    for index in range(count):
+        pair_2hwc = pairs_2hwc[index]
+        crop = sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator)
+        resized_2chw = crop_resize_pair(pair_2hwc, crop, size)
+        # Normalisation last, right after the copy to float while the pair is still in cache.
+        frame1_bchw[index].copy_(resized_2chw[0]).mul_(scale_311).add_(shift_311)
+        frame2_bchw[index].copy_(resized_2chw[1]).mul_(scale_311).add_(shift_311)
+    return frame1_bchw, frame2_bchw
