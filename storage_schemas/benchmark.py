@@ -1,0 +1,303 @@
+"""Contracts of the evaluate stage: its config (``EvaluateConfig``) and the benchmark JSON.
+
+``evaluate_flow`` writes one ``BenchmarkReport`` per evaluated encoder to
+``OUT/benchmark-<name>.json``. A report is self-describing: besides per-sequence and mean
+metrics it holds every protocol knob (propagation, feature stage and stride, the input
+resolution actually used), the checkpoint's and the data's hashes, the encoder name, whether
+the weights are a random-init floor, the time taken, and the code version.
+
+Metric values are fractions in [0, 1] (davis2017-evaluation's convention); tables show
+percentages. Keys follow davis2017-evaluation's CSV columns where one exists:
+
+- davis:  ``J&F-Mean``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ``F-Recall``, ``F-Decay``
+- vip:    ``mIoU``
+- jhmdb:  ``PCK@0.1``, ``PCK@0.2`` (one key per threshold in ``pck_thresholds``)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BENCHMARK_SCHEMA_VERSION = 1
+BENCHMARK_KIND = "vmac.benchmark"
+
+# Which metric family scores a labelled video: object masks (DAVIS and plain labelled folders),
+# part classes (VIP) or keypoints (JHMDB).
+Task = Literal["davis", "vip", "jhmdb"]
+TASKS: tuple[str, ...] = ("davis", "vip", "jhmdb")
+
+# Input normalisation of every encoder here (ImageNet statistics, as in pre-training).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+VIP_CLASSES = 20  # background + 19 human parts
+DAVIS_BOUNDARY_TOLERANCE = 0.008  # x image diagonal (davis2017-evaluation)
+PCK_NORMALISER = "0.6 x diagonal of the ground-truth joints' bounding box"
+
+# Names of artifacts under OUT/.
+DATA_STORE = "data.zarr"
+COMPARISON = "comparison.md"
+OVERLAYS_DIR = "overlays"
+MASKS_DIR = "masks"
+LINEAGE_DIR = "lineage"
+COMPARISON_ARTIFACT_KEY = "evaluation-comparison"
+
+
+def benchmark_filename(name: str) -> str:
+    return f"benchmark-{name}.json"
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+class PropagationParams(BaseModel):
+    """The CRW label-propagation protocol (mirrors vmac_core.propagation.PropagationConfig)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    context: int = Field(20, ge=0, description="previous frames (with predicted labels) in the context")
+    radius: float = Field(12.0, gt=0, description="spatial radius in feature cells (strict <)")
+    topk: int = Field(10, ge=1, description="context sites averaged per target site")
+    temperature: float = Field(0.05, gt=0, description="softmax temperature on cosine affinities")
+    restrict_first_frame: bool = Field(False, description="also restrict frame 0 to the radius (CRW: no)")
+    pad_context: bool = Field(True, description="fill the context with copies of frame 0 at the start (CRW: yes)")
+
+
+class FeatureParams(BaseModel):
+    """How dense features are taken from an encoder run without a mask."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stride: Literal[4, 8, 16] = Field(8, description="stride of the propagation grid (CRW: 8)")
+    stage_stride: Literal[4, 8, 16, 32] | None = Field(
+        None,
+        description="encoder stage to read, by its stride; None reads the stage at `stride`. A deeper "
+        "stage is upsampled bilinearly to `stride` (e.g. ConvNeXt's stride-16 stage).",
+    )
+    short_side: int | None = Field(
+        None, ge=32, description="resize frames so the short side is this; None keeps the stored resolution"
+    )
+    batch_size: int = Field(4, ge=1, description="frames per encoder forward (bounds memory)")
+
+    @model_validator(mode="after")
+    def _stage_not_finer(self) -> "FeatureParams":
+        if self.stage_stride is not None and self.stage_stride < self.stride:
+            raise ValueError(f"stage_stride {self.stage_stride} is finer than the propagation stride {self.stride}")
+        return self
+
+    @property
+    def effective_stage_stride(self) -> int:
+        return self.stage_stride or self.stride
+
+
+class EvaluateConfig(BaseModel):
+    """Parameters of ``evaluate_flow``.
+
+    Every architecture among the checkpoints is also evaluated with random weights (seed
+    ``random_init_seed``) as the floor. ``random_init`` alone evaluates only that floor for
+    ``encoder``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    checkpoints: list[str] = Field(
+        default_factory=list, description="encoder.pt exports or full pre-training checkpoints"
+    )
+    random_init: bool = Field(False, description="evaluate a random-init `encoder` even without checkpoints")
+    encoder: str | None = Field(
+        None,
+        description="architecture of the random-init floor when no checkpoint is given (default "
+        "convnextv2_atto, the tiny-cpu preset's); with checkpoints, must match theirs",
+    )
+    random_init_seed: int = 0
+    data: str = Field(description="a vmac Zarr store, or a folder (DAVIS/VIP/JHMDB layouts) to ingest first")
+    out: str = Field(description="output folder")
+    split: str | None = Field(None, description="only videos of this split (e.g. val); None: every labelled video")
+    save_masks: bool = Field(False, description="write predicted masks in the DAVIS results layout")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads while evaluating; None keeps torch's default. On a shared, "
+        "loaded machine 1 can be several times faster than 2 (OpenMP threads wait on each other)",
+    )
+    propagation: PropagationParams = PropagationParams()
+    features: FeatureParams = FeatureParams()
+    vip_classes: int = Field(VIP_CLASSES, ge=2)
+    pck_thresholds: tuple[float, ...] = (0.1, 0.2)
+    heatmap_sigma: float = Field(0.5, gt=0, description="keypoint Gaussians' sigma in feature cells (CRW: 0.5)")
+    keypoint_topk: int = Field(3, ge=1, description="cells averaged to read a keypoint off its heatmap (CRW: 3)")
+    overlay_frames: int = Field(4, ge=1, description="frames shown per sequence overlay")
+    ingest_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
+
+    @model_validator(mode="after")
+    def _something_to_evaluate(self) -> "EvaluateConfig":
+        if not self.checkpoints and not self.random_init:
+            raise ValueError("give at least one checkpoint, or random_init")
+        if not self.data.strip() or not self.out.strip():
+            raise ValueError("data and out must be paths")
+        return self
+
+    @property
+    def floor_encoder(self) -> str:
+        """The architecture of the random-init floor when no checkpoint names one."""
+        return self.encoder or "convnextv2_atto"
+
+
+# --- the benchmark JSON ----------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CheckpointInfo(_Frozen):
+    """What was evaluated: a file (with its hash) or a seeded random initialisation."""
+
+    kind: Literal["encoder", "checkpoint", "random-init"]
+    path: str | None = None
+    sha256: str | None = None
+    step: int | None = Field(None, description="pre-training step of the weights")
+    weights_config: dict = Field(default_factory=dict, description="the ModelConfig stored with the weights")
+    seed: int | None = Field(None, description="torch seed of a random initialisation")
+    parameters: int = Field(0, description="encoder parameter count")
+
+
+class VideoInput(_Frozen):
+    """One evaluated video as stored: enough to find and verify its bytes."""
+
+    video_id: str
+    sequence: str = Field(description="the dataset's sequence name (folder name)")
+    task: Task
+    layout: str
+    source_uri: str
+    source_sha256: str | None = None
+    frames_sha256: str | None = None
+    split: str | None = None
+
+
+class SkippedVideo(_Frozen):
+    video_id: str
+    reason: str
+
+
+class DataInfo(_Frozen):
+    store: str
+    source: str = Field(description="what --data named (a store, or the folder ingested into `store`)")
+    videos: list[VideoInput]
+    skipped: list[SkippedVideo] = Field(default_factory=list)
+
+
+class FeatureProtocol(_Frozen):
+    """Feature extraction as run (config values plus what the encoder and data imply)."""
+
+    stride: int
+    stage_stride: int
+    stage_channels: int
+    upsample: str | None = Field(description="how a deeper stage reaches `stride`; None when read directly")
+    short_side: int | None = Field(description="resize target of the short side; None = stored resolution")
+    normalisation_mean: tuple[float, float, float] = IMAGENET_MEAN
+    normalisation_std: tuple[float, float, float] = IMAGENET_STD
+    padding: str = Field(description="how frames reach a multiple of the encoder stride")
+    batch_size: int
+    dtype: str = "float32"
+
+
+class Protocol(_Frozen):
+    propagation: PropagationParams
+    features: FeatureProtocol
+    label_downsampling: str
+    label_upsampling: str
+    vip_classes: int
+    pck_thresholds: tuple[float, ...]
+    pck_normaliser: str = PCK_NORMALISER
+    heatmap_sigma: float
+    keypoint_topk: int
+    davis_boundary_tolerance: float = DAVIS_BOUNDARY_TOLERANCE
+    scored_frames: dict[str, str] = Field(description="which frames each task scores")
+
+
+class SequenceResult(_Frozen):
+    """One video's scores and the sizes it was run at."""
+
+    video_id: str
+    sequence: str
+    task: Task
+    frames: int
+    scored_frames: int
+    labels: int = Field(description="propagated channels: object ids + background, classes, or joints")
+    stored_size: tuple[int, int] = Field(description="(H, W) of the stored frames, where metrics are computed")
+    input_size: tuple[int, int] = Field(description="(H, W) fed to the encoder before padding")
+    feature_size: tuple[int, int] = Field(description="(h, w) of the propagation grid")
+    metrics: dict[str, float]
+    per_object: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="davis: object id -> that object's metrics"
+    )
+    confusion_matrix: list[list[int]] | None = Field(
+        None, description="vip: rows ground truth, columns prediction, over the scored frames"
+    )
+    joint_counts: dict[str, list[int]] | None = Field(
+        None, description="jhmdb: per joint, scored frames ('total') and correct ones ('correct@<alpha>'), "
+        "the counts pooled over clips for the summary",
+    )
+    seconds_features: float
+    seconds_propagation: float
+
+
+class TaskSummary(_Frozen):
+    """Mean metrics of one task over its sequences, pooled as each benchmark defines:
+    davis over all objects of all sequences, vip from the summed confusion matrix, jhmdb from
+    per-joint counts summed over clips (then the mean over joints)."""
+
+    task: Task
+    sequences: int
+    metrics: dict[str, float]
+
+
+class Timing(_Frozen):
+    seconds_total: float
+    seconds_load: float
+    seconds_features: float
+    seconds_propagation: float
+    seconds_scoring: float = Field(description="metrics, overlays and masks")
+    frames: int
+    seconds_per_frame: float
+
+
+class Environment(_Frozen):
+    device: str
+    torch_version: str
+    torch_threads: int
+    host: str
+    code_version: str
+    git_sha: str | None = None
+
+
+class BenchmarkReport(_Frozen):
+    """``OUT/benchmark-<name>.json``."""
+
+    schema_version: int = BENCHMARK_SCHEMA_VERSION
+    kind: Literal["vmac.benchmark"] = BENCHMARK_KIND
+    name: str
+    encoder: str
+    random_init: bool
+    checkpoint: CheckpointInfo
+    data: DataInfo
+    protocol: Protocol
+    sequences: list[SequenceResult]
+    summary: dict[str, TaskSummary] = Field(description="task -> mean metrics; only tasks with sequences")
+    timing: Timing
+    environment: Environment
+    run_id: str
+    flow_run_id: str | None = None
+    created_at: str
+    config: EvaluateConfig
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+
+
+def benchmark_json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of a benchmark file."""
+    return BenchmarkReport.model_json_schema(mode="serialization")
