@@ -72,19 +72,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.ingest import ingest_flow
-    from flows.sample import sample_flow
+    from flows.pipeline import pipeline_flow
+    from storage_schemas.config import PipelineConfig
 
-    out = Path(args.out)
-    sources = args.source
-    if not sources:
-        sample_dir = out / "sample"
-        sample_flow(str(sample_dir), seed=args.seed, small=False)
-        sources = [str(sample_dir)]
-    store = args.store or str(out / "sample.zarr")
-    code = _print_ingest(ingest_flow(ingest_config_from_args(args, sources, store)))
-    print(f"store: {store}")
-    return code
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key.strip().replace("-", "_")] = _parse_value(value)
+    config = PipelineConfig.model_validate(
+        {
+            "sources": args.source, "eval_sources": args.eval_source, "out": args.out, "store": args.store,
+            "eval_store": args.eval_store, "seed": args.seed, "sample_small": args.small_sample,
+            "preset": args.preset, "pretrain": overrides,
+            "decode": {"short_side": args.short_side, "fps": args.fps, "shard_frames": args.shard_frames},
+            "dask_address": args.dask_address, "workers": args.workers, "progress": not args.no_progress,
+            "on_new_data": args.on_new_data, "pretrain_on": args.pretrain_on, "reevaluate": args.reevaluate,
+        }
+    )
+    result = pipeline_flow(config)
+    print(f"pretraining: {result.pretrain_action} ({result.run_dir}); frames decoded: {result.frames_decoded}")
+    print(f"report: {result.report}")
+    return 0
 
 
 def _parse_value(text: str):
@@ -174,17 +182,29 @@ def build_parser() -> argparse.ArgumentParser:
     _ingest_args(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("run", help="the whole pipeline (default: on the embedded sample)")
-    p.add_argument("--source", action="append", default=[], help="ingest this instead of the sample (repeatable)")
-    p.add_argument("--store", default=None, help=f"store (default {DEFAULT_OUT}/sample.zarr)")
+    p = sub.add_parser("run", help="the whole pipeline: ingest, validate, pretrain, evaluate (default: the embedded sample)")
+    p.add_argument("--source", action="append", default=[], help="train on this instead of the sample (repeatable)")
+    p.add_argument("--eval-source", action="append", default=[], help="a labelled DAVIS/VIP/JHMDB folder (repeatable)")
+    p.add_argument("--store", default=None, help=f"training store (default {DEFAULT_OUT}/train.zarr)")
+    p.add_argument("--eval-store", default=None, help=f"evaluation store (default {DEFAULT_OUT}/eval.zarr)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the embedded sample")
+    p.add_argument("--small-sample", action="store_true", help="the small embedded sample (a quick smoke run)")
+    p.add_argument("--preset", default="tiny-cpu", help="pre-training preset (default tiny-cpu)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a pre-training field")
+    p.add_argument("--on-new-data", default="continue", choices=["continue", "new-run"],
+                   help="after new data: warm-start from the last checkpoint (default) or start a new run")
+    p.add_argument("--pretrain-on", default="local", choices=["local", "deployment"],
+                   help="train here, or hand over to the pretrain_flow deployment (gpu work pool)")
+    p.add_argument("--reevaluate", action="store_true", help="evaluate again even if this encoder was evaluated")
     _ingest_args(p)
     p.set_defaults(func=cmd_run)
 
+    from flows.evaluate import add_evaluate_parser
     from flows.validate import add_validate_parser
 
     add_validate_parser(sub)
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("pretrain", help="VideoMAC pre-training on validated stores (resumable; DDP under torchrun)")
     p.add_argument("--store", action="append", required=True, help="a validated store (repeatable)")

@@ -130,3 +130,41 @@ def build_pretrain_config(preset: str | None, overrides: dict) -> PretrainConfig
     The same validation runs on prefect.yaml's ``config`` parameter, preset included.
     """
     return PretrainConfig.model_validate({"preset": preset, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class PipelineConfig(BaseModel):
+    """Parameters of ``pipeline_flow``: ingest → validate → pretrain → evaluate with one config.
+
+    With no ``sources`` the embedded sample is written to ``{out}/sample`` and used: its MP4 clips
+    for training, its DAVIS/VIP/JHMDB folders for evaluation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: list[str] = Field(default_factory=list, description="training sources; empty: the embedded sample")
+    eval_sources: list[str] = Field(default_factory=list, description="labelled folders (DAVIS/VIP/JHMDB) to evaluate on")
+    out: str = "vmac-out"
+    store: str | None = Field(None, description="training store (default {out}/train.zarr)")
+    eval_store: str | None = Field(None, description="evaluation store, native resolution (default {out}/eval.zarr)")
+    seed: int = Field(0, description="seed of the embedded sample")
+    sample_small: bool = Field(False, description="use the small embedded sample (tests, smoke runs)")
+    decode: DecodeParams = DecodeParams()
+    dask_address: str | None = None
+    workers: int | None = Field(None, ge=1)
+    preset: str = "tiny-cpu"
+    pretrain: dict = Field(default_factory=dict, description="PretrainConfig overrides on top of the preset")
+    on_new_data: str = Field("continue", pattern="^(continue|new-run)$",
+                             description="when the store changed since the last run: warm-start a new run from its "
+                             "last checkpoint (continue) or start from scratch (new-run)")
+    pretrain_on: str = Field("local", pattern="^(local|deployment)$",
+                             description="train in this process, or hand over to the pretrain deployment (gpu pool)")
+    pretrain_deployment: str = "pretrain_flow/pretrain_flow"
+    evaluate: dict = Field(default_factory=dict, description="EvaluateConfig overrides")
+    reevaluate: bool = Field(False, description="evaluate again even when this encoder was evaluated already")
+    progress: bool = True
+
+    def train_store(self) -> str:
+        return self.store or f"{self.out.rstrip('/')}/train.zarr"
+
+    def evaluation_store(self) -> str:
+        return self.eval_store or f"{self.out.rstrip('/')}/eval.zarr"

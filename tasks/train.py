@@ -252,13 +252,15 @@ def _read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
 def store_inputs(stores: list[str]) -> list[Dataset]:
     """Lineage inputs: each store and every complete video in it with its source and array hashes."""
     from tasks.store import read_catalog
+    from tasks.validate import fingerprint_of
 
     inputs = []
     for store in stores:
         catalog = read_catalog(store)
         videos = {vid: {"sha256": r.sha256, "frames_sha256": r.frames_sha256, "source_uri": r.source_uri}
                   for vid, r in catalog.items() if r is not None and r.status.value == "complete"}
-        inputs.append(Dataset(uri=store, kind="store", facets={"videos": videos}))
+        inputs.append(Dataset(uri=store, kind="store",
+                              facets={"catalog_fingerprint": fingerprint_of(catalog), "videos": videos}))
     return inputs
 
 

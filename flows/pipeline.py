@@ -1,0 +1,53 @@
+"""pipeline_flow: ingest → validate → pretrain → evaluate, reusing finished work."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from storage_schemas.config import IngestConfig, PipelineConfig
+from tasks.pipeline import (
+    PipelineResult,
+    evaluation_config,
+    plan_pretraining,
+    pretrain_remotely,
+    resolve_sources,
+    validation_needed,
+    write_pipeline_report,
+)
+
+
+@flow(name="pipeline_flow")
+def pipeline_flow(config: PipelineConfig) -> PipelineResult:
+    """The whole pipeline with one config; each stage also runs alone as its own flow."""
+    from flows.evaluate import evaluate_flow
+    from flows.ingest import ingest_flow
+    from flows.pretrain import pretrain_flow
+    from flows.validate import validate_flow
+    from storage_schemas.validation import ValidateConfig
+
+    logger = get_run_logger()
+    sources = resolve_sources(config)
+    common = {"decode": config.decode, "dask_address": config.dask_address, "workers": config.workers,
+              "progress": config.progress}
+    train_store, eval_store = config.train_store(), config.evaluation_store()
+    ingested = ingest_flow(IngestConfig(sources=sources.train, store=train_store, **common))
+    if sources.evaluation:
+        native = config.decode.model_copy(update={"short_side": 0})
+        ingest_flow(IngestConfig(sources=sources.evaluation, store=eval_store, **{**common, "decode": native}))
+    if validation_needed(train_store):
+        validate_flow(ValidateConfig(store=train_store))
+    plan = plan_pretraining(config, train_store)
+    logger.info("pretraining: %s (%s)", plan.action, plan.reason)
+    if plan.action != "reuse":
+        if config.pretrain_on == "deployment":
+            pretrain_remotely(config, plan.config)
+        else:
+            pretrain_flow(plan.config)
+    evaluated = None
+    if sources.evaluation:
+        eval_config, needed = evaluation_config(config, plan, eval_store)
+        if needed:
+            evaluated = evaluate_flow(eval_config)
+        else:
+            logger.info("evaluation of %s exists in %s; pass --reevaluate to redo it", plan.run_dir, eval_config.out)
+    return write_pipeline_report(config, ingested, plan, evaluated, train_store, eval_store)

@@ -1,0 +1,210 @@
+"""Prefect tasks of pipeline_flow: choose sources, decide what is already done, write the report.
+
+Reuse rules:
+- ingest is incremental by itself (hashes against the catalog);
+- validation runs when the store's catalog changed since its last stamp (or it never passed);
+- pre-training is reused when the newest run of the preset completed with the same config on the
+  same catalog; an interrupted run is resumed; after new data the next run warm-starts from the
+  last checkpoint (``on_new_data: continue``) or starts from scratch (``new-run``);
+- evaluation is reused when this run's encoder was evaluated already, unless ``reevaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from storage_schemas.config import PipelineConfig, PretrainConfig
+from tasks import lineage
+from tasks.train import ENCODER, LINEAGE, LOSS_CURVE, PREVIEWS, checkpoint_paths
+
+RUNS_DIR = "runs"
+EVAL_DIR = "eval"
+REPORT = "report.md"
+# Config fields that say where or how a run goes, not what it computes.
+_RUN_ONLY_FIELDS = ("out", "resume", "init_from", "progress", "skip_validation_check")
+
+
+@dataclass(frozen=True)
+class Sources:
+    train: list[str]
+    evaluation: list[str]
+
+
+@dataclass(frozen=True)
+class PretrainPlan:
+    action: str  # reuse, resume, continue, new
+    reason: str
+    run_dir: str
+    config: PretrainConfig
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    report: str
+    train_store: str
+    eval_store: str | None
+    run_dir: str
+    pretrain_action: str
+    frames_decoded: int
+    evaluation: str | None
+
+
+@task(name="resolve_sources", cache_policy=NO_CACHE)
+def resolve_sources(config: PipelineConfig) -> Sources:
+    """The user's sources, or the embedded sample (written once to ``{out}/sample``)."""
+    if config.sources:
+        return Sources(list(config.sources), list(config.eval_sources))
+    from tasks.sample import MANIFEST_NAME, write_sample
+
+    sample = Path(config.out) / "sample"
+    if not (sample / MANIFEST_NAME).exists():
+        write_sample(sample, seed=config.seed, small=config.sample_small)
+    evaluation = config.eval_sources or [str(sample / name) for name in ("davis", "vip", "jhmdb")]
+    return Sources([str(sample / "videos")], evaluation)
+
+
+@task(name="validation_needed", cache_policy=NO_CACHE)
+def validation_needed(store: str) -> bool:
+    from tasks.validate import ValidationRequiredError, require_validated
+
+    try:
+        require_validated(store)
+    except ValidationRequiredError as reason:
+        get_run_logger().info("validating: %s", str(reason).splitlines()[0])
+        return True
+    return False
+
+
+def _what_it_computes(values: dict) -> dict:
+    return {k: v for k, v in values.items() if k not in _RUN_ONLY_FIELDS}
+
+
+def _completed_record(run_dir: Path):
+    records = [r for r in lineage.read_records(str(run_dir / LINEAGE)) if r.kind == "pretrain"]
+    done = [r for r in records if r.status == "completed"]
+    return done[-1] if done else None
+
+
+def _fingerprints(stores: list[str]) -> dict[str, str]:
+    from tasks.store import read_catalog
+    from tasks.validate import fingerprint_of
+
+    return {store: fingerprint_of(read_catalog(store)) for store in stores}
+
+
+@task(name="plan_pretraining", cache_policy=NO_CACHE)
+def plan_pretraining(config: PipelineConfig, store: str) -> PretrainPlan:
+    """Reuse, resume, continue from, or start a run under ``{out}/runs/<preset>-NNN``."""
+    runs = Path(config.out) / RUNS_DIR
+    existing = sorted(runs.glob(f"{config.preset}-[0-9][0-9][0-9]")) if runs.exists() else []
+
+    def make(run_dir: Path, **extra) -> PretrainConfig:
+        values = {**config.pretrain, "stores": [store], "out": str(run_dir), "progress": config.progress, **extra}
+        return PretrainConfig.model_validate({"preset": config.preset, **values})
+
+    def next_dir() -> Path:
+        number = int(existing[-1].name.rsplit("-", 1)[1]) + 1 if existing else 1
+        return runs / f"{config.preset}-{number:03d}"
+
+    if not existing:
+        return PretrainPlan("new", "no earlier run", str(next_dir()), make(next_dir()))
+    latest = existing[-1]
+    wanted = make(latest)
+    record = _completed_record(latest)
+    if record is None:
+        if checkpoint_paths(latest):
+            return PretrainPlan("resume", f"{latest.name} was interrupted", str(latest), make(latest, resume=True))
+        return PretrainPlan("new", f"{latest.name} left no checkpoint", str(latest), wanted)
+    same_config = _what_it_computes(record.parameters) == _what_it_computes(wanted.model_dump(mode="json"))
+    recorded = {i.uri: i.facets.get("catalog_fingerprint") for i in record.inputs if i.kind == "store"}
+    same_data = recorded == _fingerprints(wanted.stores)
+    if same_config and same_data and (latest / ENCODER).exists():
+        return PretrainPlan("reuse", f"{latest.name} finished on the same data and config", str(latest), wanted)
+    why = "the store changed" if not same_data else "the config changed"
+    if not same_data and config.on_new_data == "continue" and checkpoint_paths(latest):
+        init = str(checkpoint_paths(latest)[-1])
+        return PretrainPlan("continue", f"{why}; warm start from {init}", str(next_dir()), make(next_dir(), init_from=init))
+    return PretrainPlan("new", why, str(next_dir()), make(next_dir()))
+
+
+@task(name="pretrain_remotely", cache_policy=NO_CACHE)
+def pretrain_remotely(config: PipelineConfig, pretrain: PretrainConfig) -> None:
+    """Hand pre-training to its deployment (the ``gpu`` work pool) and wait for it to finish.
+
+    The worker must see the same paths (a shared filesystem or object-store URLs).
+    """
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(config.pretrain_deployment, parameters={"config": pretrain.model_dump(mode="json")},
+                         timeout=None)
+    if not run.state or not run.state.is_completed():
+        raise RuntimeError(f"pre-training deployment run {run.name} ended {run.state.name if run.state else 'unknown'}")
+
+
+@task(name="evaluation_config", cache_policy=NO_CACHE)
+def evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
+    """The EvaluateConfig for this run's encoder, and whether it still needs evaluating."""
+    from storage_schemas.benchmark import COMPARISON, EvaluateConfig
+
+    out = Path(config.out) / EVAL_DIR / Path(plan.run_dir).name
+    values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
+    eval_config = EvaluateConfig.model_validate(values)
+    encoder = Path(plan.run_dir) / ENCODER
+    needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != lineage.file_sha256(str(encoder))
+    return eval_config, needed
+
+
+def _evaluated_encoder(out: Path) -> str | None:
+    for record in reversed(lineage.read_records(str(out / "lineage"))):
+        for item in record.inputs:
+            if item.uri.endswith(ENCODER):
+                return item.sha256
+    return None
+
+
+@task(name="write_pipeline_report", cache_policy=NO_CACHE)
+def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, evaluated, train_store: str,
+                          eval_store: str) -> PipelineResult:
+    """``{out}/report.md``: what each stage did and where its outputs are; also a Prefect artifact."""
+    from storage_schemas.benchmark import COMPARISON
+    from tasks.validate import validation_status
+
+    run_dir = Path(plan.run_dir)
+    stamp = validation_status(train_store)
+    eval_out = Path(config.out) / EVAL_DIR / run_dir.name
+    comparison = (eval_out / COMPARISON).read_text() if (eval_out / COMPARISON).exists() else "_(no evaluation)_"
+    metrics = run_dir / "metrics.jsonl"
+    last = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() and metrics.read_text().strip() else {}
+    previews = sorted((run_dir / PREVIEWS).glob("*.png"))
+    lines = [
+        "# vmac pipeline report",
+        "",
+        "| stage | outcome | outputs |",
+        "|---|---|---|",
+        f"| ingest | {ingested.frames_decoded} frames decoded, {len(ingested.failed)} failed, "
+        f"{sum(o.action == 'skipped' for o in ingested.outcomes)} up to date | `{train_store}` |",
+        f"| validate | {'passed' if stamp and stamp.passed else 'FAILED'} | `{stamp.report_path if stamp else '-'}` |",
+        f"| pretrain | {plan.action}: {plan.reason}; step {last.get('step', '-')}, loss {last.get('loss', float('nan')):.4f} "
+        f"| `{run_dir}` |",
+        f"| evaluate | {'evaluated' if evaluated else 'reused'} | `{eval_out}` |",
+        "",
+        f"![loss curve]({(run_dir / LOSS_CURVE).resolve()})",
+        "",
+        f"![reconstructions]({previews[-1].resolve()})" if previews else "",
+        "",
+        "## Label propagation",
+        "",
+        comparison,
+    ]
+    report = Path(config.out) / REPORT
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text("\n".join(lines) + "\n")
+    create_markdown_artifact(key="pipeline-report", markdown="\n".join(lines), description=str(report))
+    return PipelineResult(str(report), train_store, eval_store, str(run_dir), plan.action, ingested.frames_decoded,
+                          str(eval_out) if evaluated else None)
