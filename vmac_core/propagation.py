@@ -10,14 +10,15 @@ SiamMAE use to score DAVIS-2017, VIP and JHMDB. For every target frame t >= 1:
   labels;
 * the affinity of a target site to a short-term site is its cosine similarity,
   kept only if the two sites are closer than ``radius`` feature cells
-  (Euclidean, strict ``<`` as CRW's ``MaskedAttention``);
+  (Euclidean, strict ``<`` as CRW's ``MaskedAttention``); the long-term frame is
+  compared with every site, as in CRW, unless ``restrict_first_frame``;
 * the ``topk`` largest affinities over the whole context are softmaxed with
   ``temperature`` and used to average the context labels.
 
 Memory is bounded independently of the sequence length T: frames are consumed
 from an iterator one at a time, the propagator keeps at most ``context + 1``
-frames (features and labels), and no (HW x HW) affinity over more than one
-context frame exists at once. The radius restriction is computed blockwise:
+frames (features and labels), and the largest affinity block alive is one row of
+target tiles against one context frame. The radius restriction is computed blockwise:
 target sites are grouped in ``tile x tile`` tiles, each tile is compared with
 the (tile + 2 * half)^2 window of context sites that can be within the radius
 (one batched matmul per context frame and tile row), and a precomputed disk
@@ -107,7 +108,7 @@ def _disk_mask_tile(tile: int, half: int, radius: float, device: torch.device) -
 
 @dataclass(frozen=True)
 class _MemoryFrame:
-    """One context frame, stored channels-last and padded so windows are cheap strided views.
+    """One context frame, stored channels-last and padded so windows are strided views of it.
 
     keys_pqc: (Hp + 2*half, Wp + 2*half, C + 1) L2-normalised features with the image at
         offset (half, half) and zeros around it. The extra last channel is 0 on image
