@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import fsspec
@@ -57,12 +57,6 @@ def code_version() -> str:
 def is_up_to_date(record: VideoRecord | None, key: str) -> bool:
     """True when the stored video was finished (complete, or failed for good) with this decode key."""
     return record is not None and record.decode_key == key and record.status in (Status.complete, Status.failed)
-
-
-def stored_record(store: str, video_id: str) -> VideoRecord | None:
-    root = open_store(store, mode="r")
-    path = f"{VIDEOS_GROUP}/{video_id}"
-    return read_record(root[path]) if path in root else None
 
 
 def ingest_video(
@@ -128,6 +122,7 @@ def ingest_video(
 
 
 def replace_record(record: VideoRecord, **changes) -> VideoRecord:
+    """A copy with ``changes``; records are frozen, so every state change makes a new one."""
     return record.model_copy(update=changes)
 
 

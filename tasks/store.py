@@ -23,16 +23,13 @@ from zarr.storage import FsspecStore, LocalStore
 
 from storage_schemas.layout import (
     COMPRESSOR,
-    FRAMES,
-    KEYPOINTS,
     LINEAGE_DIR,
     LOCKS_DIR,
-    MASKS,
     STORE_INFO_ATTR,
     VIDEO_RECORD_ATTR,
     VIDEOS_GROUP,
 )
-from storage_schemas.records import Status, StoreInfo, VideoRecord
+from storage_schemas.records import StoreInfo, VideoRecord
 from tasks.sources import is_url
 
 
@@ -203,5 +200,3 @@ def video_lock(store: str, video_id: str) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-ARRAY_NAMES = (FRAMES, MASKS, KEYPOINTS)

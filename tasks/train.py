@@ -30,7 +30,7 @@ import torch.distributed as dist
 from storage_schemas.config import PretrainConfig
 from storage_schemas.lineage import Dataset
 from tasks import lineage
-from vmac_core.checkpoint import check_config, config_of, export_dense_encoder, make_checkpoint
+from vmac_core.checkpoint import check_config, export_dense_encoder, make_checkpoint
 from vmac_core.masking import random_patch_mask
 from vmac_core.model_config import ModelConfig
 from vmac_core.schedules import ema_momentum_at, lr_at, scaled_lr
