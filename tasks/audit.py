@@ -140,6 +140,7 @@ class LineageIndex:
     def __init__(self) -> None:
         self._records: dict[str, list[LineageRecord]] = {}
         self._catalogs: dict[str, dict[str, VideoRecord | None]] = {}
+        self._ingests: dict[str, dict[str, list[tuple[LineageRecord, Dataset]]]] = {}
 
     def records(self, owner: str) -> list[LineageRecord]:
         """Every record in ``owner``/lineage, oldest first ([] when there is none)."""
@@ -152,6 +153,11 @@ class LineageIndex:
         if store not in self._catalogs:
             self._catalogs[store] = read_catalog(store)
         return self._catalogs[store]
+
+    def ingest_outputs(self, store: str) -> dict[str, list[tuple[LineageRecord, Dataset]]]:
+        if store not in self._ingests:
+            self._ingests[store] = index_ingest_outputs(self.records(store), store)
+        return self._ingests[store]
 
     def summary(self, owner: str, record: LineageRecord) -> dict:
         """The record as a tree shows it. ``finished`` is False for a ``started`` record that no
@@ -287,7 +293,7 @@ class LineageIndex:
         uri = _join(store, VIDEOS_GROUP, video_id)
         row = self.catalog(store).get(video_id) if _is_store(store) else None
         frames_sha = (consumed or {}).get("frames_sha256") or (row.frames_sha256 if row else None)
-        found = ingest_output(self.records(store), store, video_id, frames_sha)
+        found = ingest_output(self.ingest_outputs(store), video_id, frames_sha)
         extra: dict = {"video_id": video_id, "status": row.status.value if row else "missing"}
         source_sha = (consumed or {}).get("sha256") or (found[1].facets.get("source_sha256") if found else None) or (
             row.sha256 if row else None)
@@ -306,13 +312,26 @@ class LineageIndex:
         return _node(uri, "video", frames_sha, summary, children, **extra)
 
 
-def ingest_output(records: list[LineageRecord], store: str, video_id: str,
+def index_ingest_outputs(records: list[LineageRecord], store: str) -> dict[str, list[tuple[LineageRecord, Dataset]]]:
+    """video_id → every (ingest record, output) that wrote it, oldest first: one pass over the
+    records, so a store of many videos and many ingest runs is not rescanned per video."""
+    prefix = _join(store, VIDEOS_GROUP, "")
+    index: dict[str, list[tuple[LineageRecord, Dataset]]] = {}
+    for record in records:
+        if record.kind != "ingest":
+            continue
+        for dataset in record.outputs:
+            where = locate(dataset.uri, record, store)
+            if dataset.kind == "video" and where.startswith(prefix):
+                index.setdefault(where[len(prefix):], []).append((record, dataset))
+    return index
+
+
+def ingest_output(index: dict[str, list[tuple[LineageRecord, Dataset]]], video_id: str,
                   frames_sha256: str | None = None) -> tuple[LineageRecord, Dataset] | None:
     """The latest ingest record (and its output) that wrote ``video_id`` with ``frames_sha256``,
-    else the latest that wrote it at all."""
-    group = _join(store, VIDEOS_GROUP, video_id)
-    named = [(r, d) for r in records if r.kind == "ingest" for d in r.outputs
-             if d.kind == "video" and locate(d.uri, r, store) == group]
+    else the latest that wrote it at all (``index`` from ``index_ingest_outputs``)."""
+    named = index.get(video_id, [])
     same = [(r, d) for r, d in named if frames_sha256 and d.sha256 == frames_sha256]
     return (same or named)[-1] if (same or named) else None
 
@@ -489,6 +508,7 @@ def audit_store(store: str, progress: bool = False) -> tuple[dict[str, int], lis
     root = open_store(store, mode="r")
     catalog = read_catalog(root)
     records = lineage.read_records(_join(store, LINEAGE_DIR)) if _isdir(_join(store, LINEAGE_DIR)) else []
+    ingests = index_ingest_outputs(records, store)
     complete = {vid: row for vid, row in catalog.items() if row is not None and row.status is Status.complete}
     notes = [f"{len(catalog) - len(complete)} video(s) not complete (failed, writing or unreadable): not re-hashed"
              ] if len(catalog) > len(complete) else []
@@ -501,7 +521,7 @@ def audit_store(store: str, progress: bool = False) -> tuple[dict[str, int], lis
         for vid, row in complete.items():
             group = _join(store, VIDEOS_GROUP, vid)
             where = f"catalog row {group}"
-            found = ingest_output(records, store, vid, row.frames_sha256)
+            found = ingest_output(ingests, vid, row.frames_sha256)
             if found is not None:
                 drifts += check_catalog_against_lineage(row, vid, store, found, group)
             advance(f"{vid} source")
