@@ -200,11 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     _ingest_args(p)
     p.set_defaults(func=cmd_run)
 
+    from flows.audit import add_audit_parser, add_lineage_parser
     from flows.evaluate import add_evaluate_parser
     from flows.validate import add_validate_parser
 
     add_validate_parser(sub)
     add_evaluate_parser(sub)
+    add_lineage_parser(sub)
+    add_audit_parser(sub)
 
     p = sub.add_parser("pretrain", help="VideoMAC pre-training on validated stores (resumable; DDP under torchrun)")
     p.add_argument("--store", action="append", required=True, help="a validated store (repeatable)")

@@ -205,7 +205,8 @@ def record_ingest_lineage(config: IngestConfig, outcomes: list[Outcome], run_id:
     inputs, outputs = [], []
     for outcome in outcomes:
         record = catalog.get(outcome.video_id)
-        inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None))
+        inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None,
+                              facets={"video_id": outcome.video_id}))
         if record is not None:
             outputs.append(Dataset(
                 uri=f"{config.store.rstrip('/')}/{VIDEOS_GROUP}/{outcome.video_id}", kind="video",

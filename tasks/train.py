@@ -323,7 +323,6 @@ def train(cfg: PretrainConfig, log: Callable[[str], None] = print, flow_run_id: 
         inputs = store_inputs(cfg.stores)
         lineage.write_record(str(run_dir / LINEAGE), lineage.make_record(
             "pretrain", "started", run_id, inputs, [], cfg.model_dump(mode="json"), flow_run_id))
-    preview = _preview_batch(cfg, world) if world.is_main else None
 
     log(f"pretrain: {plan.pairs} pairs/epoch, {plan.steps_per_epoch} steps/epoch, {plan.total_steps} steps, "
         f"batch {cfg.batch_size} = {plan.micro_batch} x {plan.accumulation} accumulation x {world.size} processes, "
@@ -338,6 +337,8 @@ def train(cfg: PretrainConfig, log: Callable[[str], None] = print, flow_run_id: 
     model.train()
     progress = _progress(cfg.progress and world.is_main, plan.total_steps, start_step)
     try:
+        # Inside the try: a failure here too leaves a "failed" lineage record, not a lone "started".
+        preview = _preview_batch(cfg, world) if world.is_main else None
         with progress as advance:
             while step < plan.total_steps:
                 step_started = time.perf_counter()

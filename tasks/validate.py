@@ -492,7 +492,23 @@ def record_summary(config: ValidateConfig, tables: ValidationTables, results: di
     _write_new(config.store, f"{validation_id}.md", markdown)
     root = open_store(config.store, mode="a")
     root.attrs[VALIDATION_ATTR] = stamp.model_dump(mode="json")
+    _record_lineage(config, stamp, flow_run_id)
     return ValidationSummary(stamp=stamp, rules=rules, not_complete=not_complete, report_markdown=markdown)
+
+
+def _record_lineage(config: ValidateConfig, stamp: ValidationStamp, flow_run_id: str | None) -> None:
+    """Append a ``validate`` lineage record: the store's catalog in, the result and report out."""
+    from storage_schemas.layout import LINEAGE_DIR
+    from storage_schemas.lineage import Dataset
+    from tasks import lineage
+
+    inputs = [Dataset(uri=config.store, kind="store", facets={"catalog_fingerprint": stamp.catalog_fingerprint})]
+    outputs = [Dataset(uri=stamp.result_path, kind="validation", sha256=lineage.file_sha256(stamp.result_path),
+                       facets={"passed": stamp.passed, "validation_id": stamp.validation_id}),
+               Dataset(uri=stamp.report_path, kind="report", sha256=lineage.file_sha256(stamp.report_path))]
+    record = lineage.make_record("validate", "completed" if stamp.passed else "failed", stamp.validation_id,
+                                 inputs, outputs, config.model_dump(mode="json"), flow_run_id)
+    lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", record)
 
 
 @task(name="record_validation", cache_policy=NO_CACHE)
