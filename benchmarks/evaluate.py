@@ -36,9 +36,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage_schemas.benchmark import PropagationParams  # noqa: E402
-from tasks.evaluate import Clock, EncoderSpec, geometry_for, iter_features, load_encoder  # noqa: E402
-from vmac_core.propagation import LabelPropagator, PropagationConfig  # noqa: E402
+from storage_schemas.benchmark import PropagationParams
+from tasks.evaluate import Clock, EncoderSpec, geometry_for, iter_features, load_encoder
+from vmac_core.propagation import LabelPropagator, PropagationConfig
 
 HEIGHT, WIDTH = 480, 854
 LABELS = 4

@@ -83,7 +83,7 @@ class FeatureParams(BaseModel):
     batch_size: int = Field(4, ge=1, description="frames per encoder forward (bounds memory)")
 
     @model_validator(mode="after")
-    def _stage_not_finer(self) -> "FeatureParams":
+    def _stage_not_finer(self) -> FeatureParams:
         if self.stage_stride is not None and self.stage_stride < self.stride:
             raise ValueError(f"stage_stride {self.stage_stride} is finer than the propagation stride {self.stride}")
         return self
@@ -132,7 +132,7 @@ class EvaluateConfig(BaseModel):
     ingest_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
 
     @model_validator(mode="after")
-    def _something_to_evaluate(self) -> "EvaluateConfig":
+    def _something_to_evaluate(self) -> EvaluateConfig:
         if not self.checkpoints and not self.random_init:
             raise ValueError("give at least one checkpoint, or random_init")
         if not self.data.strip() or not self.out.strip():

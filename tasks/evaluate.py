@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from PIL import Image, ImageDraw
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import (
@@ -56,7 +57,13 @@ from storage_schemas.benchmark import (
     Timing,
     VideoInput,
 )
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, STORE_INFO_ATTR, VIDEOS_GROUP
+from storage_schemas.layout import (
+    FRAMES,
+    KEYPOINTS,
+    MASKS,
+    STORE_INFO_ATTR,
+    VIDEOS_GROUP,
+)
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status, VideoRecord
 from tasks import lineage
@@ -82,7 +89,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def _logger():
     try:
         return get_run_logger()
-    except Exception:  # outside a Prefect run (tests, benchmarks): a plain logger
+    except MissingContextError:  # outside a Prefect run (tests, benchmarks): a plain logger
         return logging.getLogger("vmac.evaluate")
 
 
@@ -183,14 +190,13 @@ def load_encoder(spec: EncoderSpec, device: torch.device) -> tuple[torch.nn.Modu
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed or 0)
             encoder = build_encoder(spec.encoder)
-        weights_config: dict = {"encoder": spec.encoder}
-        info = dict(kind="random-init", seed=spec.seed, weights_config=weights_config)
+        info = {"kind": "random-init", "seed": spec.seed, "weights_config": {"encoder": spec.encoder}}
     else:
         name, state, weights_config, step, kind = read_weights(spec.path)
         encoder = build_encoder(name)
         encoder.load_state_dict(state, strict=True)
-        info = dict(kind=kind, path=os.path.abspath(spec.path), sha256=lineage.file_sha256(spec.path), step=step,
-                    weights_config=weights_config)
+        info = {"kind": kind, "path": os.path.abspath(spec.path), "sha256": lineage.file_sha256(spec.path),
+                "step": step, "weights_config": weights_config}
     params = sum(p.numel() for p in encoder.parameters())
     return encoder.eval().to(device), CheckpointInfo(**info, parameters=params)
 
@@ -301,7 +307,7 @@ def geometry_for(stored: tuple[int, int], stride: int, short_side: int | None = 
     if short_side:
         s = short_side / min(h, w)
         h, w = max(1, round(h * s)), max(1, round(w * s))
-    pad = lambda n: -(-n // ENCODER_STRIDE) * ENCODER_STRIDE  # noqa: E731
+    pad = lambda n: -(-n // ENCODER_STRIDE) * ENCODER_STRIDE
     return Geometry(tuple(stored), (h, w), (pad(h), pad(w)), (-(-h // stride), -(-w // stride)), stride)
 
 
@@ -405,45 +411,61 @@ class VideoOutputs:
 
 def evaluate_video(encoder: torch.nn.Module, video: VideoTask, store_root, config: EvaluateConfig,
                    device: torch.device, outputs: VideoOutputs) -> SequenceResult:
-    """Propagate frame 0's labels through one stored video and score the result."""
+    """Propagate frame 0's labels through one stored video and score the result.
+
+    Raises ValueError when the video cannot be evaluated (frame 0 unlabelled, ids out of range).
+    """
     group = video_group(store_root, video.video_id)
     frames = group[FRAMES]
-    t_total, height, width, _ = frames.shape
-    geom = geometry_for((height, width), config.features.stride, config.features.short_side)
+    geom = geometry_for(tuple(frames.shape[1:3]), config.features.stride, config.features.short_side)
     clock = Clock()
     feats = iter_features(encoder, frames, geom, config.features.effective_stage_stride, config.features.batch_size,
                           device, clock)
+    run = _propagate_keypoints if video.task == "jhmdb" else _propagate_masks
+    return run(feats, clock, video, group, geom, config, device, outputs)
+
+
+def _propagate_keypoints(feats, clock: Clock, video: VideoTask, group, geom: Geometry, config: EvaluateConfig,
+                         device: torch.device, outputs: VideoOutputs) -> SequenceResult:
+    """JHMDB: keypoints travel as Gaussian heatmaps; PCK over frames 1..T-1."""
+    frames = group[FRAMES]
+    t_total = frames.shape[0]
     began = time.perf_counter()
+    keypoints_tj3 = np.asarray(group[KEYPOINTS][:], dtype=np.float32)
+    first = keypoints_to_labels(keypoints_tj3[0], geom, config.heatmap_sigma)
+    pred_tj2 = np.full((t_total, keypoints_tj3.shape[1], 2), np.nan, np.float32)
+    pred_tj2[0] = keypoints_tj3[0, :, :2]
+    with torch.inference_mode():
+        for t, heat in enumerate(propagate(feats, first.to(device), propagation_config(config)), start=1):
+            pred_tj2[t] = labels_to_keypoints(heat, geom, config.keypoint_topk)
+    seconds = time.perf_counter() - began
+    # Frame 0 (the given keypoints) is not scored by metrics.pck.
+    scores = metrics.pck(pred_tj2, keypoints_tj3[..., :2], keypoints_tj3[..., 2] > 0, config.pck_thresholds)
+    if outputs.overlay is not None:
+        _draw_keypoint_overlay(frames, pred_tj2, keypoints_tj3, config.overlay_frames, outputs.overlay)
+    return SequenceResult(
+        video_id=video.video_id, sequence=video.sequence, task="jhmdb", frames=t_total, scored_frames=t_total - 1,
+        labels=keypoints_tj3.shape[1], stored_size=geom.stored, input_size=geom.input, feature_size=geom.feature,
+        metrics=_pck_metrics(scores, config.pck_thresholds), joint_counts=_joint_counts(scores),
+        seconds_features=clock.features, seconds_propagation=seconds - clock.features,
+    )
 
-    if video.task == "jhmdb":
-        keypoints_tj3 = np.asarray(group[KEYPOINTS][:], dtype=np.float32)
-        first = keypoints_to_labels(keypoints_tj3[0], geom, config.heatmap_sigma)
-        pred_tj2 = np.full((t_total, keypoints_tj3.shape[1], 2), np.nan, np.float32)
-        pred_tj2[0] = keypoints_tj3[0, :, :2]
-        with torch.inference_mode():
-            for t, heat in enumerate(propagate(feats, first.to(device), propagation_config(config)), start=1):
-                pred_tj2[t] = labels_to_keypoints(heat, geom, config.keypoint_topk)
-        seconds = time.perf_counter() - began
-        # Frame 0 (the given keypoints) is not scored by metrics.pck.
-        scores = metrics.pck(pred_tj2, keypoints_tj3[..., :2], keypoints_tj3[..., 2] > 0, config.pck_thresholds)
-        if outputs.overlay is not None:
-            _draw_keypoint_overlay(frames, pred_tj2, keypoints_tj3, config.overlay_frames, outputs.overlay)
-        return SequenceResult(
-            video_id=video.video_id, sequence=video.sequence, task="jhmdb", frames=t_total, scored_frames=t_total - 1,
-            labels=keypoints_tj3.shape[1], stored_size=geom.stored, input_size=geom.input, feature_size=geom.feature,
-            metrics=_pck_metrics(scores, config.pck_thresholds), joint_counts=_joint_counts(scores),
-            seconds_features=clock.features, seconds_propagation=seconds - clock.features,
-        )
 
-    masks = group[MASKS]
+def _propagate_masks(feats, clock: Clock, video: VideoTask, group, geom: Geometry, config: EvaluateConfig,
+                     device: torch.device, outputs: VideoOutputs) -> SequenceResult:
+    """DAVIS (object ids, J&F over whole sequences) and VIP (classes, one confusion matrix)."""
+    frames, masks = group[FRAMES], group[MASKS]
+    t_total = frames.shape[0]
+    began = time.perf_counter()
     first_ids = np.asarray(masks[0])
     if (first_ids == NOT_ANNOTATED).all():
         raise ValueError("frame 0 is not annotated")
     if video.task == "vip":
         num_labels = config.vip_classes
     else:
-        present = first_ids[first_ids != NOT_ANNOTATED]
-        num_labels = int(present.max()) + 1
+        num_labels = int(first_ids[first_ids != NOT_ANNOTATED].max()) + 1
+        if num_labels < 2:
+            raise ValueError("frame 0 has no object")
     first = ids_to_labels(first_ids, num_labels, geom)
     shown = set(np.linspace(0, t_total - 1, min(config.overlay_frames, t_total)).round().astype(int).tolist())
     kept: dict[int, tuple[np.ndarray, np.ndarray]] = {0: (first_ids, first_ids)} if 0 in shown else {}
@@ -745,7 +767,7 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
             device=str(device), torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
             host=socket.gethostname(), code_version=code_version(), git_sha=lineage.git_sha(),
         ),
-        run_id=run_id, flow_run_id=flow_run_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_id=run_id, flow_run_id=flow_run_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         config=config,
     )
     path = out / bm.benchmark_filename(spec.name)
@@ -783,11 +805,11 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     lines = [
         "# Label propagation",
         "",
-        f"Data: `{first.data.source}` ({len(first.data.videos)} labelled videos). "
-        f"Features: stride {f.stride} (stage stride {f.stage_stride}{', upsampled' if f.upsample else ''}), "
-        f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
-        f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
-        "Scores in %; random-init rows are the floor.",
+        (f"Data: `{first.data.source}` ({len(first.data.videos)} labelled videos). "
+         f"Features: stride {f.stride} (stage stride {f.stage_stride}{', upsampled' if f.upsample else ''}), "
+         f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
+         f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
+         "Scores in %; random-init rows are the floor."),
         "",
         "| model | encoder | weights | " + " | ".join(h for _, _, h in _COLUMNS) + " | s/frame |",
         "|---|---|---|" + "---:|" * (len(_COLUMNS) + 1),

@@ -4,6 +4,7 @@ tiny generated data in the DAVIS, VIP and JHMDB layouts (real ingest, real Zarr)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -13,11 +14,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from storage_schemas import benchmark as bm
-from storage_schemas.benchmark import BenchmarkReport, EvaluateConfig, benchmark_json_schema
+from storage_schemas.benchmark import (
+    BenchmarkReport,
+    EvaluateConfig,
+    benchmark_json_schema,
+)
 from tasks import evaluate as ev
 from tasks.sample import DAVIS_PALETTE
 from tasks.store import open_store
-from tests.evaluate.conftest import ingest_folder, write_davis, write_jhmdb, write_vip
+from tests.evaluate.conftest import ingest_folder, write_jhmdb, write_vip
 
 
 def _config(tmp_path, data, **extra) -> EvaluateConfig:
@@ -83,7 +88,7 @@ class ColourEncoder(torch.nn.Module):
     """An oracle of the encoder contract: stride-8 features are each 8x8 block's mean colour
     (centred on grey). For flat-coloured objects that is a perfect texture feature."""
 
-    out_channels = {8: 3}
+    out_channels = {8: 3}  # noqa: RUF012 (the encoder contract's attribute)
 
     def forward(self, x_bchw, active_b1hw=None, strides=(8,)):
         mean = torch.tensor(bm.IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -174,7 +179,7 @@ def test_davis_random_init_artifacts(tmp_path, davis_store):
     out = tmp_path / "out"
     assert report_path == str(out / "benchmark-random-init-resnet18.json")
 
-    raw = json.loads(open(report_path).read())
+    raw = json.loads(Path(report_path).read_text())
     jsonschema.validate(raw, benchmark_json_schema())
     report = BenchmarkReport.model_validate(raw)
     assert report.random_init and report.encoder == "resnet18" and report.checkpoint.seed == 0
@@ -226,7 +231,7 @@ def test_jhmdb_keypoints_scored_by_pck(tmp_path):
     keypoints = write_jhmdb(tmp_path / "jhmdb")
     store = ingest_folder(tmp_path / "jhmdb", tmp_path / "jhmdb.zarr")
     config = _config(tmp_path, store, save_masks=True)
-    (report_path,), markdown = _run(config)
+    (report_path,), _ = _run(config)
     report = ev.read_report(report_path)
     (seq,) = report.sequences
     assert seq.task == "jhmdb" and seq.labels == 15 and seq.scored_frames == len(keypoints) - 1
