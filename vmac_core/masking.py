@@ -85,7 +85,8 @@ PATCH_NORM_EPS = 1e-6
 
 def patch_statistics(patches_blk: Tensor) -> tuple[Tensor, Tensor]:
     """Per-patch mean and (unbiased, as in MAE) variance: two (B, L, 1) tensors."""
-    return patches_blk.mean(dim=-1, keepdim=True), patches_blk.var(dim=-1, keepdim=True)
+    var_bl1, mean_bl1 = torch.var_mean(patches_blk, dim=-1, keepdim=True)
+    return mean_bl1, var_bl1
 
 
 def normalize_patches(patches_blk: Tensor) -> Tensor:

@@ -268,3 +268,15 @@ def test_dense_use_returns_all_strides_or_a_subset():
     assert list(out) == [8] and out[8].shape == (1, 128, 8, 12)
     with pytest.raises(ValueError):
         encoder(torch.randn(1, 3, 60, 64))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 9, 7), (1, 4, 5, 5)])
+def test_depthwise_conv_backward_matches_autograd(shape):
+    from vmac_core.sparse.masked_dense import DepthwiseConv2d
+
+    b, c, h, w = shape
+    conv = torch.nn.Conv2d(c, c, 7, padding=3, groups=c).double()
+    x = torch.randn(b, c, h, w, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, wt, bs: DepthwiseConv2d.apply(x, wt, bs), (x, conv.weight, conv.bias))
+    y_ref = F.conv2d(x, conv.weight, conv.bias, padding=3, groups=c)
+    torch.testing.assert_close(DepthwiseConv2d.apply(x, conv.weight, conv.bias), y_ref)

@@ -130,9 +130,8 @@ class ConvNeXtV2Encoder(nn.Module):
         stem_conv, stem_norm = self.downsample_layers[0]
         grid = build_grid(self.backend, active_b1hw, b, h // 4, w // 4)
         # The 4x4/4 stem sees non-overlapping pixel blocks and the mask is constant on each, so
-        # running it densely and keeping visible rows equals masking the image first.
-        stem_bchw = stem_conv(x_bchw.contiguous(memory_format=torch.channels_last))
-        feat_nc = stem_norm(grid.gather(stem_bchw))
+        # embedding only the visible blocks equals masking the image first.
+        feat_nc = stem_norm(grid.conv_from_dense(x_bchw.contiguous(memory_format=torch.channels_last), stem_conv))
         features = {}
         for i, stride in enumerate(FEATURE_STRIDES):
             if i > 0:

@@ -125,8 +125,8 @@ class ResNetEncoder(nn.Module):
             raise ValueError(f"input {h}x{w} is not a multiple of 32")
         stem_conv, stem_norm = self.stem
         grid = build_grid(self.backend, active_b1hw, b, h // 4, w // 4)
-        # Dense 4x4/4 stem, then visible rows: equal to masking the image first (non-overlapping).
-        feat_nc = stem_norm(grid.gather(stem_conv(x_bchw.contiguous(memory_format=torch.channels_last))))
+        # 4x4/4 stem on visible blocks only: equal to masking the image first (non-overlapping).
+        feat_nc = stem_norm(grid.conv_from_dense(x_bchw.contiguous(memory_format=torch.channels_last), stem_conv))
         features = {}
         for i, stride in enumerate(FEATURE_STRIDES):
             for block in getattr(self, f"layer{i + 1}"):

@@ -10,7 +10,8 @@ then touch only visible sites, whatever the backend. Only spatial ops go through
   pooled by the stride, which is what MinkowskiEngine does and, for a patch-aligned mask, is the
   patch mask at the coarser stride);
 - `grid.gather(x_bchw)` / `grid.to_dense(feat_nc)`: between a dense map and rows (dense maps have
-  zeros at masked sites);
+  zeros at masked sites); `grid.conv_from_dense(x_bchw, conv)`: rows of a convolution of a dense
+  map, e.g. the image through the stem;
 - `grid.sum_per_sample` / `grid.scale_per_sample`: per-sample reductions for GRN.
 
 Backends (chosen by name in ModelConfig.backend):

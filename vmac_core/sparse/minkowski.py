@@ -94,6 +94,10 @@ class MinkowskiGrid:
     def gather(self, x_bchw: Tensor) -> Tensor:
         return x_bchw.permute(0, 2, 3, 1)[self.sample_n, self.row_n, self.col_n]
 
+    def conv_from_dense(self, x_bchw: Tensor, conv: nn.Conv2d) -> Tensor:
+        """Rows at the active sites of a dense convolution (the stem runs before the sparse part)."""
+        return self.gather(F.conv2d(x_bchw, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups))
+
     def to_dense(self, feat_nc: Tensor) -> Tensor:
         # Equivalent to SparseTensor.dense(shape=..., min_coordinate=0) but never crops a border
         # row that happens to be masked in every sample (STACK.md's trap).
