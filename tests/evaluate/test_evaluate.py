@@ -250,3 +250,15 @@ def test_unlabelled_and_unannotated_videos_are_skipped(tmp_path, davis_store, ma
     assert [v.sequence for v in videos] == ["blobs", "single"]
     assert [s.reason for s in skipped] == ["no labels (masks or keypoints)"]
     assert ev.find_labelled_videos(store, split="train")[0] == []
+
+
+def test_a_deeper_stage_is_upsampled_to_stride_8_and_recorded(tmp_path, davis_store):
+    store, _ = davis_store
+    config = _config(tmp_path, store, encoder="convnextv2_atto", features={"stage_stride": 16, "batch_size": 3})
+    (report_path,), markdown = _run(config)
+    report = ev.read_report(report_path)
+    features = report.protocol.features
+    assert (features.stride, features.stage_stride, features.stage_channels) == (8, 16, 160)
+    assert features.upsample.startswith("bilinear") and features.batch_size == 3
+    assert {s.feature_size for s in report.sequences} == {(10, 13)}
+    assert "stage stride 16, upsampled" in markdown
