@@ -250,7 +250,7 @@ def find_labelled_videos(store: str, split: str | None = None) -> tuple[list[Vid
         elif record.status is not Status.complete:
             skipped.append(SkippedVideo(video_id=video_id, reason=f"status {record.status.value}: {record.reason or ''}".strip()))
         elif task_of(record) is None:
-            skipped.append(SkippedVideo(video_id=video_id, reason="no labels (masks or keypoints)"))
+            skipped.append(SkippedVideo(video_id=video_id, reason="no labels: neither masks nor keypoints"))
         elif split is not None and record.split != split:
             skipped.append(SkippedVideo(video_id=video_id, reason=f"split {record.split!r} is not {split!r}"))
         elif (record.frame_count or 0) < 2:
@@ -836,11 +836,13 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
                     row = next((r for r in rep.sequences if (r.task, r.sequence) == (task_name, seq)), None)
                     cells.append(_pct(row.metrics.get(key)) if row else "–")
                 lines.append(f"| {task_name} | {seq} | {key} | " + " | ".join(cells) + " |")
-    skipped = first.data.skipped
-    if skipped:
-        lines += ["", f"{len(skipped)} videos not evaluated: "
-                  + "; ".join(f"`{s.video_id}` ({s.reason})" for s in skipped[:10])
-                  + (" …" if len(skipped) > 10 else "")]
+    by_reason: dict[str, list[str]] = {}
+    for s in first.data.skipped:
+        by_reason.setdefault(s.reason, []).append(s.video_id)
+    if by_reason:
+        lines += ["", f"Not evaluated ({len(first.data.skipped)} videos):", ""]
+        lines += [f"- {reason}: " + ", ".join(f"`{v}`" for v in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+                  for reason, ids in by_reason.items()]
     return "\n".join(lines) + "\n"
 
 

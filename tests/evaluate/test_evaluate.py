@@ -248,7 +248,7 @@ def test_unlabelled_and_unannotated_videos_are_skipped(tmp_path, davis_store, ma
     ingest_folder(tmp_path / "videos", tmp_path / "davis.zarr")
     videos, skipped = ev.find_labelled_videos(store)
     assert [v.sequence for v in videos] == ["blobs", "single"]
-    assert [s.reason for s in skipped] == ["no labels (masks or keypoints)"]
+    assert [s.reason for s in skipped] == ["no labels: neither masks nor keypoints"]
     assert ev.find_labelled_videos(store, split="train")[0] == []
 
 
