@@ -8,7 +8,8 @@ for: step(0.75) / step(0) per backend, and masked_dense / minkowski at 0.75.
 
     .venv/bin/python benchmarks/model.py [--quick] [--out FILE]
 
-The machine may be shared: medians resist outliers, but re-run if a number looks off.
+The machine may be shared: medians resist outliers, but re-run if a number looks off. Steps
+run on one thread unless --threads says otherwise (see the option's comment).
 """
 
 from __future__ import annotations
@@ -21,9 +22,26 @@ import statistics
 import sys
 import time
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _threads_from_argv(argv: list[str]) -> int:
+    """--threads, read before torch is imported (see the option's comment in main)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+# OpenMP pools size themselves when their library loads: torch's, and MinkowskiEngine's when the
+# minkowski backend is used. torch.set_num_threads alone does not reach the second one, so the
+# thread count goes into the environment before anything is imported.
+if _threads_from_argv(sys.argv[1:]) > 0:
+    os.environ["OMP_NUM_THREADS"] = str(_threads_from_argv(sys.argv[1:]))
+
+import torch  # noqa: E402
 
 from vmac_core.masking import random_patch_mask  # noqa: E402
 from vmac_core.model_config import ModelConfig  # noqa: E402
@@ -69,6 +87,26 @@ def time_steps(cfg: ModelConfig, batch: int, warmup: int, repeats: int, seed: in
     return times, cpu_times
 
 
+def markdown_table(report: dict) -> str:
+    """The README/docs table: one row per encoder and size (median seconds per step)."""
+    def find(encoder, size, backend, ratio):
+        for r in report["results"]:
+            if (r["encoder"], r["input_size"], r["backend"], r["mask_ratio"]) == (encoder, size, backend, ratio):
+                return r["median_s"]
+        return None
+
+    lines = [
+        "| encoder | px | step, ratio 0.75 (s) | step, ratio 0 (s) | 0.75 / 0 | minkowski, 0.75 (s) | masked_dense / minkowski |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in report["ratios"]:
+        enc, size, masked = row["encoder"], row["input_size"], row["mask_ratio"]
+        cells = [find(enc, size, "masked_dense", masked), find(enc, size, "masked_dense", 0.0), row.get("masked_over_unmasked"),
+                 find(enc, size, "minkowski", masked), row.get("masked_dense_over_minkowski")]
+        lines.append(f"| {enc} | {size} | " + " | ".join("-" if c is None else f"{c:g}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoders", nargs="+", default=["resnet18", "convnextv2_atto", "convnextv2_tiny"])
@@ -81,7 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-minkowski", action="store_true", help="skip the minkowski backend even if importable")
     parser.add_argument("--quick", action="store_true", help="128 px only, 1 warm-up, 3 repeats")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    # One thread by default: on a shared 2-core machine, 2-thread steps spent most of their time
+    # in OpenMP barriers waiting for a descheduled thread (dense steps up to 7x slower than
+    # 1-thread ones, outliers of 10x), which says nothing about the model.
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1; 0 = torch's choice)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -149,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": ratios,
     }
     text = json.dumps(report, indent=2)
+    print(markdown_table(report), file=sys.stderr)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -7,10 +7,16 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _seeded():
+def _seeded_single_thread():
     # Every test starts from the same global RNG state, so weight init is reproducible too.
     torch.manual_seed(0)
+    # One intra-op thread: these tensors are tiny, and on a shared 2-core machine a second
+    # OpenMP thread mostly waits for a core (tests ran up to 10x slower). Restored afterwards
+    # because the setting is process-wide.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
 
 
 def patch_active(batch: int, grid: int, ratio: float, seed: int = 0) -> torch.Tensor:

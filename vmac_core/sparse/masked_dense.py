@@ -186,7 +186,7 @@ class MaskedDenseGrid:
             if (h // s, w // s) != (self.height, self.width) or h % s or w % s:
                 raise ValueError(f"{conv} maps {h}x{w}, not onto this {self.height}x{self.width} grid")
             x_nc = x_bchw.permute(0, 2, 3, 1).reshape(-1, c)
-            children_n = self._children(s).reshape(-1)
+            children_n = self._children(s, x_bchw.device).reshape(-1)
             patches_nk = _GatherRows.apply(x_nc, children_n).view(-1, s * s * c)
             # Kernel (O, C, s, s) in the patches' (dy, dx, c) order.
             weight_ok = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1)
@@ -196,18 +196,18 @@ class MaskedDenseGrid:
             raise ValueError(f"{conv} output {tuple(y_bchw.shape[-2:])} is not this {self.height}x{self.width} grid")
         return self.gather(y_bchw)
 
-    def _children(self, s: int) -> Tensor:
+    def _children(self, s: int, device: torch.device) -> Tensor:
         """(N, s*s) flat indices into the stride-s-finer (B, H*s, W*s) grid of each active site's
         children, in (dy, dx) order."""
         fine_w = self.width * s
         if self.rows_n is None:
-            flat_n = torch.arange(self.batch * self.height * self.width)
+            flat_n = torch.arange(self.batch * self.height * self.width, device=device)
         else:
             flat_n = self.rows_n
         bi_n, j_n = flat_n // self.width, flat_n % self.width  # bi = b * H + i
         base_n = bi_n * s * fine_w + j_n * s
         dy, dx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
-        offsets = (dy * fine_w + dx).reshape(1, -1).to(base_n.device)
+        offsets = (dy * fine_w + dx).reshape(1, -1).to(device)
         return base_n.unsqueeze(1) + offsets
 
     def conv(self, feat_nc: Tensor, conv: nn.Conv2d) -> tuple[Tensor, "MaskedDenseGrid"]:

@@ -71,11 +71,14 @@ class MinkowskiGrid:
 
         me = import_minkowski()
         if active_b1hw is None:
-            active_b1hw = torch.ones(batch, 1, height, width, dtype=torch.bool)
+            active_b1hw = torch.ones(batch, 1, height, width, dtype=torch.bool)  # dense use (CPU)
         active_b1hw = upsample_active(active_b1hw.bool(), height, width)
         b, _, r, c = active_b1hw.nonzero(as_tuple=True)
-        coords = torch.stack([b, r, c], dim=1).int().cpu()
-        manager = me.CoordinateManager(D=2, coordinate_map_type=me.CoordinateMapType.CPU)
+        coords = torch.stack([b, r, c], dim=1).int()
+        # Coordinates live where the features do (the CUDA path is untested on these CPU machines).
+        on_cuda = active_b1hw.device.type == "cuda"
+        map_type = me.CoordinateMapType.CUDA if on_cuda else me.CoordinateMapType.CPU
+        manager = me.CoordinateManager(D=2, coordinate_map_type=map_type)
         key, _ = manager.insert_and_map(coords, [1, 1], "")
         return cls(me, manager, key, batch, height, width, 1)
 
