@@ -123,8 +123,8 @@ class VideoMAC(nn.Module):
         """EMA: target <- momentum * target + (1 - momentum) * online, parameter by parameter."""
         target = list(self.target.parameters())
         online = [p.detach() for p in self.online.parameters()]
-        torch._foreach_mul_(target, momentum)
-        torch._foreach_add_(target, online, alpha=1.0 - momentum)
+        # t + (1 - m) * (o - t) == m * t + (1 - m) * o, in one pass over the weights.
+        torch._foreach_lerp_(target, online, 1.0 - momentum)
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups over the online network: decay on weights; none on biases, norms (LayerNorm,
