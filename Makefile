@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 VMAC := $(VENV)/bin/vmac
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -ra --durations=15
 
 # Keep Prefect and Great Expectations offline and quiet (STACK.md, "Prefect 3.8 offline").
 export DO_NOT_TRACK := 1

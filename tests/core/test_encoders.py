@@ -280,3 +280,22 @@ def test_depthwise_conv_backward_matches_autograd(shape):
     assert torch.autograd.gradcheck(lambda x, wt, bs: DepthwiseConv2d.apply(x, wt, bs), (x, conv.weight, conv.bias))
     y_ref = F.conv2d(x, conv.weight, conv.bias, padding=3, groups=c)
     torch.testing.assert_close(DepthwiseConv2d.apply(x, conv.weight, conv.bias), y_ref)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnextv2_atto"])
+def test_stops_after_the_deepest_requested_stride(name):
+    """Asking for stride 8 only returns the same map and never runs the deeper stages."""
+    torch.manual_seed(0)
+    encoder = build_encoder(name).eval()
+    x_bchw = torch.randn(1, 3, 64, 64)
+    deep_calls = []
+    last_stage = encoder.stages[3] if hasattr(encoder, "stages") else encoder.layer4
+    last_stage.register_forward_pre_hook(lambda module, args: deep_calls.append(1))
+    for block in last_stage:
+        block.register_forward_pre_hook(lambda module, args: deep_calls.append(1))
+    with torch.no_grad():
+        only8 = encoder(x_bchw, strides=(8,))
+        assert not deep_calls
+        full = encoder(x_bchw)
+    assert set(only8) == {8}
+    torch.testing.assert_close(only8[8], full[8])

@@ -142,6 +142,8 @@ class ConvNeXtV2Encoder(nn.Module):
             feat_nc = getattr(self, f"norm{i}")(feat_nc)
             if stride in strides:
                 features[stride] = grid.to_dense(feat_nc)
+            if stride >= max(strides):
+                break  # deeper stages are not asked for (evaluation reads stride 8 only)
         return features
 
 

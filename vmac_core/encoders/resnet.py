@@ -133,6 +133,8 @@ class ResNetEncoder(nn.Module):
                 feat_nc, grid = block(feat_nc, grid)
             if stride in strides:
                 features[stride] = grid.to_dense(feat_nc)
+            if stride >= max(strides):
+                break  # deeper stages are not asked for (evaluation reads stride 8 only)
         return features
 
 
