@@ -69,6 +69,7 @@ class PretrainConfig(BaseModel):
     amp: str = Field("auto", pattern="^(auto|bf16|fp16|off)$", description="autocast on CUDA; off on CPU")
     compile: bool = False
     device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
+    threads: int | None = Field(None, ge=1, description="torch threads on CPU; default: cores left after the loader workers")
     seed: int = 0
     # Run.
     checkpoint_every: int = Field(100, ge=1, description="optimiser steps between checkpoints")

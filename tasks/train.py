@@ -269,6 +269,11 @@ def train(cfg: PretrainConfig, log: Callable[[str], None] = print, flow_run_id: 
     from tasks.pairs import make_pair_loader
 
     world = setup_world(cfg)
+    if world.device.type == "cpu":
+        # Loader workers and every DDP rank on this host take cores too; OpenMP threads beyond
+        # the free cores spin against them and can make a step many times slower.
+        free = (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world.size))) - cfg.workers
+        torch.set_num_threads(cfg.threads or max(1, free))
     run_dir = Path(cfg.out)
     mcfg = model_config(cfg)
     torch.manual_seed(cfg.seed)
