@@ -310,3 +310,30 @@ def test_vmac_core_eval_modules_import_without_orchestration_stack():
             "print(sorted(bad))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def test_two_stage_topk_selects_the_same_scores_as_one_topk():
+    # The exact two-stage selection LabelPropagator uses (top-k columns by their maximum
+    # over rows, then the top-k of those columns in every row) against one torch.topk over
+    # rows x columns, with a repeated row (frame 0's padding copies) and a disk-like bias.
+    # Integer scores make many ties: the selected values must match exactly. Which of
+    # several equal scores is chosen may differ from one topk (neither is specified), and
+    # equal scores get equal softmax weights, so only ties between different labels at the
+    # k-th place could change a prediction; the dense reference test above has none.
+    from vmac_core.propagation import _two_stage_topk
+
+    g = torch.Generator().manual_seed(0)
+    for rows, cols, k in [(5, 40, 10), (3, 7, 10), (1, 30, 4), (20, 900, 10)]:
+        scores = torch.randint(-50, 50, (rows, 2, cols, 6), generator=g).double()
+        which = torch.tensor([0, 0, 0] + list(range(1, rows)))
+        bias = torch.where(torch.rand(cols, 6, generator=g) < 0.3, -1e30, 0.0).double()
+        top, (a, b) = _two_stage_topk(scores, scores.amax(0) + bias, k, which, bias)
+        full = (scores + bias)[which]  # (A', N, B, Q), repeats materialised
+        expected = full.transpose(0, 1).reshape(2, -1, 6).topk(min(k, len(which) * cols), dim=1).values
+        torch.testing.assert_close(top, expected, rtol=0, atol=0)
+        # The indices point at the scores reported.
+        n_idx, q_idx = torch.arange(2)[:, None, None], torch.arange(6)[None, None, :]
+        torch.testing.assert_close(full[a, n_idx, b, q_idx], top, rtol=0, atol=0)
