@@ -154,22 +154,27 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:
+    """Three panels: the two reconstruction losses and their sum's parts (linear), the consistency
+    loss (log: it starts near 0 and is orders of magnitude smaller), and the lr/EMA schedules."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (("loss", "total"), ("loss_online", "online"), ("loss_target", "target"),
-                       ("loss_consistency", "consistency")):
-        ax.plot(steps, [r[key] for r in rows], label=label, linewidth=1.2)
+    fig, (ax, ax_c, ax_lr) = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in (("loss_online", "online (frame 1)"), ("loss_target", "target (frame 2, EMA)")):
+        ax.plot(steps, [r[key] for r in rows], label=label, linewidth=1.0)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (MSE on masked patches)")
-    ax.set_yscale("log")
+    ax.set_ylabel("MSE on masked patches (per-patch normalised)")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title("VideoMAC pre-training loss")
+    ax.set_title("reconstruction losses")
+    ax_c.plot(steps, [r["loss_consistency"] for r in rows], color="tab:red", linewidth=1.0)
+    ax_c.set_yscale("log")
+    ax_c.set_xlabel("step")
+    ax_c.set_title("consistency loss (online vs target)")
+    ax_c.grid(alpha=0.3)
     ax_lr.plot(steps, [r["lr"] for r in rows], color="tab:gray")
     ax_lr.set_xlabel("step")
     ax_lr.set_ylabel("learning rate")
@@ -177,6 +182,8 @@ def plot_loss_curve(rows: list[dict], path: Path) -> None:
     ax_m.plot(steps, [r["momentum"] for r in rows], color="tab:purple")
     ax_m.set_ylabel("EMA momentum", color="tab:purple")
     ax_lr.set_title("schedules")
+    fig.suptitle(f"VideoMAC pre-training, {steps[-1] if steps else 0} steps; total loss "
+                 f"{rows[-1]['loss']:.3f}" if rows else "VideoMAC pre-training")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
