@@ -54,13 +54,19 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac") -> zarr.Gr
             return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise FileNotFoundError(f"no vmac store at {store}") from exc
-    root = zarr.open_group(_zarr_store(store), mode="a")
+    # Several writers may create a new store at once (Dask workers, concurrent runs): whoever
+    # loses a creation race finds the group made by the other, which is what it wanted.
+    try:
+        root = zarr.open_group(_zarr_store(store), mode="a")
+    except zarr.errors.ContainsGroupError:
+        root = zarr.open_group(_zarr_store(store), mode="a")
     if STORE_INFO_ATTR not in root.attrs:
         name = os.path.basename(store.rstrip("/")) or store
         root.attrs[STORE_INFO_ATTR] = StoreInfo(name=name, created_by=created_by).model_dump(mode="json")
     for group in (VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR):
         if group not in root:
-            root.require_group(group)
+            with contextlib.suppress(zarr.errors.ContainsGroupError):
+                root.require_group(group)
     return root
 
 

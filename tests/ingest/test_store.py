@@ -80,3 +80,15 @@ def test_layout_on_disk(tmp_path):
 def test_open_missing_store_read_only_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no vmac store"):
         open_store(str(tmp_path / "nothing.zarr"), mode="r")
+
+
+def test_many_writers_creating_one_new_store_at_once(tmp_path):
+    """Dask workers and concurrent runs may all open a store that does not exist yet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = str(tmp_path / "race.zarr")
+    with ThreadPoolExecutor(8) as pool:
+        roots = list(pool.map(lambda _: open_store(path), range(16)))
+    assert len(roots) == 16
+    assert set(read_catalog(path)) == set()
+    assert (tmp_path / "race.zarr" / VIDEOS_GROUP / "zarr.json").exists()
