@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from storage_schemas.records import DecodeParams
+
+
+def _store_not_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("store must be a path or URL")
+    return value
+
+
+# A store path or fsspec URL (data/sample.zarr, memory://s.zarr, s3://bucket/s.zarr); never empty.
+StoreURI = Annotated[str, AfterValidator(_store_not_empty)]
 
 
 class IngestConfig(BaseModel):
@@ -13,18 +25,11 @@ class IngestConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sources: list[str] = Field(min_length=1, description="files, folders, globs or fsspec URLs")
-    store: str = Field(description="store path or fsspec URL, e.g. data/sample.zarr or memory://s.zarr")
+    store: StoreURI = Field(description="store path or fsspec URL, e.g. data/sample.zarr or memory://s.zarr")
     decode: DecodeParams = DecodeParams()
     dask_address: str | None = Field(None, description="attach to this scheduler instead of a LocalCluster")
     workers: int | None = Field(None, ge=1, description="LocalCluster workers; default one per core")
     progress: bool = True
-
-    @field_validator("store")
-    @classmethod
-    def _store_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("store must be a path or URL")
-        return value
 
 
 class PretrainConfig(BaseModel):

@@ -16,7 +16,9 @@ from enum import Enum
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from storage_schemas.config import StoreURI
 
 # Root attribute of the store that holds the latest ValidationStamp.
 VALIDATION_ATTR = "vmac_validation"
@@ -84,7 +86,7 @@ class ValidateConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    store: str = Field(description="store path or fsspec URL, e.g. data/sample.zarr or memory://s.zarr")
+    store: StoreURI = Field(description="store path or fsspec URL, e.g. data/sample.zarr or memory://s.zarr")
     thresholds: ValidationThresholds = ValidationThresholds()
     sample_frames_per_video: int = Field(
         64, ge=2, description="frames read per complete video for the frame statistics (all, if fewer)"
@@ -92,13 +94,6 @@ class ValidateConfig(BaseModel):
     sample_windows: int = Field(
         4, ge=1, description="the sample is this many contiguous windows spread from first to last frame"
     )
-
-    @field_validator("store")
-    @classmethod
-    def _store_not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("store must be a path or URL")
-        return value
 
     @model_validator(mode="after")
     def _windows_can_see_a_long_run(self) -> ValidateConfig:
