@@ -9,7 +9,13 @@ from prefect.runtime import flow_run
 
 from storage_schemas.config import IngestConfig
 from tasks.decode import Outcome
-from tasks.ingest import decode_videos, plan_ingest, publish_ingest_summary, record_ingest_lineage
+from tasks.ingest import (
+    decode_videos,
+    plan_ingest,
+    publish_ingest_summary,
+    record_ingest_lineage,
+    record_ingest_started,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class IngestResult:
 def ingest_flow(config: IngestConfig) -> IngestResult:
     """Plan (hash sources against the catalog), decode what is new on Dask, publish a summary."""
     run_id = str(flow_run.id or "local")
+    record_ingest_started(config, run_id, str(flow_run.id) if flow_run.id else None)
     plan = plan_ingest(config)
     decoded = decode_videos(plan, config, run_id=run_id)
     outcomes = plan.up_to_date + decoded

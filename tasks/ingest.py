@@ -194,6 +194,19 @@ def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+@task(name="record_ingest_started")
+def record_ingest_started(config: IngestConfig, run_id: str, flow_run_id: str | None) -> str:
+    """Append a ``started`` record before any decoding, so a killed run leaves a trace that says so."""
+    from storage_schemas.layout import LINEAGE_DIR
+    from storage_schemas.lineage import Dataset
+    from tasks import lineage
+
+    open_store(config.store)
+    inputs = [Dataset(uri=source, kind="source") for source in config.sources]
+    made = lineage.make_record("ingest", "started", run_id, inputs, [], config.model_dump(mode="json"), flow_run_id)
+    return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
+
+
 @task(name="record_ingest_lineage")
 def record_ingest_lineage(config: IngestConfig, outcomes: list[Outcome], run_id: str, flow_run_id: str | None) -> str:
     """Append a lineage record to ``<store>/lineage/``: each source's hash in, each video group out."""
