@@ -29,5 +29,8 @@ LINEAGE_DIR = "lineage"
 # (STACK.md, "Zarr 3.1").
 COMPRESSOR = {"cname": "zstd", "clevel": 3, "shuffle": "noshuffle"}
 
+# Mask value of a frame that has no annotation file (DAVIS test-dev style sparse labels).
+NOT_ANNOTATED = 255
+
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -61,6 +61,7 @@ from storage_schemas.layout import (
     FRAMES,
     KEYPOINTS,
     MASKS,
+    NOT_ANNOTATED,
     STORE_INFO_ATTR,
     VIDEOS_GROUP,
 )
@@ -81,7 +82,6 @@ from vmac_core.propagation import (
     propagate,
 )
 
-NOT_ANNOTATED = 255  # mask value of pixels (whole frames) without annotation (tasks.layouts)
 ONLINE_ENCODER_PREFIX = "online.encoder."
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

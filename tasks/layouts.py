@@ -23,10 +23,10 @@ import fsspec
 import numpy as np
 from PIL import Image
 
+from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.records import SourceKind
 from tasks.sources import SourceItem, is_image, video_id_for
 
-NOT_ANNOTATED = 255
 DAVIS_RESOLUTIONS = ("480p", "Full-Resolution", "1080p")
 JHMDB_MAT = "joint_positions.mat"
 

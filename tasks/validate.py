@@ -38,7 +38,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, VIDEOS_GROUP
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import (
     CATALOG_TABLE,
@@ -58,7 +58,6 @@ from storage_schemas.validation import (
     load_suites,
 )
 from tasks.decode import code_version
-from tasks.layouts import NOT_ANNOTATED
 from tasks.store import local_path, open_store, read_catalog
 
 UNREADABLE = "unreadable"  # status shown for a video group whose record cannot be parsed
