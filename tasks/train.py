@@ -154,8 +154,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def plot_loss_curve(rows: list[dict], path: Path) -> None:
-    """Three panels: the two reconstruction losses and their sum's parts (linear), the consistency
-    loss (log: it starts near 0 and is orders of magnitude smaller), and the lr/EMA schedules."""
+    """Three panels: the online and target reconstruction losses (linear), the consistency loss
+    (log: it starts near 0 and stays orders of magnitude smaller), and the lr/EMA schedules."""
     import matplotlib
 
     matplotlib.use("Agg")
