@@ -34,6 +34,7 @@ run: install
 test: test-fast test-slow
 
 test-fast: install-dev
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install-dev

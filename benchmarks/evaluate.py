@@ -37,7 +37,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage_schemas.benchmark import PropagationParams
-from tasks.evaluate import Clock, EncoderSpec, geometry_for, iter_features, load_encoder
+from tasks.evaluate.evaluate import (
+    Clock,
+    EncoderSpec,
+    geometry_for,
+    iter_features,
+    load_encoder,
+)
 from vmac_core.propagation import LabelPropagator, PropagationConfig
 
 HEIGHT, WIDTH = 480, 854

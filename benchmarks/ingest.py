@@ -27,14 +27,14 @@ from pathlib import Path
 
 
 def _sample_clips(work: Path) -> list[Path]:
-    from tasks.sample import write_sample
+    from tasks.sample.write import write_sample
 
     write_sample(work / "sample", seed=0)
     return sorted((work / "sample" / "videos").glob("*.mp4"))
 
 
 def _plain_ffmpeg_fps(path: str, width: int, height: int, frames: int) -> float:
-    from tasks.ffmpeg_io import ffmpeg_exe
+    from tasks.io.ffmpeg import ffmpeg_exe
 
     args = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-threads", "1", "-i", path,
             "-vf", f"scale={width}:{height}:flags=bicubic", "-threads", "1", "-f", "null", "-"]
@@ -45,9 +45,9 @@ def _plain_ffmpeg_fps(path: str, width: int, height: int, frames: int) -> float:
 
 def _one_worker(clip: Path, work: Path, repeats: int) -> dict:
     from storage_schemas.records import DecodeParams
-    from tasks.decode import ingest_video
-    from tasks.ffmpeg_io import output_size, probe
-    from tasks.sources import expand_sources
+    from tasks.ingest.video import ingest_video
+    from tasks.io.ffmpeg import output_size, probe
+    from tasks.io.sources import expand_sources
 
     info = probe(str(clip))
     width, height = output_size(*info.display_size, 256)
@@ -76,14 +76,14 @@ def _cluster_seconds(clips: list[Path], work: Path, workers: int, repeats: int) 
     from distributed import Client, LocalCluster, wait
 
     from storage_schemas.records import DecodeParams
-    from tasks.decode import ingest_video
-    from tasks.sources import expand_sources
+    from tasks.ingest.video import ingest_video
+    from tasks.io.sources import expand_sources
 
     items = expand_sources([str(c) for c in clips])
     times = []
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=40) as cluster, Client(cluster) as client:
-        client.run(lambda: __import__("tasks.decode"))  # import cost is not decode cost
+        client.run(lambda: __import__("tasks.ingest.video"))  # import cost is not decode cost
         for i in range(repeats):
             store = str(work / f"cluster{workers}-{i}.zarr")
             started = time.perf_counter()
@@ -170,7 +170,7 @@ def main() -> None:
 
 
 def _frame_count(clip: Path) -> int:
-    from tasks.ffmpeg_io import probe
+    from tasks.io.ffmpeg import probe
 
     return probe(str(clip)).frame_count
 

@@ -38,10 +38,10 @@ if str(ROOT) not in sys.path:
 
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP  # noqa: E402
 from storage_schemas.records import DecodeParams  # noqa: E402
-from tasks.decode import ingest_video  # noqa: E402
-from tasks.pairs import PairIndex, make_pair_loader  # noqa: E402
-from tasks.sources import expand_sources  # noqa: E402
-from tasks.store import open_store  # noqa: E402
+from tasks.ingest.video import ingest_video  # noqa: E402
+from tasks.io.sources import expand_sources  # noqa: E402
+from tasks.io.store import open_store  # noqa: E402
+from tasks.pretrain.pairs import PairIndex, make_pair_loader  # noqa: E402
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD, sample_crop_box  # noqa: E402
 
 JPEG_QUALITY = 95
@@ -56,13 +56,13 @@ def log(message: str) -> None:
 def write_videos(folder: Path) -> str:
     """The project's synthetic sample when ``tasks.sample`` exists, else panning textures."""
     try:
-        from tasks.sample import write_sample
+        from tasks.sample.write import write_sample
     except ImportError:
         write_sample = None
     if write_sample is not None:
         write_sample(folder / "sample", seed=0, small=False)
         return "tasks.sample.write_sample(seed=0, small=False)"
-    from tasks.ffmpeg_io import encode_h264
+    from tasks.io.ffmpeg import encode_h264
     from tests.conftest import moving_frames
 
     (folder / "sample" / "videos").mkdir(parents=True, exist_ok=True)
@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
         if len(sampler) < args.batches:
             raise SystemExit(f"only {len(sampler)} batches per epoch; lower --batches or --batch-size")
         epochs = iter(range(1, 10_000))
-        zarr_run = lambda: time_batches(zarr_loader, args.batches, lambda: sampler.set_epoch(next(epochs)))  # noqa: E731
-        jpeg_run = lambda: time_batches(jpeg_loader, args.batches)  # noqa: E731
+        zarr_run = lambda loader=zarr_loader: time_batches(loader, args.batches, lambda: sampler.set_epoch(next(epochs)))  # noqa: E731
+        jpeg_run = lambda loader=jpeg_loader: time_batches(loader, args.batches)  # noqa: E731
         # Warm-up: starts persistent workers, opens stores, fills the page cache for both.
         for run in (zarr_run, jpeg_run):
             run()
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
             "speedup": round(medians["zarr"] / medians["jpeg"], 2),
             "runs": runs,
         }
-        del zarr_loader, jpeg_loader
+        del zarr_loader, jpeg_loader, zarr_run, jpeg_run
     report = {
         "benchmark": "loader",
         "metric": "pairs/s delivered into training batches (median over repeats)",

@@ -24,7 +24,7 @@ from pathlib import Path
 def _step_seconds(config, micro: int, repeats: int) -> list[float]:
     import torch
 
-    from tasks.train import model_config
+    from tasks.pretrain.train import model_config
     from vmac_core.masking import random_patch_mask
     from vmac_core.schedules import ema_momentum_at
     from vmac_core.videomac import VideoMAC
@@ -62,7 +62,7 @@ def main() -> None:
     import torch
 
     from storage_schemas.config import PRETRAIN_PRESETS, build_pretrain_config
-    from tasks.train import plan_steps
+    from tasks.pretrain.train import plan_steps
 
     results = {}
     for name in args.presets or list(PRETRAIN_PRESETS):

@@ -8,14 +8,14 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.config import IngestConfig
-from tasks.decode import Outcome
-from tasks.ingest import (
+from tasks.ingest.tasks import (
     decode_videos,
     plan_ingest,
     publish_ingest_summary,
     record_ingest_lineage,
     record_ingest_started,
 )
+from tasks.ingest.video import Outcome
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.evaluate import evaluate_flow
+from flows.ingest import ingest_flow
+from flows.pretrain import pretrain_flow
+from flows.validate import validate_flow
 from storage_schemas.config import IngestConfig, PipelineConfig
+from storage_schemas.validation import ValidateConfig
 from tasks.pipeline import (
     PipelineResult,
     evaluation_config,
@@ -19,12 +24,6 @@ from tasks.pipeline import (
 @flow(name="pipeline_flow")
 def pipeline_flow(config: PipelineConfig) -> PipelineResult:
     """The whole pipeline with one config; each stage also runs alone as its own flow."""
-    from flows.evaluate import evaluate_flow
-    from flows.ingest import ingest_flow
-    from flows.pretrain import pretrain_flow
-    from flows.validate import validate_flow
-    from storage_schemas.validation import ValidateConfig
-
     logger = get_run_logger()
     sources = resolve_sources(config)
     common = {"decode": config.decode, "dask_address": config.dask_address, "workers": config.workers,

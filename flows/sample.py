@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import flow
 
-from tasks.sample import write_sample
-
-
-@task(name="write_sample")
-def write_sample_task(out_dir: str, seed: int, small: bool) -> dict:
-    return write_sample(out_dir, seed=seed, small=small)
+from tasks.sample.tasks import write_sample_files
 
 
 @flow(name="sample_flow")
 def sample_flow(out_dir: str, seed: int = 0, small: bool = False) -> dict:
     """Render the seeded synthetic clips and export them as MP4s and DAVIS/VIP/JHMDB folders."""
-    return write_sample_task(out_dir, seed, small)
+    return write_sample_files(out_dir, seed, small)

@@ -20,8 +20,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage_schemas.config import PipelineConfig, PretrainConfig
-from tasks import lineage
-from tasks.train import ENCODER, LINEAGE, LOSS_CURVE, PREVIEWS, checkpoint_paths
+from tasks.io import lineage
+from tasks.io.files import file_sha256
+from tasks.pretrain.train import (
+    ENCODER,
+    LINEAGE,
+    LOSS_CURVE,
+    PREVIEWS,
+    checkpoint_paths,
+)
 
 RUNS_DIR = "runs"
 EVAL_DIR = "eval"
@@ -60,7 +67,7 @@ def resolve_sources(config: PipelineConfig) -> Sources:
     """The user's sources, or the embedded sample (written once to ``{out}/sample``)."""
     if config.sources:
         return Sources(list(config.sources), list(config.eval_sources))
-    from tasks.sample import MANIFEST_NAME, write_sample
+    from tasks.sample.write import MANIFEST_NAME, write_sample
 
     sample = Path(config.out) / "sample"
     if not (sample / MANIFEST_NAME).exists():
@@ -71,7 +78,7 @@ def resolve_sources(config: PipelineConfig) -> Sources:
 
 @task(name="validation_needed", cache_policy=NO_CACHE)
 def validation_needed(store: str) -> bool:
-    from tasks.validate import ValidationRequiredError, require_validated
+    from tasks.io.stamp import ValidationRequiredError, require_validated
 
     try:
         require_validated(store)
@@ -92,8 +99,7 @@ def _completed_record(run_dir: Path):
 
 
 def _fingerprints(stores: list[str]) -> dict[str, str]:
-    from tasks.store import read_catalog
-    from tasks.validate import fingerprint_of
+    from tasks.io.store import fingerprint_of, read_catalog
 
     return {store: fingerprint_of(read_catalog(store)) for store in stores}
 
@@ -156,7 +162,7 @@ def evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
     values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
     eval_config = EvaluateConfig.model_validate(values)
     encoder = Path(plan.run_dir) / ENCODER
-    needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != lineage.file_sha256(str(encoder))
+    needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != file_sha256(str(encoder))
     return eval_config, needed
 
 
@@ -173,7 +179,7 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
                           eval_store: str) -> PipelineResult:
     """``{out}/report.md``: what each stage did and where its outputs are; also a Prefect artifact."""
     from storage_schemas.benchmark import COMPARISON
-    from tasks.validate import validation_status
+    from tasks.io.stamp import validation_status
 
     run_dir = Path(plan.run_dir)
     stamp = validation_status(train_store)

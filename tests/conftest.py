@@ -65,7 +65,7 @@ def moving_frames(frames: int, height: int, width: int, seed: int = 0, shift: in
 @pytest.fixture
 def make_video(tmp_path):
     """make_video(name, frames=24, height=72, width=128, vcodec="libx264", rotation=0, fps=12) -> Path."""
-    from tasks.ffmpeg_io import encode_video, set_rotation
+    from tasks.io.ffmpeg import encode_video, set_rotation
 
     def _make(name: str, frames: int = 24, height: int = 72, width: int = 128, vcodec: str = "libx264",
               rotation: int = 0, fps: float = 12, seed: int = 0, folder: Path | None = None) -> Path:
@@ -88,13 +88,14 @@ def make_video(tmp_path):
 
 def write_bad_inputs(folder: Path) -> dict[str, str]:
     """The bad inputs the ingest issue names; returns file name → expected reason fragment."""
-    from tasks.ffmpeg_io import ffmpeg_exe
     import subprocess
+
+    from tasks.io.ffmpeg import ffmpeg_exe
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "zero.mp4").write_bytes(b"")
     good = moving_frames(16, 64, 96)
-    from tasks.ffmpeg_io import encode_video
+    from tasks.io.ffmpeg import encode_video
 
     encode_video(good, str(folder / ".full.mp4"), 12)
     full = (folder / ".full.mp4").read_bytes()

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from vmac_core.encoders import ENCODERS, ENCODER_STRIDE
+from vmac_core.encoders import ENCODER_STRIDE, ENCODERS
 from vmac_core.sparse import BACKENDS
 
 

@@ -25,9 +25,9 @@ def ingest(sources: list[Path], store: Path, short_side: int = 32, shard_frames:
     """Ingest ``sources`` into ``store`` and append the ingest lineage record; return the store."""
     from storage_schemas.config import IngestConfig
     from storage_schemas.records import DecodeParams
-    from tasks.decode import ingest_video
-    from tasks.ingest import record_ingest_lineage
-    from tasks.sources import expand_sources
+    from tasks.ingest.tasks import record_ingest_lineage
+    from tasks.ingest.video import ingest_video
+    from tasks.io.sources import expand_sources
 
     config = IngestConfig(sources=[str(s) for s in sources], store=str(store),
                           decode=DecodeParams(short_side=short_side, shard_frames=shard_frames), progress=False)
@@ -39,7 +39,7 @@ def ingest(sources: list[Path], store: Path, short_side: int = 32, shard_frames:
 
 def write_videos(folder: Path, count: int, frames: int = 12) -> list[Path]:
     """``count`` small H.264 clips (frames x 40 x 56) of different seeded textures."""
-    from tasks.ffmpeg_io import encode_video
+    from tasks.io.ffmpeg import encode_video
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"clip{i}.mp4" for i in range(count)]
@@ -51,7 +51,7 @@ def write_videos(folder: Path, count: int, frames: int = 12) -> list[Path]:
 def train_tiny(store: str, out: Path, log=lambda message: None, **extra):
     """A 2-step convnextv2_atto run on ``store`` into ``out`` (``extra`` overrides the config)."""
     from storage_schemas.config import build_pretrain_config
-    from tasks.train import train
+    from tasks.pretrain.train import train
 
     config = build_pretrain_config(None, {**TINY, "stores": [store], "out": str(out), "max_steps": 2, **extra})
     return train(config, log=log)
@@ -72,7 +72,7 @@ class Pipeline:
 def pipeline(tmp_path_factory) -> Pipeline:
     """ingest → validate → pretrain (2 steps) → evaluate (one DAVIS sequence), all with lineage."""
     from storage_schemas.benchmark import EvaluateConfig
-    from tasks import evaluate as ev
+    from tasks.evaluate import evaluate as ev
     from tests.evaluate.conftest import write_davis
     from tests.validate.conftest import validate
 

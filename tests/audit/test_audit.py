@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from storage_schemas.layout import FRAMES, LINEAGE_DIR, VIDEOS_GROUP
-from tasks.audit import audit, lineage_tree
-from tasks.lineage import file_sha256
-from tasks.sources import expand_sources, hash_source
-from tasks.store import open_store, read_catalog
+from tasks.audit.audit import audit, lineage_tree
+from tasks.io.files import file_sha256
+from tasks.io.sources import expand_sources, hash_source
+from tasks.io.store import open_store, read_catalog
 from tests.audit.conftest import ingest, train_tiny, write_videos
 
 
@@ -185,7 +185,7 @@ def test_lineage_from_any_artifact(pipeline, start):
 
 
 def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
-    from tasks.train import NonFiniteLossError
+    from tasks.pretrain.train import NonFiniteLossError
 
     failed = tmp_path / "failed"
     with pytest.raises(NonFiniteLossError):
@@ -212,7 +212,7 @@ def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
 
     from rich.console import Console
 
-    from flows.audit import render_tree
+    from cli.render import render_tree
 
     console = Console(record=True, width=200)
     console.print(render_tree(lineage_tree(str(interrupted))))
@@ -223,13 +223,9 @@ def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    from flows.audit import add_audit_parser, add_lineage_parser
+    from cli.main import build_parser
 
-    parser = argparse.ArgumentParser(prog="vmac")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_lineage_parser(sub)
-    add_audit_parser(sub)
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_vmac_lineage_prints_json_and_a_tree(pipeline, capsys):

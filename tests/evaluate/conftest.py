@@ -14,7 +14,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from tasks.sample import DAVIS_PALETTE
+from storage_schemas.palette import DAVIS_PALETTE
 
 
 def texture(rng: np.random.Generator, height: int, width: int, block: int = 4) -> np.ndarray:
@@ -114,8 +114,8 @@ def write_jhmdb(root: Path, action: str = "walk", video: str = "clip1", frames: 
 def ingest_folder(folder: Path, store: Path) -> str:
     """Ingest every video under ``folder`` at native resolution, without Prefect."""
     from storage_schemas.records import DecodeParams
-    from tasks.decode import ingest_video
-    from tasks.sources import expand_sources
+    from tasks.ingest.video import ingest_video
+    from tasks.io.sources import expand_sources
 
     for item in expand_sources([str(folder)]):
         outcome = ingest_video(item, str(store), DecodeParams(short_side=0, shard_frames=8))

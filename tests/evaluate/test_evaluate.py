@@ -19,9 +19,9 @@ from storage_schemas.benchmark import (
     EvaluateConfig,
     benchmark_json_schema,
 )
-from tasks import evaluate as ev
-from tasks.sample import DAVIS_PALETTE
-from tasks.store import open_store
+from storage_schemas.palette import DAVIS_PALETTE
+from tasks.evaluate import evaluate as ev
+from tasks.io.store import open_store
 from tests.evaluate.conftest import ingest_folder, write_jhmdb, write_vip
 
 

@@ -9,8 +9,10 @@ import json
 
 import pytest
 
+from cli.args import evaluate_config_from_args
+from cli.main import build_parser, cmd_evaluate
 from storage_schemas.benchmark import BenchmarkReport
-from tasks.lineage import read_records
+from tasks.io.lineage import read_records
 from tests.evaluate.conftest import write_davis
 from tests.evaluate.test_evaluate import _save_encoder_exports
 
@@ -18,16 +20,10 @@ pytestmark = pytest.mark.slow
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    from flows.evaluate import add_evaluate_parser
-
-    parser = argparse.ArgumentParser(prog="vmac")
-    add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["evaluate", *argv])
+    return build_parser().parse_args(["evaluate", *argv])
 
 
 def test_cli_arguments_build_the_config(tmp_path):
-    from flows.evaluate import cmd_evaluate, evaluate_config_from_args
-
     args = _parse(["--checkpoint", "a.pt", "b.pt", "--checkpoint", "c.pt", "--data", "d", "--out", "o",
                    "--topk", "5", "--temperature", "0.1", "--stage-stride", "16", "--device", "cpu", "--save-masks"])
     assert args.func is cmd_evaluate
@@ -41,8 +37,6 @@ def test_cli_arguments_build_the_config(tmp_path):
 
 def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
     from prefect.client.orchestration import get_client
-
-    from flows.evaluate import cmd_evaluate
 
     write_davis(tmp_path / "davis", {"blobs": 2, "single": 1}, frames=5)
     _, encoder_pt, _ = _save_encoder_exports(tmp_path)

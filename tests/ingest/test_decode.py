@@ -7,9 +7,9 @@ import pytest
 
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
 from storage_schemas.records import DecodeParams, Status
-from tasks.decode import ingest_video
-from tasks.sources import expand_sources
-from tasks.store import open_store, read_catalog
+from tasks.ingest.video import ingest_video
+from tasks.io.sources import expand_sources
+from tasks.io.store import open_store, read_catalog
 from tests.conftest import moving_frames, write_bad_inputs
 
 
@@ -169,8 +169,9 @@ def test_jhmdb_keypoints_are_rescaled(tmp_path):
 
 
 def test_memory_store_and_memory_source(make_video):
-    import fsspec
     import uuid
+
+    import fsspec
 
     path = make_video("a.mp4", frames=10)
     name = uuid.uuid4().hex

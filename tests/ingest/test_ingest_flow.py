@@ -14,7 +14,7 @@ import pytest
 from storage_schemas.config import IngestConfig
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP
 from storage_schemas.records import Status
-from tasks.store import open_store, read_catalog
+from tasks.io.store import open_store, read_catalog
 from tests.conftest import write_bad_inputs
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def test_flow_parallel_incremental_with_bad_inputs(prefect_harness, tmp_path, ma
     keys = [a.key for a in asyncio.run(artifacts())]
     assert "ingest-summary" in keys
 
-    from tasks.lineage import read_records
+    from tasks.io.lineage import read_records
 
     records = read_records(str(store / "lineage"))
     assert [(r.kind, r.status) for r in records][::2] == [("ingest", "started")] * 3  # a start, then an end
@@ -77,7 +77,7 @@ def test_flow_parallel_incremental_with_bad_inputs(prefect_harness, tmp_path, ma
 
 
 def test_cli_exit_code_and_table(prefect_harness, tmp_path, make_video, capsys):
-    from flows.cli import main
+    from cli.main import main
 
     make_video("ok.mp4", frames=10)
     bad = tmp_path / "videos" / "bad.mp4"
@@ -93,8 +93,8 @@ def test_cli_exit_code_and_table(prefect_harness, tmp_path, make_video, capsys):
 _WORKER = """
 import sys
 from storage_schemas.records import DecodeParams
-from tasks.decode import ingest_video
-from tasks.sources import expand_sources
+from tasks.ingest.video import ingest_video
+from tasks.io.sources import expand_sources
 params = DecodeParams(short_side=int(sys.argv[3]), shard_frames=8)
 for item in expand_sources([sys.argv[1]]):
     print(ingest_video(item, sys.argv[2], params).action, flush=True)
@@ -156,8 +156,8 @@ def test_two_concurrent_runs_do_not_corrupt_the_store(tmp_path, make_video):
 _PEAK = """
 import sys
 from storage_schemas.records import DecodeParams
-from tasks.decode import ingest_video
-from tasks.sources import expand_sources
+from tasks.ingest.video import ingest_video
+from tasks.io.sources import expand_sources
 [item] = expand_sources([sys.argv[1]])
 assert ingest_video(item, sys.argv[2], DecodeParams(short_side=0, shard_frames=16)).action == "decoded"
 print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from storage_schemas.config import PipelineConfig
@@ -14,9 +13,9 @@ TINY_PRETRAIN = {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_siz
 
 
 def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path, make_video, capsys):
-    from flows.cli import main
+    from cli.main import main
     from flows.pipeline import pipeline_flow
-    from tasks.store import read_catalog
+    from tasks.io.store import read_catalog
 
     out = tmp_path / "out"
     sets = [f"--set={k}={v}" for k, v in TINY_PRETRAIN.items()]

@@ -3,7 +3,6 @@ ImageNet normalisation."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 

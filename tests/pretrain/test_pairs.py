@@ -11,11 +11,22 @@ import torch
 
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
-from tasks.decode import ingest_video
-from tasks.ffmpeg_io import encode_video
-from tasks.pairs import FramePairDataset, PairIndex, PairSampler, ShardedFrames, make_pair_loader
-from tasks.sources import expand_sources
-from tasks.store import open_store, read_catalog, reset_video, video_group, write_record
+from tasks.ingest.video import ingest_video
+from tasks.io.ffmpeg import encode_video
+from tasks.io.sources import expand_sources
+from tasks.io.store import (
+    open_store,
+    read_catalog,
+    reset_video,
+    video_group,
+    write_record,
+)
+from tasks.pretrain.pairs import (
+    FramePairDataset,
+    PairIndex,
+    PairSampler,
+    make_pair_loader,
+)
 from tests.conftest import moving_frames
 from vmac_core.augment import augment_pair_batch
 

@@ -15,7 +15,8 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from tasks.sample import DAVIS_PALETTE, JHMDB_MAX_FRAMES, MANIFEST_NAME, write_sample
+from storage_schemas.palette import DAVIS_PALETTE
+from tasks.sample.write import JHMDB_MAX_FRAMES, MANIFEST_NAME, write_sample
 from vmac_core.synthetic import ClipSpec, default_sample_specs, render_clip
 
 SEED = 3

@@ -20,7 +20,7 @@ DECODE = DecodeParams(short_side=48, shard_frames=8)
 
 
 def encode(folder: Path, name: str, frames_thwc: np.ndarray, fps: float = 12) -> Path:
-    from tasks.ffmpeg_io import encode_video
+    from tasks.io.ffmpeg import encode_video
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -35,8 +35,8 @@ def clip(seed: int, frames: int = FRAMES) -> np.ndarray:
 
 def ingest(paths, store: str) -> list[str]:
     """Ingest sources as ingest_flow's workers do (no Prefect); returns their video ids."""
-    from tasks.decode import ingest_video
-    from tasks.sources import expand_sources
+    from tasks.ingest.video import ingest_video
+    from tasks.io.sources import expand_sources
 
     outcomes = [ingest_video(item, store, DECODE) for item in expand_sources([str(p) for p in paths])]
     return [o.video_id for o in outcomes]
@@ -44,7 +44,11 @@ def ingest(paths, store: str) -> list[str]:
 
 def validate(store: str, **config):
     """What validate_flow does, step by step, without Prefect: returns the ValidationSummary."""
-    from tasks.validate import build_validation_tables, record_summary, run_suites
+    from tasks.validate.validate import (
+        build_validation_tables,
+        record_summary,
+        run_suites,
+    )
 
     cfg = ValidateConfig(store=store, **config)
     tables = build_validation_tables.fn(cfg)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from storage_schemas.validation import ValidateConfig
@@ -14,8 +12,10 @@ from tests.validate.conftest import clip, encode, ingest
 def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harness, store, tmp_path, capsys):
     from prefect.artifacts import Artifact
 
-    from flows.validate import add_validate_parser, validate_flow
-    from tasks.validate import ValidationFailedError, validation_status
+    from cli.main import build_parser
+    from flows.validate import validate_flow
+    from tasks.io.stamp import validation_status
+    from tasks.validate.validate import ValidationFailedError
 
     passed = validate_flow(ValidateConfig(store=store))
     assert passed.passed and validation_status(store) == passed.stamp
@@ -34,11 +34,10 @@ def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harnes
     assert stamp.passed is False and stamp.flow_run_id == str(state.state_details.flow_run_id)
     artifact = Artifact.get("validation-report")
     assert artifact.flow_run_id == state.state_details.flow_run_id
-    assert "**FAILED**" in artifact.data and f"`no_black_frames`" in artifact.data and black in artifact.data
+    assert "**FAILED**" in artifact.data and "`no_black_frames`" in artifact.data and black in artifact.data
 
     # The CLI handler prints the summary and exits non-zero on critical failures.
-    parser = argparse.ArgumentParser(prog="vmac")
-    add_validate_parser(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["validate", "--store", store, "--max-frozen-run", "10"])
     assert args.func(args) == 1
     out = capsys.readouterr().out

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from storage_schemas.validation import Severity, ValidateConfig, ValidationThresholds, load_suites
+from storage_schemas.validation import (
+    Severity,
+    ValidateConfig,
+    ValidationThresholds,
+    load_suites,
+)
 
 
 def test_suites_load_with_rules_severities_and_descriptions():

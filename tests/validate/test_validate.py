@@ -13,8 +13,8 @@ import pytest
 
 from storage_schemas.layout import FRAMES, MASKS, VIDEOS_GROUP
 from storage_schemas.validation import VALIDATION_ATTR, ValidationStamp
-from tasks.store import open_store
-from tasks.validate import ValidationRequiredError, require_validated, validation_status
+from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
+from tasks.io.store import open_store
 from tests.validate.conftest import clip, encode, failed_rules, ingest, validate
 
 
@@ -128,7 +128,7 @@ def test_array_length_disagreeing_with_the_catalog_fails(store):
     assert failed_rules(summary) == {"frames_shape_matches_catalog": [video]}
     detail = summary.critical_failures[0].details[0]
     assert "frames_shape=(20, 48, 72, 3)" in detail and "expected_frames_shape=(24, 48, 72, 3)" in detail
-    assert f"`frames_shape_matches_catalog`" in summary.report_markdown and video in summary.report_markdown
+    assert "`frames_shape_matches_catalog`" in summary.report_markdown and video in summary.report_markdown
 
 
 def test_failed_video_is_only_a_warning(store, tmp_path):

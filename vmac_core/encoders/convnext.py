@@ -13,12 +13,10 @@ a block's work -- run on visible rows only.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vmac_core.encoders.strides import FEATURE_STRIDES
 from vmac_core.sparse import build_grid
-
-FEATURE_STRIDES = (4, 8, 16, 32)
 
 # name -> (depths, dims), from the ConvNeXt V2 paper (Table 1 / official model zoo).
 CONVNEXTV2_VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

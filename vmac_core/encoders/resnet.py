@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vmac_core.encoders.strides import FEATURE_STRIDES
 from vmac_core.sparse import build_grid
 
-FEATURE_STRIDES = (4, 8, 16, 32)
 LN_EPS = 1e-6
 
 # name -> (block kind, blocks per stage)

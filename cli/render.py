@@ -1,0 +1,116 @@
+"""Terminal rendering of flow results with rich: tables, trees and verdict lines.
+
+Results go to stdout; progress bars (``tasks.progress``) go to stderr, so ``--json`` output and
+these tables can be piped.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from storage_schemas.audit import AuditReport
+from storage_schemas.validation import Severity, ValidationSummary
+
+
+def print_ingest(result) -> int:
+    """A table of every source's outcome and the totals; returns the exit code (1 when any failed)."""
+    console = Console()
+    counts = {a: sum(o.action == a for o in result.outcomes) for a in ("decoded", "skipped", "failed")}
+    table = Table(title=f"ingest into {result.store}")
+    for column in ("video_id", "outcome", "frames", "seconds", "reason"):
+        table.add_column(column, overflow="fold")
+    for o in sorted(result.outcomes, key=lambda o: (o.action != "failed", o.video_id)):
+        style = "red" if o.action == "failed" else None
+        table.add_row(o.video_id, o.action, str(o.frames), f"{o.seconds:.2f}", o.reason or "", style=style)
+    console.print(table)
+    console.print(
+        f"{counts['decoded']} decoded ({result.frames_decoded} frames), {counts['skipped']} up to date, "
+        f"{counts['failed']} failed"
+    )
+    return 1 if counts["failed"] else 0
+
+
+def print_validation_summary(summary: ValidationSummary, console=None) -> None:
+    """A rich table of the failing rules (critical first) and where the report is."""
+    console = console or Console()
+    stamp = summary.stamp
+    counts = stamp.counts
+    failing = summary.critical_failures + summary.warnings
+    table = Table(title=f"validation of {stamp.store}")
+    for column in ("severity", "rule", "videos", "details"):
+        table.add_column(column, overflow="fold")
+    for rule in failing:
+        style = "red" if rule.severity is Severity.critical else "yellow"
+        details = "\n".join(rule.details[:20]) + (f"\n… {len(rule.details) - 20} more" if len(rule.details) > 20 else "")
+        table.add_row(rule.severity.value, rule.rule, str(len(rule.videos)), details, style=style)
+    if failing:
+        console.print(table)
+    verdict = "[green]PASSED[/green]" if summary.passed else "[red]FAILED[/red]"
+    console.print(
+        f"{verdict}: {counts.expectations - len(failing)} of {counts.expectations} rules met, "
+        f"{counts.critical_failures} critical failure(s), {counts.warnings} warning(s); "
+        f"{counts.videos} videos ({counts.complete} complete, {counts.failed} failed, {counts.other} other)"
+    )
+    console.print(f"report: {stamp.report_path}\nGE result: {stamp.result_path}")
+
+
+def node_label(node: dict) -> str:
+    """One line for a tree node: kind, URI, short hash, the producing record and any note."""
+    parts = [f"[bold]{node['kind']}[/bold] {escape(node['uri'])}"]
+    if node.get("sha256"):
+        parts.append(f"[cyan]sha256 {node['sha256'][:12]}[/cyan]")
+    record = node.get("record")
+    if record:
+        status = record["status"] if record["finished"] else f"{record['status']}, never finished (interrupted?)"
+        colour = "green" if record["status"] == "completed" and record["finished"] else "red"
+        parts.append(f"[{colour}]{record['kind']} {status}[/{colour}] {record['time']} "
+                     f"v{record['code_version']} ({record['id'][:12]})")
+        if record.get("error"):
+            parts.append(f"[red]{escape(record['error'])}[/red]")
+    validation = node.get("validation")
+    if validation:
+        verdict = "passed" if validation["passed"] else "FAILED"
+        stale = "" if validation.get("matches_recorded_catalog") in (None, True) else ", not of the catalog consumed"
+        parts.append(f"[magenta]validation {verdict} {validation['validated_at']}{stale}[/magenta]")
+    if node.get("note"):
+        parts.append(f"[yellow]{escape(node['note'])}[/yellow]")
+    return "  ".join(parts)
+
+
+def render_tree(node: dict, tree=None):
+    """A rich Tree of a lineage tree; a folder's other records (failed or interrupted attempts,
+    audits) are listed under it."""
+    branch = Tree(node_label(node)) if tree is None else tree.add(node_label(node))
+    shown = (node.get("record") or {}).get("id")
+    others = [r for r in node.get("records", []) if r["id"] != shown]
+    if others:
+        history = branch.add("[dim]other records[/dim]")
+        for r in others:
+            status = r["status"] if r["finished"] else f"{r['status']}, never finished (interrupted?)"
+            error = f" {escape(r['error'])}" if r.get("error") else ""
+            history.add(f"[dim]{r['kind']} {status} {r['time']} ({r['id'][:12]}){error}[/dim]")
+    for child in node["children"]:
+        render_tree(child, branch)
+    return branch
+
+
+def print_audit_report(report: AuditReport, console=None) -> None:
+    """A rich table of the drift, then the verdict, the notes and where the record went."""
+    console = console or Console()
+    if report.drifts:
+        table = Table(title=f"drift in {report.target}")
+        for column in ("what", "where", "video", "recorded", "found", "detail", "record"):
+            table.add_column(column, overflow="fold")
+        for d in report.drifts:
+            table.add_row(d.what, d.uri, d.video_id or "", (d.recorded or "-")[:12], (d.found or "-")[:12],
+                          d.detail, d.record or "", style="red")
+        console.print(table)
+    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    verdict = f"[red]{len(report.drifts)} DRIFT(S)[/red]" if report.drifts else "[green]NO DRIFT[/green]"
+    console.print(f"{verdict}: re-hashed {checked} of {report.target_kind} {report.target} in {report.seconds:.1f}s")
+    for note in report.notes:
+        console.print(f"[dim]- {note}[/dim]")
+    console.print(f"audit record: {report.record_path}")

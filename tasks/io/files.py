@@ -1,0 +1,86 @@
+"""Whole files: streamed hashing, and atomic writes (a reader never sees half a file).
+
+An atomic write goes to a temporary name in the same folder, is flushed and fsynced, then
+renamed over the target (``os.replace``); on a remote filesystem the temporary object is moved
+into place. A crash leaves at worst a ``.<name>.tmp-<pid>`` file, never a truncated target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+
+from tasks.io.uris import local_path
+
+BLOCK = 1 << 20  # bytes read per hashing step: memory stays at one block whatever the file size
+
+
+def hash_file(uri: str, block: int = BLOCK) -> tuple[str, int]:
+    """(sha256 hex, size in bytes) of a local file or fsspec URL, streamed."""
+    digest = hashlib.sha256()
+    size = 0
+    with fsspec.open(uri, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def file_sha256(uri: str) -> str:
+    """sha256 hex of a local file or fsspec URL."""
+    return hash_file(uri)[0]
+
+
+def temporary_name(path: Path) -> Path:
+    """The temporary sibling an atomic write of ``path`` uses in this process:
+    ``.<stem>.tmp-<pid><suffix>``, hidden, and with the suffix a writer may choose a format by."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary local path to write; on success it is fsynced and renamed to ``path``.
+
+    For writers that want a path (``torch.save``, ``savefig``). The suffix is kept, so a writer
+    that picks its format from it (matplotlib) still does. On error the temporary file is removed
+    and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) -> None:
+    """Write ``data`` to a local path or fsspec URL in one step (text is UTF-8).
+
+    ``exclusive``: refuse to replace an existing file (append-only folders); raises
+    FileExistsError.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    path = local_path(str(uri))
+    if path is None:
+        fs, remote = fsspec.core.url_to_fs(str(uri))
+        if exclusive and fs.exists(remote):
+            raise FileExistsError(f"{uri} exists")
+        fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{remote}.tmp-{os.getpid()}"
+        fs.pipe_file(tmp, payload)
+        fs.mv(tmp, remote)
+        return
+    if exclusive and os.path.exists(path):
+        raise FileExistsError(f"{path} exists")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)

@@ -1,0 +1,85 @@
+"""Write lineage records (storage_schemas.lineage) as append-only JSON files over fsspec."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import socket
+import subprocess
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import fsspec
+
+from storage_schemas.lineage import Dataset, LineageRecord
+from tasks.io.files import write_atomic
+
+
+def code_version() -> str:
+    """The installed vmac distribution's version ("unknown" when run from an uninstalled tree)."""
+    try:
+        return version("vmac")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def git_sha() -> str | None:
+    """The checkout's commit, when the package runs from a git checkout (asked once per process)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outputs: list[Dataset],
+                parameters: dict, flow_run_id: str | None = None, error: str | None = None) -> LineageRecord:
+    record = LineageRecord(
+        kind=kind,
+        status=status,
+        run_id=run_id,
+        flow_run_id=flow_run_id,
+        time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        host=socket.gethostname(),
+        code_version=code_version(),
+        git_sha=git_sha(),
+        inputs=inputs,
+        outputs=outputs,
+        parameters=parameters,
+        error=error,
+    )
+    canonical = json.dumps(record.model_dump(mode="json", exclude={"id"}), sort_keys=True)
+    return record.model_copy(update={"id": hashlib.sha256(canonical.encode("utf-8")).hexdigest()})
+
+
+def write_record(folder: str, record: LineageRecord) -> str:
+    """Write ``record`` as a new file in ``folder`` (never overwriting one) and return its path."""
+    fs, root = fsspec.core.url_to_fs(folder)
+    stamp = record.time.replace(":", "").replace("-", "").replace(".", "")
+    name = f"{stamp}-{record.kind}-{record.status}-{record.id[:12]}.json"
+    path = f"{root.rstrip('/')}/{name}"
+    shown = path if "://" not in folder else f"{folder.split('://', 1)[0]}://{path}"
+    try:
+        write_atomic(shown, json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True), exclusive=True)
+    except FileExistsError:
+        raise FileExistsError(f"lineage record {shown} exists; records are append-only") from None
+    return shown
+
+
+def read_records(folder: str) -> list[LineageRecord]:
+    """Every record in ``folder``, oldest first."""
+    fs, root = fsspec.core.url_to_fs(folder)
+    if not fs.exists(root):
+        return []
+    # Inside a store the lineage folder is also a Zarr group: its zarr.json is not a record.
+    paths = sorted(p for p in fs.ls(root, detail=False) if p.endswith(".json") and not p.endswith("zarr.json"))
+    return [LineageRecord.model_validate_json(fs.cat_file(p)) for p in paths]
+
+
+def run_id() -> str:
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"

@@ -1,0 +1,165 @@
+"""Sharded frame arrays: the writer ingest uses and the direct reader pre-training uses.
+
+Layout (``storage_schemas.layout``): a ``(T, *frame_shape)`` uint8 array with one frame per
+inner chunk, inside shards of ``shard_frames`` frames along T (Zarr v3 ``sharding_indexed``),
+each chunk compressed with the store's codec, a crc32c-checked shard index at the shard's end.
+
+- ``ShardWriter`` appends whole shards, so a shard is never read back and rewritten, and
+  hashes the frame bytes as it goes (the ``frames_sha256`` of a video's record).
+- ``ShardedFrames`` reads single frames straight from the shard files, bypassing Zarr's
+  per-call overhead (docs/loader.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numcodecs
+import numpy as np
+import zarr
+from numcodecs.checksum32 import CRC32C
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
+
+from storage_schemas.layout import COMPRESSOR
+
+# Stateless: decompresses any blosc frame (the codec's settings are in each frame's header).
+_BLOSC = numcodecs.Blosc()
+
+
+class ShardWriter:
+    """Append-only writer of one array along time, one whole shard per write.
+
+    The array starts with an estimated length and is resized to what was written at ``close``.
+    Chunks are single frames inside shards of ``shard_frames`` frames: random (t, t+gap) reads
+    touch little data, and each write is one store object per shard.
+    """
+
+    def __init__(self, group: zarr.Group, name: str, frame_shape: tuple[int, ...], dtype: str,
+                 shard_frames: int, expected_frames: int, compress: bool = True):
+        self.shard_frames = shard_frames
+        self.frame_shape = tuple(frame_shape)
+        capacity = max(expected_frames, shard_frames)
+        self.array = group.create_array(
+            name,
+            shape=(capacity, *frame_shape),
+            chunks=(1, *frame_shape),
+            shards=(shard_frames, *frame_shape),
+            dtype=dtype,
+            compressors=BloscCodec(**COMPRESSOR) if compress else None,
+            fill_value=0,
+            overwrite=True,
+        )
+        self.written = 0
+        self._pending: list = []
+        self._pending_frames = 0
+        self.sha256 = hashlib.sha256()
+
+    def append(self, block) -> None:
+        """Buffer ``block`` (t, *frame_shape) and flush every full shard."""
+        if tuple(block.shape[1:]) != self.frame_shape:
+            raise ValueError(f"{self.array.path}: frame shape {block.shape[1:]} != {self.frame_shape}")
+        self._pending.append(np.ascontiguousarray(block))
+        self._pending_frames += len(block)
+        while self._pending_frames >= self.shard_frames:
+            joined = np.concatenate(self._pending)
+            self._write(joined[: self.shard_frames])
+            rest = joined[self.shard_frames:]
+            self._pending = [rest] if len(rest) else []
+            self._pending_frames = len(rest)
+
+    def _write(self, shard) -> None:
+        start = self.written
+        if start % self.shard_frames:
+            raise ValueError("writes must start on a shard boundary")
+        end = start + len(shard)
+        if end > self.array.shape[0]:
+            grow = -(-end // self.shard_frames) * self.shard_frames
+            self.array.resize((max(grow, 2 * self.array.shape[0]), *self.frame_shape))
+        self.array[start:end] = shard
+        self.sha256.update(shard.tobytes())
+        self.written = end
+
+    def close(self) -> int:
+        """Flush the last partial shard, trim the array to the frames written; return the count."""
+        if self._pending_frames:
+            self._write(np.concatenate(self._pending))
+            self._pending, self._pending_frames = [], 0
+        if self.array.shape[0] != self.written:
+            self.array.resize((self.written, *self.frame_shape))
+        return self.written
+
+
+# A shard's index: (offset, nbytes) uint64 per inner chunk; both all-ones for a chunk never written.
+_MISSING_CHUNK = np.iinfo(np.uint64).max
+
+
+class ShardedFrames:
+    """Reads single frames of one ``frames`` array straight from its shard files.
+
+    The store's layout (``ShardWriter``) is one frame per inner chunk, inside shards
+    of ``shard_frames`` frames, blosc-compressed, with a crc32c-checked index at the shard's
+    end (the Zarr v3 ``sharding_indexed`` codec). Reading through Zarr costs, per call, a trip
+    to its event loop, a re-read of the shard index and thread hand-offs for every byte range
+    and decode; for two ~350 kB frames that overhead is as large as decompressing them. Here a
+    batch's chunk byte ranges are fetched with one fsspec ``cat_ranges`` call, each shard index
+    is read once per process (stores are immutable while training reads them: a ``complete``
+    video is never rewritten in place), and each chunk is decompressed straight into the batch
+    buffer. ``open`` returns None for any other layout, and the caller reads through Zarr.
+    """
+
+    def __init__(self, fs, array_path: str, shape: tuple[int, ...], shard_frames: int, chunk_key, fill_value):
+        self.fs = fs
+        self.array_path = array_path
+        self.shape = shape
+        self.shard_frames = shard_frames
+        self._chunk_key = chunk_key
+        self.fill_value = fill_value
+        self._indexes: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, fs, root_path: str, array) -> ShardedFrames | None:
+        meta = array.metadata
+        codecs = getattr(meta, "codecs", ())
+        if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec) or array.dtype != np.uint8:
+            return None
+        sharding = codecs[0]
+        inner, index = tuple(sharding.codecs), tuple(sharding.index_codecs)
+        if (tuple(sharding.chunk_shape) != (1, *array.shape[1:]) or sharding.index_location.value != "end"
+                or [type(c) for c in inner] != [BytesCodec, BloscCodec]
+                or [type(c) for c in index] != [BytesCodec, Crc32cCodec]
+                or index[0].endian is None or index[0].endian.value != "little"):
+            return None
+        shard_shape = tuple(meta.chunk_grid.chunk_shape)
+        if shard_shape[1:] != tuple(array.shape[1:]):
+            return None
+        return cls(fs, f"{root_path.rstrip('/')}/{array.path}", tuple(array.shape), shard_shape[0],
+                   meta.encode_chunk_key, array.fill_value)
+
+    def shard_path(self, shard: int) -> str:
+        return f"{self.array_path}/{self._chunk_key((shard,) + (0,) * (len(self.shape) - 1))}"
+
+    def load_indexes(self, shards: set[int]) -> None:
+        """Read and check the index of every shard in ``shards`` not read yet."""
+        missing = sorted(shards - self._indexes.keys())
+        if not missing:
+            return
+        size = 16 * self.shard_frames + 4
+        paths = [self.shard_path(shard) for shard in missing]
+        ends = [self.fs.size(path) for path in paths]
+        blobs = self.fs.cat_ranges(paths, [end - size for end in ends], ends)
+        for shard, blob in zip(missing, blobs):
+            # CRC32C.decode checks the trailing checksum and raises on a mismatch.
+            self._indexes[shard] = np.frombuffer(bytes(CRC32C().decode(blob)), "<u8").reshape(-1, 2)
+
+    def byte_range(self, frame: int) -> tuple[str, int, int] | None:
+        """(shard path, start, end) of ``frame``'s compressed bytes; None if it was never written."""
+        shard, chunk = divmod(frame, self.shard_frames)
+        offset, nbytes = self._indexes[shard][chunk]
+        if offset == _MISSING_CHUNK:
+            return None
+        return self.shard_path(shard), int(offset), int(offset + nbytes)
+
+    @staticmethod
+    def decode_into(blob: bytes, out: np.ndarray) -> None:
+        """Decompress one chunk's bytes straight into ``out`` (one frame, C order)."""
+        _BLOSC.decode(blob, out=out)

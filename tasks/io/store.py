@@ -1,0 +1,165 @@
+"""The Zarr v3 frame store: open it over fsspec, read the catalog, fingerprint it, lock one video.
+
+Writers own whole video groups (``video_lock``); their arrays are written shard by shard
+(``tasks.io.shards``). A video's record says ``writing`` while its arrays are written and
+``complete`` only after the last one is, so a run killed at any point leaves nothing
+half-written that claims to be complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import zarr
+from pydantic import ValidationError
+from zarr.storage import FsspecStore, LocalStore
+
+from storage_schemas.layout import (
+    LINEAGE_DIR,
+    LOCKS_DIR,
+    STORE_INFO_ATTR,
+    VIDEO_RECORD_ATTR,
+    VIDEOS_GROUP,
+)
+from storage_schemas.records import StoreInfo, VideoRecord
+
+UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
+from storage_schemas.validation import catalog_fingerprint
+from tasks.io.uris import exists, isdir, join, local_path
+
+
+def _zarr_store(store: str, read_only: bool = False):
+    path = local_path(store)
+    if path is not None:
+        return LocalStore(path, read_only=read_only)
+    return FsspecStore.from_url(store, read_only=read_only)
+
+
+def open_store(store: str, mode: str = "a", created_by: str = "vmac") -> zarr.Group:
+    """Open (``a``: creating it if missing) or read (``r``) a store's root group."""
+    if mode == "r":
+        try:
+            return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+            raise FileNotFoundError(f"no vmac store at {store}") from exc
+    # Several writers may create a new store at once (Dask workers, concurrent runs): whoever
+    # loses a creation race finds the group made by the other, which is what it wanted.
+    try:
+        root = zarr.open_group(_zarr_store(store), mode="a")
+    except zarr.errors.ContainsGroupError:
+        root = zarr.open_group(_zarr_store(store), mode="a")
+    if STORE_INFO_ATTR not in root.attrs:
+        name = os.path.basename(store.rstrip("/")) or store
+        root.attrs[STORE_INFO_ATTR] = StoreInfo(name=name, created_by=created_by).model_dump(mode="json")
+    for group in (VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR):
+        if group not in root:
+            with contextlib.suppress(zarr.errors.ContainsGroupError):
+                root.require_group(group)
+    return root
+
+
+def read_record(group: zarr.Group) -> VideoRecord | None:
+    """The video's record, or None when its attributes are missing or unreadable (redo it)."""
+    try:
+        raw = group.attrs.get(VIDEO_RECORD_ATTR)
+        return VideoRecord.model_validate(raw) if raw is not None else None
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
+def read_catalog(store: str | zarr.Group) -> dict[str, VideoRecord | None]:
+    """video_id → record for every video group (None where the record is unreadable)."""
+    root = open_store(store, mode="r") if isinstance(store, str) else store
+    if VIDEOS_GROUP not in root:
+        return {}
+    videos = root[VIDEOS_GROUP]
+    out: dict[str, VideoRecord | None] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zarr warns about non-zarr folders it passes over
+        names = sorted(videos.group_keys())
+    for name in names:
+        try:
+            out[name] = read_record(videos[name])
+        except (KeyError, ValueError, OSError):
+            out[name] = None
+    return out
+
+
+def video_group(root: zarr.Group, video_id: str) -> zarr.Group:
+    return root[f"{VIDEOS_GROUP}/{video_id}"]
+
+
+def is_store(uri: str) -> bool:
+    """True when ``uri`` (a local path or fsspec URL) is a vmac store's root: a Zarr group
+    holding a ``videos`` group. A video group inside a store holds arrays, so it is not one."""
+    return exists(join(uri, "zarr.json")) and isdir(join(uri, VIDEOS_GROUP))
+
+
+def fingerprint_of(catalog: dict[str, VideoRecord | None]) -> str:
+    """The catalog fingerprint of ``read_catalog``'s output: which videos, decoded how, in which
+    state (``storage_schemas.validation.catalog_fingerprint``). Validation stamps it; pre-training
+    and lineage record it, so a changed catalog is noticed."""
+    return catalog_fingerprint(
+        (video_id, record.decode_key if record else None, record.status.value if record else UNREADABLE)
+        for video_id, record in catalog.items()
+    )
+
+
+def frames_sha256(array) -> str:
+    """sha256 of a (T, ...) Zarr array's bytes in C order, read one shard at a time.
+
+    The digest the ingest writer computes shard by shard (``tasks.io.shards.ShardWriter``), with
+    memory bounded by one shard.
+    """
+    step = array.shards[0] if array.shards else array.chunks[0]
+    digest = hashlib.sha256()
+    for start in range(0, array.shape[0], step):
+        digest.update(np.ascontiguousarray(array[start:start + step]).tobytes())
+    return digest.hexdigest()
+
+
+def reset_video(root: zarr.Group, video_id: str, record: VideoRecord) -> zarr.Group:
+    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``."""
+    videos = root[VIDEOS_GROUP]
+    if video_id in videos:
+        del videos[video_id]
+    group = videos.create_group(video_id, overwrite=True)
+    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+    return group
+
+
+def write_record(group: zarr.Group, record: VideoRecord) -> None:
+    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+
+
+@contextlib.contextmanager
+def video_lock(store: str, video_id: str) -> Iterator[None]:
+    """Exclusive lock on one video of one store, across processes and threads of this host.
+
+    Local stores keep lock files inside the store (``locks/``), so runs on other hosts that
+    share the filesystem see them too; remote stores lock in this host's temp folder, which
+    protects concurrent runs on one host only (a documented limit).
+    """
+    path = local_path(store)
+    if path is not None:
+        folder = os.path.join(path, LOCKS_DIR)
+    else:
+        key = hashlib.sha1(store.encode("utf-8")).hexdigest()[:16]
+        folder = os.path.join(tempfile.gettempdir(), "vmac-locks", key)
+    os.makedirs(folder, exist_ok=True)
+    # flock locks belong to the open file description, so two opens in one process exclude
+    # each other as well as two processes do.
+    with open(os.path.join(folder, f"{video_id}.lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+

@@ -1,0 +1,41 @@
+"""Prefect tasks of the pre-training stage."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from storage_schemas.config import PretrainConfig
+from tasks.io.stamp import require_validated
+from tasks.pretrain.train import TrainResult, train
+
+
+@task(name="check_stores_validated")
+def check_stores_validated(config: PretrainConfig) -> None:
+    """Refuse stores that have not passed validation (or changed since), unless told to skip."""
+    if config.skip_validation_check:
+        get_run_logger().warning("validation check skipped (--skip-validation-check)")
+        return
+    for store in config.stores:
+        require_validated(store)
+
+
+@task(name="train_videomac")
+def train_videomac(config: PretrainConfig) -> TrainResult:
+    logger = get_run_logger()
+    return train(config, log=logger.info, flow_run_id=str(flow_run.id) if flow_run.id else None)
+
+
+@task(name="publish_pretrain_summary")
+def publish_pretrain_summary(config: PretrainConfig, result: TrainResult) -> str:
+    """The ``pretrain-summary`` markdown artifact: steps, loss and where the outputs are."""
+    markdown = (
+        f"# Pre-training `{config.preset or config.encoder}`\n\n"
+        f"- steps: {result.steps} (resumed from {result.resumed_from})\n"
+        f"- final loss: {result.final_loss:.4f}\n"
+        f"- run directory: `{result.run_dir}` (loss_curve.png, previews/, metrics.jsonl)\n"
+        f"- checkpoint: `{result.checkpoint}`\n- encoder: `{result.encoder}`\n"
+    )
+    create_markdown_artifact(key="pretrain-summary", markdown=markdown)
+    return markdown

@@ -1,0 +1,154 @@
+"""Pre-training on a real store: exact resume after SIGKILL, DDP on 2 CPU processes, NaN stop, validation gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from storage_schemas.config import build_pretrain_config
+from storage_schemas.records import DecodeParams
+from tasks.ingest.video import ingest_video
+from tasks.io.sources import expand_sources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = {
+    "encoder": "convnextv2_atto", "input_size": 64, "decoder_dim": 32, "batch_size": 4, "workers": 0,
+    "warmup_epochs": 0, "base_lr": 1e-3, "checkpoint_every": 4, "preview_every": 1000, "plot_every": 1000,
+    "log_every": 1000, "progress": False, "skip_validation_check": True,
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from tasks.io.ffmpeg import encode_video
+    from tests.conftest import moving_frames
+
+    folder = tmp_path_factory.mktemp("train-videos")
+    for i in range(2):
+        encode_video(moving_frames(24, 72, 96, seed=i), str(folder / f"v{i}.mp4"), 12)
+    store = str(folder / "s.zarr")
+    for item in expand_sources([str(folder)]):
+        assert ingest_video(item, store, DecodeParams(short_side=64)).action == "decoded"
+    return store
+
+
+def _config(store, out, **extra):
+    return build_pretrain_config(None, {**TINY, "stores": [store], "out": str(out), **extra})
+
+
+def _losses(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows}
+
+
+_TRAIN = """
+import sys, json
+from storage_schemas.config import PretrainConfig
+from tasks.pretrain.train import train
+train(PretrainConfig.model_validate(json.loads(sys.argv[1])), log=lambda m: None)
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
+    from tasks.pretrain.train import train
+
+    reference = train(_config(store, tmp_path / "ref", max_steps=24), log=lambda m: None)
+    assert reference.steps == 24
+
+    run_dir = tmp_path / "killed"
+    config = _config(store, run_dir, max_steps=24)
+    proc = subprocess.Popen([sys.executable, "-c", _TRAIN, config.model_dump_json()], cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoints" / "ckpt-000008.pt").exists():
+        if proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*.pt"))
+    assert checkpoints and checkpoints[-1] != "ckpt-000024.pt", "the run finished before it could be killed"
+    # No temp file is mistaken for a checkpoint, whatever moment the kill hit.
+    assert all(p.name.startswith("ckpt-") for p in (run_dir / "checkpoints").glob("*.pt"))
+
+    resumed = train(_config(store, run_dir, max_steps=24, resume=True), log=lambda m: None)
+    assert resumed.resumed_from >= 8 and resumed.steps == 24
+    want, got = _losses(tmp_path / "ref"), _losses(run_dir)
+    assert sorted(got) == list(range(1, 25))  # replayed steps replaced, not duplicated
+    for step in range(1, 25):
+        assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-7), step
+
+    records = sorted(p.name for p in (run_dir / "lineage").glob("*.json"))
+    assert [n.split("-pretrain-")[1].split("-")[0] for n in records].count("completed") == 1
+
+
+def test_outputs_and_exported_encoder_loads_dense(store, tmp_path):
+    from tasks.pretrain.train import train
+    from vmac_core.encoders import build_encoder
+
+    result = train(_config(store, tmp_path / "run", max_steps=2, preview_every=2, plot_every=2), log=lambda m: None)
+    run_dir = Path(result.run_dir)
+    for name in ("config.json", "metrics.jsonl", "loss_curve.png", "encoder.pt", "previews/step-000002.png"):
+        assert (run_dir / name).exists(), name
+    exported = torch.load(run_dir / "encoder.pt", weights_only=True)
+    encoder = build_encoder(exported["encoder"])
+    encoder.load_state_dict(exported["state_dict"], strict=True)
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss", "loss_online", "loss_target", "loss_consistency", "lr", "momentum", "pairs_per_s", "data_wait_s"} <= set(row)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store, tmp_path):
+    from tasks.pretrain.train import NonFiniteLossError, train
+
+    run_dir = tmp_path / "nan"
+    config = _config(store, run_dir, max_steps=50, checkpoint_every=1, base_lr=1e30 * 256 / 4)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss") as err:
+        train(config, log=lambda m: None)
+    last = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))[-1]
+    assert str(last) in str(err.value)
+    ckpt = torch.load(last, weights_only=True)
+    assert all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point())
+    assert any("-pretrain-failed-" in p.name for p in (run_dir / "lineage").glob("*.json"))
+
+
+def test_existing_run_needs_resume(store, tmp_path):
+    from tasks.pretrain.train import train
+
+    train(_config(store, tmp_path / "run", max_steps=4), log=lambda m: None)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_config(store, tmp_path / "run", max_steps=4), log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_identical_weights_rank0_writes(store, tmp_path, prefect_harness):
+    run_dir = tmp_path / "ddp"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+            "-m", "cli.main", "pretrain", "--store", store, "--out", str(run_dir), "--preset", "tiny-cpu",
+            "--skip-validation-check", "--max-steps", "4"]
+    for key, value in {**TINY, "check_replicas": True, "batch_size": 8}.items():
+        if key not in ("skip_validation_check",):
+            args += ["--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # one writer
+    assert all("replica_checksum" in r for r in rows)  # rank 0 compared all ranks' weights each step
+    assert len(list((run_dir / "lineage").glob("*.json"))) == 2
+
+
+@pytest.mark.slow
+def test_pretrain_flow_refuses_unvalidated_store(store, tmp_path, prefect_harness):
+    from flows.pretrain import pretrain_flow
+
+    config = _config(store, tmp_path / "r", max_steps=1, skip_validation_check=False)
+    with pytest.raises(Exception, match="vmac validate --store"):
+        pretrain_flow(config)
