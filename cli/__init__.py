@@ -1,0 +1,1 @@
+"""The ``vmac`` command line (``vmac = cli.main:main``)."""

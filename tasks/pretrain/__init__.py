@@ -1,0 +1,1 @@
+"""The pre-training stage: VideoMAC on frame pairs read from validated stores."""
