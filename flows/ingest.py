@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.config import IngestConfig
+from tasks.ingest.plan import Outcome
 from tasks.ingest.tasks import (
     decode_videos,
     plan_ingest,
@@ -15,7 +16,6 @@ from tasks.ingest.tasks import (
     record_ingest_lineage,
     record_ingest_started,
 )
-from tasks.ingest.video import Outcome
 
 
 @dataclass(frozen=True)

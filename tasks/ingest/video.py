@@ -6,14 +6,11 @@ Plain functions (no Prefect inside), so a Dask worker runs them without starting
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import fsspec
@@ -21,6 +18,7 @@ import numpy as np
 
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, VIDEOS_GROUP
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
+from tasks.ingest.plan import Outcome, decode_key, is_up_to_date
 from tasks.io import layouts
 from tasks.io.ffmpeg import VideoError, decode_chunks, output_size, probe
 from tasks.io.items import SourceItem
@@ -35,29 +33,6 @@ from tasks.io.store import (
     write_record,
 )
 from tasks.io.uris import is_url
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one unit of work did. ``action``: decoded, skipped (up to date) or failed."""
-
-    video_id: str
-    uri: str
-    action: str
-    frames: int = 0
-    seconds: float = 0.0
-    reason: str | None = None
-
-
-def decode_key(sha256: str, params: DecodeParams) -> str:
-    """The identity of a decode: source bytes plus every parameter that shapes the arrays."""
-    blob = json.dumps({"sha256": sha256, "params": params.model_dump(mode="json")}, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-def is_up_to_date(record: VideoRecord | None, key: str) -> bool:
-    """True when the stored video was finished (complete, or failed for good) with this decode key."""
-    return record is not None and record.decode_key == key and record.status in (Status.complete, Status.failed)
 
 
 def ingest_video(

@@ -1,0 +1,92 @@
+"""Decoding fanned out over Dask: one unit of work per video, progress through a Dask queue.
+
+Plain functions run on the workers (``tasks.ingest.video.ingest_video``), not Prefect tasks: in
+Prefect's ephemeral mode every Dask worker process would start its own temporary Prefect API,
+17–21 s each before its first task (docs/architecture.md, "Parallelism"). Each video's outcome
+still reaches Prefect through the calling task, as a log line and a row of the summary artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+from distributed import Client, LocalCluster, Queue, as_completed
+
+from storage_schemas.config import IngestConfig
+from storage_schemas.records import DecodeParams
+from tasks.ingest.plan import IngestPlan, Outcome
+from tasks.ingest.video import ingest_video
+from tasks.io.items import SourceItem
+from tasks.progress import progress_bar
+
+
+@contextlib.contextmanager
+def dask_client(config: IngestConfig) -> Iterator[Client]:
+    """A client on ``config.dask_address``, or on a LocalCluster of single-threaded workers.
+
+    The LocalCluster uses processes, one per core by default, except for ``memory://`` stores,
+    which exist only inside this process, so its workers are threads here.
+    """
+    # Cluster start-up and shutdown chatter would bury the per-video log lines.
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if config.dask_address:
+        with Client(config.dask_address) as client:
+            yield client
+        return
+    workers = config.workers or os.cpu_count() or 1
+    processes = not config.store.startswith("memory://")
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=":0",
+        silence_logs=40,
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str) -> Outcome:
+    """Runs on a Dask worker: ingest one video, reporting decoded frames through a Dask queue."""
+    queue = Queue(queue_name)
+    return ingest_video(item, store, params, run_id, on_frames=queue.put)
+
+
+def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callable[[str], None],
+               on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
+    """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order."""
+    total = sum(plan.expected_frames.values())
+    outcomes: list[Outcome] = []
+    with dask_client(config) as client:
+        log(f"Dask dashboard: {client.dashboard_link} ({len(client.scheduler_info()['workers'])} workers)")
+        queue_name = f"vmac-progress-{uuid.uuid4().hex}"
+        queue = Queue(queue_name, client=client)
+        futures = [
+            client.submit(decode_on_worker, item, config.store, config.decode, run_id, queue_name,
+                          key=f"ingest-{item.video_id}-{uuid.uuid4().hex[:6]}", pure=False)
+            for item in plan.todo
+        ]
+        with progress_bar("decoding", total, "frames", config.progress) as advance:
+            pending = as_completed(futures)
+            while not pending.is_empty():
+                advance(drain(queue))
+                for future in pending.next_batch(block=False) if pending.has_ready() else []:
+                    outcome = future.result()
+                    outcomes.append(outcome)
+                    on_outcome(outcome)
+                time.sleep(0.05)
+            advance(drain(queue))
+    return outcomes
+
+
+def drain(queue: Queue) -> int:
+    """Frames reported so far and not yet counted (0 when none arrived)."""
+    try:
+        return sum(queue.get(timeout=0.01, batch=True) or [])
+    except Exception:  # noqa: BLE001 - an empty Dask queue times out; progress is best effort
+        return 0

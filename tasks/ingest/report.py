@@ -1,0 +1,56 @@
+"""What an ingest run leaves behind besides the arrays: its lineage records and its summary."""
+
+from __future__ import annotations
+
+from storage_schemas.config import IngestConfig
+from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
+from storage_schemas.lineage import Dataset
+from tasks.ingest.plan import Outcome
+from tasks.io import lineage
+from tasks.io.store import open_store, read_catalog
+
+
+def write_started_record(config: IngestConfig, run_id: str, flow_run_id: str | None) -> str:
+    """Append a ``started`` record before any decoding, so a killed run leaves a trace that says so."""
+    open_store(config.store)
+    inputs = [Dataset(uri=source, kind="source") for source in config.sources]
+    made = lineage.make_record("ingest", "started", run_id, inputs, [], config.model_dump(mode="json"), flow_run_id)
+    return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
+
+
+def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id: str, flow_run_id: str | None) -> str:
+    """Append the run's record to ``<store>/lineage/``: each source's hash in, each video group out."""
+    catalog = read_catalog(config.store)
+    inputs, outputs = [], []
+    for outcome in outcomes:
+        record = catalog.get(outcome.video_id)
+        inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None,
+                              facets={"video_id": outcome.video_id}))
+        if record is not None:
+            outputs.append(Dataset(
+                uri=f"{config.store.rstrip('/')}/{VIDEOS_GROUP}/{outcome.video_id}", kind="video",
+                sha256=record.frames_sha256,
+                facets={"status": record.status.value, "action": outcome.action, "decode_key": record.decode_key,
+                        "source_sha256": record.sha256, "reason": record.reason},
+            ))
+    status = "completed" if not any(o.action == "failed" for o in outcomes) else "completed_with_failures"
+    made = lineage.make_record("ingest", status, run_id, inputs, outputs, config.model_dump(mode="json"), flow_run_id)
+    return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
+
+
+def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
+    """A markdown table of every source's outcome in this run, failures first."""
+    counts = {a: sum(o.action == a for o in outcomes) for a in ("decoded", "skipped", "failed")}
+    lines = [
+        f"# Ingest into `{store}`",
+        "",
+        f"{counts['decoded']} decoded, {counts['skipped']} up to date, {counts['failed']} failed.",
+        "",
+        "| video_id | outcome | frames | seconds | source | reason |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for o in sorted(outcomes, key=lambda o: (o.action != "failed", o.video_id)):
+        reason = (o.reason or "").replace("|", "\\|")
+        source = o.uri.replace("|", "\\|")
+        lines.append(f"| {o.video_id} | {o.action} | {o.frames} | {o.seconds:.2f} | {source} | {reason} |")
+    return "\n".join(lines)
