@@ -1,13 +1,13 @@
 """VideoMAC's pair augmentation: one RandomResizedCrop and one horizontal flip shared by both frames.
 
-Paper and official code (DESIGN.md, "VideoMAC, as published" → Input): frames t and t+gap of
+Paper and official code (docs/architecture.md, "VideoMAC as published"): frames t and t+gap of
 one video get the *same* crop (scale 0.2–1, aspect ratio 3/4–4/3), the *same* flip, a bicubic
 resize to the input size (224 px) and ImageNet normalisation. Sharing the crop keeps the two
 frames pixel-aligned up to the scene's own motion, which the consistency loss relies on.
 
-Pure torch, no torchvision (STACK.md) and no file I/O. The crop box is drawn with
-torchvision's ``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the
-whole frame clamped to the ratio range), from an explicit ``torch.Generator``. Cropping and
+Pure torch and no file I/O: no torchvision, whose wheels drag in a CUDA torch
+(docs/architecture.md, "Dependencies"). The crop box is drawn with torchvision's
+``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the whole frame clamped to the ratio range), from an explicit ``torch.Generator``. Cropping and
 flipping are views and copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on
 the uint8 crop only, and conversion to float plus normalisation is the last step, over the small
 resized output.

@@ -1,8 +1,8 @@
 """Pure schedule functions of the global step: learning rate and EMA momentum.
 
 Both are indexed by the global optimisation step (0-based). The official VideoMAC code indexes the
-EMA schedule by the step within each epoch, which restarts the cosine every epoch; DESIGN.md asks
-for the global step, which is what the paper's formula describes.
+EMA schedule by the step within each epoch, which restarts the cosine every epoch; vmac uses the
+global step, which is what the paper's formula describes (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ffmpeg is driven through ffmpeg-python with argument lists, never a shell. The binary is the
 system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel, which
-ships no ffprobe (STACK.md): probing therefore uses PyAV.
+ships no ffprobe: probing therefore uses PyAV.
 """
 
 from __future__ import annotations

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from vmac_core.sparse.active import upsample_active
 from vmac_core.sparse.masked_dense import MaskedDenseGrid
 
 BACKENDS: tuple[str, ...] = ("masked_dense", "minkowski")
+
+__all__ = ["BACKENDS", "MaskedDenseGrid", "build_grid", "upsample_active"]
 
 
 def build_grid(backend: str, active_b1hw: Tensor | None, batch: int, height: int, width: int):
@@ -47,13 +50,3 @@ def build_grid(backend: str, active_b1hw: Tensor | None, batch: int, height: int
 
         return MinkowskiGrid.build(active_b1hw, batch, height, width)
     raise ValueError(f"unknown sparse backend {backend!r}; choose from {BACKENDS}")
-
-
-def upsample_active(active_b1hw: Tensor, height: int, width: int) -> Tensor:
-    """Nearest-upsample a visibility map (B, 1, h, w) to (B, 1, height, width); h must divide height."""
-    h, w = active_b1hw.shape[-2:]
-    if (h, w) == (height, width):
-        return active_b1hw
-    if height % h or width % w:
-        raise ValueError(f"active map {h}x{w} does not divide the feature grid {height}x{width}")
-    return active_b1hw.repeat_interleave(height // h, dim=2).repeat_interleave(width // w, dim=3)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vmac_core.sparse.active import upsample_active
+
 
 def pool_active(active_b1hw: Tensor, factor: int) -> Tensor:
     """Active map of a stride-`factor` output: a site is active if any input in its window is.
@@ -134,8 +136,6 @@ class MaskedDenseGrid:
 
     @classmethod
     def build(cls, active_b1hw: Tensor | None, batch: int, height: int, width: int) -> "MaskedDenseGrid":
-        from vmac_core.sparse import upsample_active
-
         if active_b1hw is not None:
             active_b1hw = upsample_active(active_b1hw.bool(), height, width)
         return cls(batch, height, width, active_b1hw)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vmac_core.sparse.active import upsample_active
+
 
 def import_minkowski():
     """Import MinkowskiEngine, first restoring `collections.Sequence`, which ME 0.5.4 imports and
@@ -67,8 +69,6 @@ class MinkowskiGrid:
 
     @classmethod
     def build(cls, active_b1hw: Tensor | None, batch: int, height: int, width: int) -> "MinkowskiGrid":
-        from vmac_core.sparse import upsample_active
-
         me = import_minkowski()
         if active_b1hw is None:
             active_b1hw = torch.ones(batch, 1, height, width, dtype=torch.bool)  # dense use (CPU)
@@ -103,7 +103,7 @@ class MinkowskiGrid:
 
     def to_dense(self, feat_nc: Tensor) -> Tensor:
         # Equivalent to SparseTensor.dense(shape=..., min_coordinate=0) but never crops a border
-        # row that happens to be masked in every sample (STACK.md's trap).
+        # row that happens to be masked in every sample (docs/model.md, MinkowskiEngine).
         dense = feat_nc.new_zeros(self.batch, self.height, self.width, feat_nc.shape[1])
         dense = dense.index_put((self.sample_n, self.row_n, self.col_n), feat_nc)
         return dense.permute(0, 3, 1, 2)
