@@ -7,10 +7,10 @@ frames pixel-aligned up to the scene's own motion, which the consistency loss re
 
 Pure torch and no file I/O: no torchvision, whose wheels drag in a CUDA torch
 (docs/architecture.md, "Dependencies"). The crop box is drawn with torchvision's
-``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the whole frame
-clamped to the ratio range), from an explicit ``torch.Generator``. Cropping and flipping are views and copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on
-the uint8 crop only, and conversion to float plus normalisation is the last step, over the small
-resized output.
+``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the whole frame clamped
+to the ratio range), from an explicit ``torch.Generator``. Cropping and flipping are views and
+copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on the uint8 crop only, and
+conversion to float plus normalisation is the last step, over the small resized output.
 """
 
 from __future__ import annotations
