@@ -46,7 +46,8 @@ def _plain_ffmpeg_fps(path: str, width: int, height: int, frames: int) -> float:
 def _one_worker(clip: Path, work: Path, repeats: int) -> dict:
     from storage_schemas.records import DecodeParams
     from tasks.ingest.video import ingest_video
-    from tasks.io.ffmpeg import output_size, probe
+    from tasks.io.ffmpeg import output_size
+    from tasks.io.probe import probe
     from tasks.io.sources import expand_sources
 
     info = probe(str(clip))
@@ -62,7 +63,7 @@ def _one_worker(clip: Path, work: Path, repeats: int) -> dict:
         shutil.rmtree(store)
     return {
         "clip": clip.name,
-        "frames": info.frame_count,
+        "frames": info.listed_frames,
         "size_in": list(info.display_size),
         "size_out": [width, height],
         "vmac_frames_per_s": statistics.median(ours),
@@ -170,9 +171,9 @@ def main() -> None:
 
 
 def _frame_count(clip: Path) -> int:
-    from tasks.io.ffmpeg import probe
+    from tasks.io.probe import probe
 
-    return probe(str(clip)).frame_count
+    return probe(str(clip)).listed_frames
 
 
 if __name__ == "__main__":

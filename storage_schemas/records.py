@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,9 @@ class DecodeParams(BaseModel):
     short_side: int = Field(256, ge=0, description="resize the short side to this; 0 keeps native")
     fps: float | None = Field(None, gt=0, description="resample to this frame rate; None keeps native")
     shard_frames: int = Field(64, ge=1, description="frames per shard (one write unit) along time")
+    on_decode_error: Literal["fail", "keep"] = Field(
+        "fail", description="a video whose decode logged errors (ffmpeg conceals corrupt data and goes on) fails "
+        "(default), or is kept with the error count in its record")
     schema_version: int = SCHEMA_VERSION
 
 
@@ -48,16 +52,29 @@ class VideoRecord(BaseModel):
     byte_size: int | None = None
     decode_params: DecodeParams
     decode_key: str | None = Field(None, description="hash of sha256 and decode_params; decides re-decoding")
-    # From the probe.
+    # From the source (container metadata, packets, files).
     codec: str | None = None
-    source_fps: float | None = None
-    source_width: int | None = None
-    source_height: int | None = None
+    stream_index: int | None = Field(None, description="the container's index of the decoded video stream")
+    source_fps: float | None = Field(None, description="the container's average frame rate (informational)")
+    source_width: int | None = Field(None, description="display width: coded width x SAR, after rotation")
+    source_height: int | None = Field(None, description="display height, after rotation")
+    sample_aspect_ratio: str | None = Field(None, description="pixel aspect ratio as 'num:den' (1:1 square)")
     rotation: int = 0
     duration: float | None = None
-    probe_frame_count: int | None = None
+    container_frame_count: int | None = Field(
+        None, description="frames the container's index lists (MP4), edit-list cuts included; None when it has none")
+    probe_frame_count: int | None = Field(
+        None, description="frames the source shows: packets the demuxer delivers, minus those an edit list cuts "
+        "(videos); image files (folders). What the decode must deliver")
+    frame_names: list[str] | None = Field(None, description="each stored frame's source file name (frame folders)")
     # What was stored.
-    fps: float | None = None
+    fps: float | None = Field(None, description="frames per second: the resampling rate, or the mean rate of the "
+                              "stored timestamps; None for a frame folder without --fps")
+    frame_rate_mode: Literal["constant", "variable", "resampled"] | None = Field(
+        None, description="constant or variable as decoded, or resampled to decode_params.fps")
+    has_timestamps: bool = Field(False, description="a timestamps array (seconds, float64) sits beside the frames")
+    decode_errors: int = Field(0, description="errors the decoder logged (kept only with on_decode_error=keep)")
+    decode_error: str | None = Field(None, description="the first of them")
     frame_count: int | None = None
     height: int | None = None
     width: int | None = None

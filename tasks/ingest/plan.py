@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
-from tasks.io.ffmpeg import VideoError, probe
 from tasks.io.items import SourceItem
+from tasks.io.probe import VideoError, probe
 from tasks.io.sources import expand_sources, hash_source
 from tasks.io.store import open_store, read_catalog
 from tasks.io.uris import is_url
@@ -87,4 +87,5 @@ def expected_frames(item: SourceItem, params: DecodeParams) -> int:
         info = probe(item.uri)
     except (VideoError, OSError):
         return 0
-    return int(round(info.duration * params.fps)) if params.fps else info.frame_count
+    # The container's index (or duration × rate) is only an estimate here: the decode counts.
+    return int(round(info.duration * (params.fps or info.fps)))

@@ -1,25 +1,23 @@
-"""ffmpeg and PyAV: locate the binary, probe containers, stream-decode to RGB uint8, encode.
+"""ffmpeg: locate the binary, stream-decode one video stream to RGB uint8 with timestamps, encode.
 
 ffmpeg is driven through ffmpeg-python with argument lists, never a shell. The binary is the
 system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel, which
-ships no ffprobe: probing therefore uses PyAV.
+ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import av
 import ffmpeg
 import numpy as np
 
-
-class VideoError(RuntimeError):
-    """A source that cannot be decoded; the message is the one-line reason stored in the catalog."""
+from tasks.io.probe import VideoError, one_line
 
 
 @functools.cache
@@ -33,138 +31,119 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-@dataclass(frozen=True)
-class Probe:
-    """What the container says about its first video stream.
-
-    ``width``/``height`` are the coded size; ``rotation`` is the display-matrix rotation in
-    degrees (0, 90, 180, 270) that a player applies, so the displayed size swaps for 90/270.
-    ``frame_count`` is the container's count when stored, else estimated from duration × fps.
-    """
-
-    codec: str
-    width: int
-    height: int
-    fps: float
-    duration: float
-    frame_count: int
-    rotation: int
-    frame_count_exact: bool
-
-    @property
-    def display_size(self) -> tuple[int, int]:
-        """(width, height) after rotation."""
-        if self.rotation % 180 == 90:
-            return self.height, self.width
-        return self.width, self.height
-
-
-def probe(path: str) -> Probe:
-    """Probe a local video file with PyAV; raises VideoError with a one-line reason."""
-    try:
-        with av.open(path, metadata_errors="ignore") as container:
-            streams = container.streams.video
-            if not streams:
-                raise VideoError("container has no video stream")
-            stream = streams[0]
-            ctx = stream.codec_context
-            width, height = int(ctx.width or 0), int(ctx.height or 0)
-            if width <= 0 or height <= 0:
-                raise VideoError("video stream has no frame size")
-            rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            else:
-                duration = 0.0
-            frames = int(stream.frames or 0)
-            exact = frames > 0
-            if not exact:
-                frames = int(round(duration * fps)) if fps > 0 else 0
-            # The display matrix reaches PyAV through decoded frames; decoding the first one also
-            # rejects files whose header parses but whose stream does not.
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise VideoError("video stream has no decodable frame")
-            rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
-            codec = ctx.name or "unknown"
-    except VideoError:
-        raise
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"not a readable video: {exc.strerror or _one_line(exc)}") from exc
-    except (OSError, ValueError) as exc:
-        raise VideoError(f"cannot open as video: {_one_line(exc)}") from exc
-    if fps <= 0:
-        raise VideoError("video stream has no frame rate")
-    return Probe(codec, width, height, fps, duration, frames, rotation, exact)
-
-
 def output_size(display_w: int, display_h: int, short_side: int) -> tuple[int, int]:
-    """(width, height) after scaling the short side to ``short_side`` (0 keeps native).
+    """(width, height) after scaling the short side to ``short_side`` (0 keeps the display size).
 
-    Both sides are rounded to even numbers so that every encoder and chroma subsampling agrees.
+    Sizes are exact (RGB has no even-size constraint): ``short_side=0`` keeps an odd native size
+    as it is, and a scaled side is rounded to the nearest pixel.
     """
     if short_side <= 0:
-        return display_w - display_w % 2, display_h - display_h % 2
+        return display_w, display_h
     scale = short_side / min(display_w, display_h)
-    width = max(2, int(round(display_w * scale / 2)) * 2)
-    height = max(2, int(round(display_h * scale / 2)) * 2)
-    return width, height
+    return max(1, int(round(display_w * scale))), max(1, int(round(display_h * scale)))
 
 
-def decode_chunks(
-    path: str,
-    width: int,
-    height: int,
-    chunk_frames: int,
-    fps: float | None = None,
-    threads: int = 1,
-) -> Iterator[np.ndarray]:
-    """Stream-decode ``path`` to RGB uint8 chunks of shape (t ≤ chunk_frames, H, W, 3).
+# One showinfo line per frame that leaves the filter graph: its presentation timestamp in seconds.
+_SHOWINFO = re.compile(r"\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] n:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:(\S+)")
+_ERROR = re.compile(r"\[(error|fatal|panic)\] ")
+MAX_KEPT_ERRORS = 20
 
-    ffmpeg applies the container's rotation itself (autorotate is on by default), then scales
-    to (width, height) with bicubic filtering. Memory is one chunk at a time whatever the length.
-    Raises VideoError when ffmpeg fails or yields no frame.
+
+class FfmpegDecode:
+    """One ffmpeg decode of one video stream to RGB uint8 frames, with every frame's timestamp.
+
+    Iterating yields chunks of shape (t <= chunk_frames, height, width, 3), one chunk in memory at
+    a time whatever the video's length. ffmpeg applies the rotation itself (autorotate), then
+    scales to (width, height) (bicubic): the display geometry, SAR included, is the caller's.
+    Frames pass through as the decoder presents them (``-fps_mode passthrough``): a
+    variable-frame-rate stream is neither padded with duplicates nor thinned; ``fps`` resamples
+    on purpose (ffmpeg's fps filter).
+
+    After iteration: ``timestamps`` (float64 seconds, one per frame, from ffmpeg's showinfo at
+    the end of the filter graph, so exactly the frames written) and ``errors`` (the first
+    ``MAX_KEPT_ERRORS`` lines ffmpeg logged at error level; ``error_count`` counts all of them).
+    ffmpeg conceals corrupt macroblocks, logs an error and still exits 0: ``errors`` is where that
+    shows. Raises VideoError when ffmpeg exits non-zero or writes no frame.
     """
-    stream = ffmpeg.input(path, threads=threads)
-    if fps:
-        stream = stream.filter("fps", fps=fps)
-    stream = stream.filter("scale", width, height, flags="bicubic")
-    args = (
-        stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=threads)
-        .global_args("-nostdin", "-loglevel", "error")
-        .compile(cmd=ffmpeg_exe())
-    )
-    frame_bytes = width * height * 3
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    produced = 0
-    reached_end = False
-    try:
-        while True:
-            buf = _read_exact(proc.stdout, frame_bytes * chunk_frames)
-            n = len(buf) // frame_bytes
-            if n:
-                produced += n
-                yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, height, width, 3)
-            if n < chunk_frames:
-                reached_end = True
-                break
-    finally:
-        if proc.poll() is None and not reached_end:
-            proc.kill()  # the consumer stopped early; nothing more is wanted
-        proc.stdout.close()
-        err = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-        code = proc.wait()
-    # A stream that breaks part-way (truncated or corrupt) makes ffmpeg exit non-zero: the frames
-    # before the break are not a faithful copy of the source, so the whole video fails.
-    if code != 0:
-        where = f"after {produced} frames" if produced else "before the first frame"
-        raise VideoError(f"ffmpeg failed {where}: {_one_line(err) or f'exit code {code}'}")
-    if produced == 0:
-        raise VideoError("ffmpeg decoded no frames")
+
+    def __init__(self, path: str, width: int, height: int, chunk_frames: int, stream_index: int = 0,
+                 fps: float | None = None, threads: int = 1):
+        self.path, self.width, self.height, self.chunk_frames = path, width, height, chunk_frames
+        self.stream_index, self.fps, self.threads = stream_index, fps, threads
+        self.timestamps: list[float] = []
+        self.errors: list[str] = []
+        self.error_count = 0
+        self.frames = 0
+
+    def command(self) -> list[str]:
+        stream = ffmpeg.input(self.path, threads=self.threads)[str(self.stream_index)]
+        if self.fps:
+            stream = stream.filter("fps", fps=self.fps)
+        stream = stream.filter("scale", self.width, self.height, flags="bicubic").filter("showinfo", checksum=0)
+        return (
+            stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=self.threads, fps_mode="passthrough")
+            # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
+            # (``errors``), so ffmpeg must not turn them into its own exit code either.
+            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1")
+            .compile(cmd=ffmpeg_exe())
+        )
+
+    def _read_log(self, pipe) -> None:
+        """Runs in a thread: parse ffmpeg's log as it comes (a full stderr pipe would stall ffmpeg)."""
+        for raw in pipe:
+            line = raw.decode("utf-8", "replace").rstrip()
+            match = _SHOWINFO.search(line)
+            if match:
+                self.timestamps.append(float(match.group(3)))
+            elif _ERROR.search(line):
+                self.error_count += 1
+                if len(self.errors) < MAX_KEPT_ERRORS:
+                    self.errors.append(line[:300])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frame_bytes = self.width * self.height * 3
+        proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        reader = threading.Thread(target=self._read_log, args=(proc.stderr,), daemon=True)
+        reader.start()
+        reached_end = False
+        try:
+            while True:
+                buf = _read_exact(proc.stdout, frame_bytes * self.chunk_frames)
+                n = len(buf) // frame_bytes
+                if n:
+                    self.frames += n
+                    yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, self.height, self.width, 3)
+                if n < self.chunk_frames:
+                    reached_end = True
+                    break
+        finally:
+            if proc.poll() is None and not reached_end:
+                proc.kill()  # the consumer stopped early; nothing more is wanted
+            proc.stdout.close()
+            code = proc.wait()
+            reader.join()
+            proc.stderr.close()
+        self._check(code)
+
+    def _check(self, code: int) -> None:
+        if code != 0:
+            where = f"after {self.frames} frames" if self.frames else "before the first frame"
+            detail = _message(self.errors[-1]) if self.errors else f"exit code {code}"
+            raise VideoError(f"ffmpeg failed {where}: {detail}")
+        if self.frames == 0:
+            raise VideoError("ffmpeg decoded no frames")
+        if len(self.timestamps) != self.frames:
+            raise VideoError(f"ffmpeg wrote {self.frames} frames but reported {len(self.timestamps)} timestamps")
+
+    def first_error(self) -> str | None:
+        """The first error ffmpeg logged, without its log prefixes (None when there was none)."""
+        return _message(self.errors[0]) if self.errors else None
+
+
+def _message(line: str) -> str:
+    """An ffmpeg log line without its ``[component @ 0x...] [level]`` prefixes."""
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
 
 
 def _read_exact(pipe, size: int) -> bytes:
@@ -204,7 +183,7 @@ def encode_video(
     )
     done = subprocess.run(args, input=np.ascontiguousarray(frames_thwc).tobytes(), capture_output=True)
     if done.returncode != 0:
-        raise VideoError(f"ffmpeg encode failed: {_one_line(done.stderr.decode('utf-8', 'replace'))}")
+        raise VideoError(f"ffmpeg encode failed: {one_line(done.stderr.decode('utf-8', 'replace'))}")
 
 
 def encode_h264(frames_thwc: np.ndarray, path: str, fps: float, crf: int = 18) -> None:
@@ -223,11 +202,4 @@ def set_rotation(src: str, dst: str, degrees: int) -> None:
     )
     done = subprocess.run(args, capture_output=True)
     if done.returncode != 0:
-        raise VideoError(f"ffmpeg remux failed: {_one_line(done.stderr.decode('utf-8', 'replace'))}")
-
-
-def _one_line(text) -> str:
-    """The last non-empty line of an error text, trimmed: catalog reasons are one line."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
+        raise VideoError(f"ffmpeg remux failed: {one_line(done.stderr.decode('utf-8', 'replace'))}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import fsspec
@@ -40,7 +41,7 @@ def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[Source
         return _vip(fs, root, to_uri)
     if "Rename_Images" in names and fs.isdir(names["Rename_Images"]):
         return _jhmdb(fs, root, to_uri)
-    images = sorted(p for n, p in names.items() if is_image(n) and not n.startswith("."))
+    images = sorted((p for n, p in names.items() if is_image(n) and not n.startswith(".")), key=natural_key)
     if images:
         rel = os.path.relpath(root, os.path.dirname(top.rstrip("/")))
         keypoints = names.get(JHMDB_MAT)
@@ -66,10 +67,18 @@ def _frames_item(uri, name, layout, frames, masks, keypoints, split) -> SourceIt
     )
 
 
+def natural_key(path: str) -> tuple:
+    """Sort key of a file name in natural order: ``2.png`` before ``10.png`` (numbers compare as
+    numbers), so unpadded frame names keep their time order."""
+    parts = re.split(r"(\d+)", os.path.basename(path.rstrip("/")))
+    return tuple((0, int(part), part) if part.isdigit() else (1, part.lower(), part) for part in parts if part)
+
+
 def _images_in(fs, folder: str) -> list[str]:
     if not fs.isdir(folder):
         return []
-    return sorted(p for p in fs.ls(folder, detail=False) if is_image(p) and not os.path.basename(p).startswith("."))
+    return sorted((p for p in fs.ls(folder, detail=False) if is_image(p) and not os.path.basename(p).startswith(".")),
+                  key=natural_key)
 
 
 def _match_masks(frames: list[str], mask_files: list[str]) -> list[str | None]:
@@ -167,11 +176,25 @@ def first_frame_size(item: SourceItem) -> tuple[int, int]:
     return _open_image(item.frame_uris[0]).size
 
 
+def frame_names(item: SourceItem) -> list[str]:
+    """Each frame file's name, in stored order."""
+    return [os.path.basename(uri) for uri in item.frame_uris]
+
+
 def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int) -> Iterator[np.ndarray]:
-    """RGB uint8 chunks (t, H, W, 3) of a frame folder, resized bicubically to (width, height)."""
+    """RGB uint8 chunks (t, H, W, 3) of a frame folder, resized bicubically to (width, height).
+
+    Raises ValueError when a frame's size differs from the first frame's: a sequence has one size,
+    and resizing one odd frame silently would store something the folder does not show.
+    """
+    first = None
     buf: list[np.ndarray] = []
     for uri in item.frame_uris:
         image = _open_image(uri).convert("RGB")
+        first = first or (image.size, uri)
+        if image.size != first[0]:
+            raise ValueError(f"frame {os.path.basename(uri)} is {_size(image.size)}, the first frame "
+                             f"{os.path.basename(first[1])} is {_size(first[0])}")
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BICUBIC)
         buf.append(np.asarray(image))
@@ -180,6 +203,10 @@ def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int) ->
             buf = []
     if buf:
         yield np.stack(buf)
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}×{size[1]}"
 
 
 def label_array(image: Image.Image) -> np.ndarray:
@@ -199,14 +226,27 @@ def label_array(image: Image.Image) -> np.ndarray:
     raise ValueError(f"unsupported annotation image mode {image.mode!r}")
 
 
-def read_masks(item: SourceItem, width: int, height: int, chunk_frames: int) -> Iterator[np.ndarray]:
-    """Id masks (t, H, W) uint8, nearest-resized; frames without an annotation file are NOT_ANNOTATED."""
+def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, height: int,
+               chunk_frames: int) -> Iterator[np.ndarray]:
+    """Id masks (t, H, W) uint8, nearest-resized as the frames are; frames without an annotation
+    file are NOT_ANNOTATED.
+
+    Raises ValueError when an annotation's size differs from its frame's (``source_size``, width ×
+    height): labels that do not cover their frame pixel for pixel are never resampled to fit.
+    """
     buf: list[np.ndarray] = []
     for uri in item.mask_uris:
         if uri is None:
             buf.append(np.full((height, width), NOT_ANNOTATED, np.uint8))
         else:
-            ids = label_array(_open_image(uri))
+            image = _open_image(uri)
+            if image.size != tuple(source_size):
+                raise ValueError(f"annotation {os.path.basename(uri)} is {_size(image.size)}, "
+                                 f"its frames are {_size(source_size)}")
+            try:
+                ids = label_array(image)
+            except ValueError as exc:
+                raise ValueError(f"annotation {os.path.basename(uri)}: {exc}") from None
             if ids.shape != (height, width):
                 ids = np.asarray(Image.fromarray(ids).resize((width, height), Image.Resampling.NEAREST))
             buf.append(ids)
@@ -220,7 +260,9 @@ def read_masks(item: SourceItem, width: int, height: int, chunk_frames: int) -> 
 def read_keypoints(item: SourceItem, scale_x: float, scale_y: float, width: int, height: int) -> np.ndarray:
     """Keypoints (T, J, 3) float32 (x, y, visible) from JHMDB's ``pos_img`` (2, J, T), rescaled.
 
-    JHMDB has no visibility flag; a joint outside the frame is marked not visible.
+    JHMDB has no visibility flag; a joint outside the frame is marked not visible. Raises
+    ValueError when the file has no ``pos_img`` of that shape, or when its T differs from the
+    folder's frame count (keypoints of another clip, or a frame too many or too few).
     """
     from scipy.io import loadmat
 
@@ -230,7 +272,10 @@ def read_keypoints(item: SourceItem, scale_x: float, scale_y: float, width: int,
         raise ValueError(f"{JHMDB_MAT} has no pos_img")
     pos = np.asarray(mat["pos_img"], dtype=np.float64)
     if pos.ndim != 3 or pos.shape[0] != 2:
-        raise ValueError(f"pos_img must be 2 x J x T, got {pos.shape}")
+        raise ValueError(f"{JHMDB_MAT}: pos_img must be 2 × joints × frames, not {' × '.join(map(str, pos.shape))}")
+    if pos.shape[2] != len(item.frame_uris):
+        raise ValueError(f"{JHMDB_MAT} has keypoints for {pos.shape[2]} frames, the folder has "
+                         f"{len(item.frame_uris)} frames")
     xy = pos.transpose(2, 1, 0) * np.array([scale_x, scale_y])  # (T, J, 2)
     inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
     return np.concatenate([xy, inside[..., None]], axis=-1).astype(np.float32)
