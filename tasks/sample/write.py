@@ -38,7 +38,7 @@ from PIL import Image
 
 from storage_schemas.palette import DAVIS_PALETTE
 from tasks.io.ffmpeg import encode_h264
-from vmac_core.synthetic import (
+from vmac_synthetic import (
     GENERATOR_VERSION,
     JOINT_NAMES,
     PART_CLASSES,
@@ -99,7 +99,7 @@ def write_sample(out_dir: str | Path, seed: int = 0, small: bool = False) -> dic
             entry["exports"] = {"video": encode.result()} | entry["exports"]
     _write_lists(root, clips)
     manifest = {
-        "generator": "vmac_core.synthetic",
+        "generator": "vmac_synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "small": small,

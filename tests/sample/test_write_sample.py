@@ -17,7 +17,7 @@ from PIL import Image
 
 from storage_schemas.palette import DAVIS_PALETTE
 from tasks.sample.write import JHMDB_MAX_FRAMES, MANIFEST_NAME, write_sample
-from vmac_core.synthetic import ClipSpec, default_sample_specs, render_clip
+from vmac_synthetic import ClipSpec, default_sample_specs, render_clip
 
 SEED = 3
 

@@ -1,4 +1,4 @@
-"""vmac_core.synthetic: determinism, label exactness, motion, and the sample's clip constraints."""
+"""vmac_synthetic: determinism, label exactness, motion, and the sample's clip constraints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from vmac_core.synthetic import (
+from vmac_synthetic import (
     JOINT_NAMES,
     PART_CLASSES,
     ClipSpec,
@@ -34,7 +34,7 @@ def figure_clip():
 
 def test_core_module_imports_without_io_libraries():
     code = (
-        "import sys, vmac_core.synthetic\n"
+        "import sys, vmac_synthetic\n"
         "banned = ['PIL', 'scipy', 'av', 'ffmpeg', 'imageio_ffmpeg', 'zarr', 'prefect', 'dask']\n"
         "print([m for m in banned if m in sys.modules])\n"
     )
