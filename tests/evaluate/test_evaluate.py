@@ -150,6 +150,9 @@ def test_davis_random_init_artifacts(tmp_path, davis_store):
     assert {s.sequence for s in report.sequences} == {"blobs", "single"}
     assert report.protocol.features.stride == 8 and report.protocol.features.stage_channels == 128
     assert report.protocol.propagation.context == 20 and report.environment.torch_threads == 1
+    # The normalisation recorded is the one the features used (vmac_core.augment's).
+    assert (report.protocol.features.normalisation_mean, report.protocol.features.normalisation_std) == (
+        IMAGENET_MEAN, IMAGENET_STD)
     blobs = next(s for s in report.sequences if s.sequence == "blobs")
     assert blobs.stored_size == (76, 100) and blobs.input_size == (76, 100) and blobs.feature_size == (10, 13)
     assert set(blobs.per_object) == {"1", "2"} and blobs.scored_frames == 4
