@@ -2,7 +2,7 @@
 
 Prints one JSON object on stdout (and writes it with --out). For each encoder (random init; speed
 does not depend on the weights), on 854x480 frames through the evaluation's own code
-(``tasks.evaluate.iter_features`` and ``vmac_core.propagation``), medians over --repeats:
+(``tasks.evaluate.features.iter_features`` and ``vmac_core.propagation``), medians over --repeats:
 
 - features: encoder forward at stride 8 (normalise, pad to 864x480, crop to 60x107 cells),
   ``--batch-size`` frames per forward, in s/frame;
@@ -37,13 +37,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from storage_schemas.benchmark import PropagationParams
-from tasks.evaluate.evaluate import (
-    Clock,
-    EncoderSpec,
-    geometry_for,
-    iter_features,
-    load_encoder,
-)
+from tasks.evaluate.features import Clock, iter_features
+from tasks.evaluate.weights import EncoderSpec, load_encoder
+from vmac_core.label_grid import geometry_for
 from vmac_core.propagation import LabelPropagator, PropagationConfig
 
 HEIGHT, WIDTH = 480, 854

@@ -20,9 +20,9 @@ from prefect.runtime import flow_run
 
 from flows.ingest import ingest_flow
 from storage_schemas.benchmark import EvaluateConfig
-from tasks.evaluate.evaluate import (
+from tasks.evaluate.plan import ingest_config_for
+from tasks.evaluate.tasks import (
     evaluate_encoder,
-    ingest_config_for,
     plan_evaluation,
     publish_comparison,
     record_evaluation_lineage,

@@ -21,17 +21,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-BENCHMARK_SCHEMA_VERSION = 1
+# 2: a video's metric family is its ``benchmark`` (was ``task``), summaries are BenchmarkSummary,
+# the propagation knobs include ``tile``, and the normalisation is the one the code used.
+BENCHMARK_SCHEMA_VERSION = 2
 BENCHMARK_KIND = "vmac.benchmark"
 
-# Which metric family scores a labelled video: object masks (DAVIS and plain labelled folders),
-# part classes (VIP) or keypoints (JHMDB).
-Task = Literal["davis", "vip", "jhmdb"]
-TASKS: tuple[str, ...] = ("davis", "vip", "jhmdb")
-
-# Input normalisation of every encoder here (ImageNet statistics, as in pre-training).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The benchmark whose metrics score a labelled video: object masks (DAVIS and plain labelled
+# folders), part classes (VIP) or keypoints (JHMDB).
+BenchmarkName = Literal["davis", "vip", "jhmdb"]
+BENCHMARKS: tuple[str, ...] = ("davis", "vip", "jhmdb")
 
 VIP_CLASSES = 20  # background + 19 human parts
 DAVIS_BOUNDARY_TOLERANCE = 0.008  # x image diagonal (davis2017-evaluation)
@@ -54,7 +52,9 @@ def benchmark_filename(name: str) -> str:
 
 
 class PropagationParams(BaseModel):
-    """The CRW label-propagation protocol (mirrors vmac_core.propagation.PropagationConfig)."""
+    """The CRW label-propagation protocol: the knobs of ``vmac_core.propagation.PropagationConfig``
+    (same names, defaults and bounds; tests/evaluate/test_benchmark_schema.py checks them), as a
+    config model. Two definitions because storage_schemas does not import vmac_core."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -64,6 +64,8 @@ class PropagationParams(BaseModel):
     temperature: float = Field(0.05, gt=0, description="softmax temperature on cosine affinities")
     restrict_first_frame: bool = Field(False, description="also restrict frame 0 to the radius (CRW: no)")
     pad_context: bool = Field(True, description="fill the context with copies of frame 0 at the start (CRW: yes)")
+    tile: int = Field(8, ge=1, description="target tile size of the blockwise radius restriction (speed and "
+                      "memory only, not results)")
 
 
 class FeatureParams(BaseModel):
@@ -169,7 +171,7 @@ class VideoInput(_Frozen):
 
     video_id: str
     sequence: str = Field(description="the dataset's sequence name (folder name)")
-    task: Task
+    benchmark: BenchmarkName
     layout: str
     source_uri: str
     source_sha256: str | None = None
@@ -197,8 +199,8 @@ class FeatureProtocol(_Frozen):
     stage_channels: int
     upsample: str | None = Field(description="how a deeper stage reaches `stride`; None when read directly")
     short_side: int | None = Field(description="resize target of the short side; None = stored resolution")
-    normalisation_mean: tuple[float, float, float] = IMAGENET_MEAN
-    normalisation_std: tuple[float, float, float] = IMAGENET_STD
+    normalisation_mean: tuple[float, float, float] = Field(description="per-channel mean of pixels in [0, 1]")
+    normalisation_std: tuple[float, float, float] = Field(description="per-channel standard deviation")
     padding: str = Field(description="how frames reach a multiple of the encoder stride")
     batch_size: int
     dtype: str = "float32"
@@ -215,7 +217,7 @@ class Protocol(_Frozen):
     heatmap_sigma: float
     keypoint_topk: int
     davis_boundary_tolerance: float = DAVIS_BOUNDARY_TOLERANCE
-    scored_frames: dict[str, str] = Field(description="which frames each task scores")
+    scored_frames: dict[str, str] = Field(description="which frames each benchmark scores")
 
 
 class SequenceResult(_Frozen):
@@ -223,7 +225,7 @@ class SequenceResult(_Frozen):
 
     video_id: str
     sequence: str
-    task: Task
+    benchmark: BenchmarkName
     frames: int
     scored_frames: int
     labels: int = Field(description="propagated channels: object ids + background, classes, or joints")
@@ -245,12 +247,12 @@ class SequenceResult(_Frozen):
     seconds_propagation: float
 
 
-class TaskSummary(_Frozen):
-    """Mean metrics of one task over its sequences, pooled as each benchmark defines:
+class BenchmarkSummary(_Frozen):
+    """Mean metrics of one benchmark over its sequences, pooled as each benchmark defines:
     davis over all objects of all sequences, vip from the summed confusion matrix, jhmdb from
     per-joint counts summed over clips (then the mean over joints)."""
 
-    task: Task
+    benchmark: BenchmarkName
     sequences: int
     metrics: dict[str, float]
 
@@ -286,13 +288,25 @@ class BenchmarkReport(_Frozen):
     data: DataInfo
     protocol: Protocol
     sequences: list[SequenceResult]
-    summary: dict[str, TaskSummary] = Field(description="task -> mean metrics; only tasks with sequences")
+    summary: dict[str, BenchmarkSummary] = Field(
+        description="benchmark -> mean metrics; only benchmarks with sequences"
+    )
     timing: Timing
     environment: Environment
     run_id: str
     flow_run_id: str | None = None
     created_at: str
     config: EvaluateConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_schema_version(cls, data):
+        """A file of another schema version fails with that said, not with a list of field errors."""
+        version = data.get("schema_version", BENCHMARK_SCHEMA_VERSION) if isinstance(data, dict) else None
+        if version is not None and version != BENCHMARK_SCHEMA_VERSION:
+            raise ValueError(f"benchmark file of schema version {version}; this code reads version "
+                             f"{BENCHMARK_SCHEMA_VERSION} (version 1 named the benchmark `task`)")
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"

@@ -1,38 +1,34 @@
 """Label propagation with frozen features, in the CRW protocol.
 
-Jabri et al. 2020, "Space-Time Correspondence as a Contrastive Random Walk"
-(ajabri/videowalk, ``test.py`` and ``utils/test_utils.py``), which VideoMAC and
-SiamMAE use to score DAVIS-2017, VIP and JHMDB. For every target frame t >= 1:
+Jabri et al. 2020, "Space-Time Correspondence as a Contrastive Random Walk" (ajabri/videowalk,
+``test.py`` and ``utils/test_utils.py``), which VideoMAC and SiamMAE use to score DAVIS-2017, VIP
+and JHMDB. For every target frame t >= 1:
 
 * features are L2-normalised over channels;
-* the context is a long-term memory (frame 0 with its given labels) plus a
-  short-term memory of the previous ``context`` frames with their predicted soft
-  labels;
-* the affinity of a target site to a short-term site is its cosine similarity,
-  kept only if the two sites are closer than ``radius`` feature cells
-  (Euclidean, strict ``<`` as CRW's ``MaskedAttention``); the long-term frame is
-  compared with every site, as in CRW, unless ``restrict_first_frame``;
-* the ``topk`` largest affinities over the whole context are softmaxed with
-  ``temperature`` and used to average the context labels.
+* the context is a long-term memory (frame 0 with its given labels) plus a short-term memory of the
+  previous ``context`` frames with their predicted soft labels;
+* the affinity of a target site to a short-term site is its cosine similarity, kept only if the two
+  sites are closer than ``radius`` feature cells (Euclidean, strict ``<`` as CRW's
+  ``MaskedAttention``); the long-term frame is compared with every site, as in CRW, unless
+  ``restrict_first_frame``;
+* the ``topk`` largest affinities over the whole context are softmaxed with ``temperature`` and used
+  to average the context labels.
 
-Memory is bounded independently of the sequence length T: frames are consumed
-from an iterator one at a time and the propagator keeps at most ``context + 1``
-frames (features and labels). The radius restriction is computed blockwise:
-target sites are grouped in ``tile x tile`` tiles, each tile is compared with
-the (tile + 2 * half)^2 window of context sites that can be within the radius
-(one batched matmul per context frame and chunk of tiles of a tile row), and a
-precomputed disk mask removes the rest. The top-k is exact and two-staged
-(:func:`_two_stage_topk`): the running maximum over context frames of every
-window site picks k window sites, then the top-k of those sites in all frames is
-taken; frame 0's unrestricted candidates are selected the same way and merged at
-the end. So the scores of one chunk of tiles against all restricted frames are
-alive at once, at most ``_CHUNK_BYTES`` (16 MiB; at 480p with 20 frames that is 2
-tiles, 9.2 MB), plus frame 0 against ``_GLOBAL_QUERIES`` target sites (3.3 MB at
-480p) and k candidates per target site and part.
+Memory is bounded independently of the sequence length T: frames are consumed from an iterator one
+at a time and the propagator keeps at most ``context + 1`` frames (features and labels). The radius
+restriction is computed blockwise: target sites are grouped in ``tile x tile`` tiles, each tile is
+compared with the (tile + 2 * half)^2 window of context sites that can be within the radius (one
+batched matmul per context frame and chunk of tiles of a tile row), and a precomputed disk mask
+removes the rest. The top-k is exact and two-staged (:func:`_two_stage_topk`): the running maximum
+over context frames of every window site picks k window sites, then the top-k of those sites in all
+frames is taken; frame 0's unrestricted candidates are selected the same way and merged at the end.
+So the scores of one chunk of tiles against all restricted frames are alive at once, at most
+``_CHUNK_BYTES`` (16 MiB; at 480p with 20 frames that is 2 tiles, 9.2 MB), plus frame 0 against
+``_GLOBAL_QUERIES`` target sites (3.3 MB at 480p) and k candidates per target site and part.
 
-Coordinate convention throughout (labels, keypoints, upsampling): a feature
-cell covers a block of image pixels and sits at that block's centre, i.e.
-``align_corners=False`` (u = (x + 0.5) * w / W - 0.5).
+Labels reach and leave the feature grid through ``vmac_core.label_grid`` (one-hot area averages,
+keypoint heatmaps, bilinear upsampling), whose coordinate convention is CRW's: a feature cell sits
+at the centre of the pixel block it covers.
 """
 
 from __future__ import annotations
@@ -51,20 +47,21 @@ class PropagationConfig:
     """Knobs of the CRW label-propagation protocol (defaults are CRW's).
 
     context: number of previous frames (with predicted labels) in the short-term memory.
-    radius: spatial radius in feature cells; a context site is a candidate when
-        its distance to the target site is strictly less than this.
+    radius: spatial radius in feature cells; a context site is a candidate when its distance to
+        the target site is strictly less than this.
     topk: number of context sites averaged per target site.
     temperature: softmax temperature on cosine affinities.
-    restrict_first_frame: also restrict the long-term memory (frame 0) to the
-        radius. CRW does not (its ``long_mem`` frame is compared with every
-        site), which is the default here.
-    pad_context: before ``context`` predictions exist, fill the short-term memory
-        with copies of frame 0, as CRW's data loaders do by prepending
-        ``videoLen`` copies of the first frame. Copies are duplicate candidates, so
-        they can take several of the top-k slots. Implemented as a multiplicity:
-        no extra features are stored.
-    tile: target tile size for the blockwise radius restriction. Affects speed
-        and memory only, not results.
+    restrict_first_frame: also restrict the long-term memory (frame 0) to the radius. CRW does
+        not (its ``long_mem`` frame is compared with every site), which is the default here.
+    pad_context: before ``context`` predictions exist, fill the short-term memory with copies of
+        frame 0, as CRW's data loaders do by prepending ``videoLen`` copies of the first frame.
+        Copies are duplicate candidates, so they can take several of the top-k slots.
+        Implemented as a multiplicity: no extra features are stored.
+    tile: target tile size for the blockwise radius restriction. Affects speed and memory
+        only, not results.
+
+    ``storage_schemas.benchmark.PropagationParams`` is the same set of knobs as a config
+    model (tests/evaluate/test_benchmark_schema.py keeps the two in step).
     """
 
     context: int = 20
@@ -394,7 +391,7 @@ def propagate(features: Iterable[torch.Tensor], first_labels_khw: torch.Tensor,
     features: iterable of (C, h, w) stride-8 feature maps for frames 0..T-1, consumed
         one at a time (it is never read ahead), so features may be computed on demand.
     first_labels_khw: (K, h, w) soft labels of frame 0 at feature resolution
-        (see :func:`labels_to_onehot`, :func:`keypoints_to_heatmaps`).
+        (see ``vmac_core.label_grid.labels_to_onehot`` and ``keypoints_to_heatmaps``).
     Yields (K, h, w) soft labels for frames 1..T-1, on the features' device.
     """
     frames = iter(features)
@@ -407,76 +404,3 @@ def propagate(features: Iterable[torch.Tensor], first_labels_khw: torch.Tensor,
     for feats_chw in frames:
         yield propagator.step(feats_chw)
 
-
-def labels_to_onehot(labels_hw: torch.Tensor, num_classes: int,
-                     size: tuple[int, int]) -> torch.Tensor:
-    """Soft one-hot labels at feature resolution.
-
-    labels_hw: (H, W) integer class ids; ids outside [0, num_classes) (e.g. 255 = void)
-        belong to no class.
-    size: (h, w) feature size.
-    Returns (K, h, w) float32, K = num_classes: the fraction of each cell's pixels with
-    each id (area averaging; cells straddle pixels when H/h is not an integer).
-    """
-    labels_hw = torch.as_tensor(labels_hw).long()
-    valid = (labels_hw >= 0) & (labels_hw < num_classes)
-    onehot_hwk = F.one_hot(labels_hw.clamp(0, num_classes - 1), num_classes) * valid[..., None]
-    onehot_khw = onehot_hwk.permute(2, 0, 1).to(torch.float32)
-    return F.adaptive_avg_pool2d(onehot_khw[None], tuple(size))[0]
-
-
-def probs_to_labels(probs_khw: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-    """Upsample soft labels bilinearly (align_corners=False, as cv2.resize in CRW), then argmax.
-
-    probs_khw: (K, h, w). out_size: (H, W). Returns (H, W) long class indices.
-    """
-    up = F.interpolate(probs_khw[None].float(), size=tuple(out_size), mode="bilinear",
-                       align_corners=False)[0]
-    return up.argmax(dim=0)
-
-
-def keypoints_to_heatmaps(kp_j3: torch.Tensor, image_size: tuple[int, int],
-                          feat_size: tuple[int, int], sigma: float = 0.5) -> torch.Tensor:
-    """Gaussian heatmaps of keypoints at feature resolution (JHMDB protocol).
-
-    kp_j3: (J, 3) rows (x, y, visible) in image pixels (0-based); joints with
-        visible == 0 get an all-zero map.
-    image_size: (H, W); feat_size: (h, w).
-    sigma: in feature cells; 0.5 is CRW's JhmdbSet default.
-    Returns (J, h, w) float32 with peak value 1 at the joint (unnormalised, as the
-    hourglass ``draw_labelmap`` CRW uses). Unlike it, the Gaussian is centred at the
-    sub-cell position and not truncated at 3 sigma.
-    """
-    kp_j3 = torch.as_tensor(kp_j3, dtype=torch.float32)
-    (big_h, big_w), (h, w) = image_size, feat_size
-    u = (kp_j3[:, 0] + 0.5) * w / big_w - 0.5  # (J,), feature-cell coordinates
-    v = (kp_j3[:, 1] + 0.5) * h / big_h - 0.5
-    xs = torch.arange(w, dtype=torch.float32, device=kp_j3.device)
-    ys = torch.arange(h, dtype=torch.float32, device=kp_j3.device)
-    d2 = (xs[None, None, :] - u[:, None, None]) ** 2 + (ys[None, :, None] - v[:, None, None]) ** 2
-    heat_jhw = torch.exp(-d2 / (2.0 * sigma ** 2))
-    visible = kp_j3[:, 2] > 0
-    return heat_jhw * visible[:, None, None]
-
-
-def heatmaps_to_keypoints(heat_jhw: torch.Tensor, image_size: tuple[int, int],
-                          topk: int = 3) -> torch.Tensor:
-    """Keypoint positions from (propagated) heatmaps, in image pixels.
-
-    As CRW's ``process_pose``: the mean of the ``topk`` highest cells' coordinates,
-    weighted by their values.
-    heat_jhw: (J, h, w); image_size: (H, W).
-    Returns (J, 2) float32 rows (x, y) in image pixels; NaN for a joint whose map is all
-    zero (CRW writes -1 there).
-    """
-    j, h, w = heat_jhw.shape
-    flat = heat_jhw.reshape(j, h * w).float()
-    k = min(topk, h * w)
-    vals, idx = flat.topk(k, dim=-1)
-    total = vals.sum(-1, keepdim=True)
-    weights = vals / total.clamp_min(torch.finfo(vals.dtype).tiny)
-    u = ((idx % w).float() * weights).sum(-1)
-    v = ((idx // w).float() * weights).sum(-1)
-    big_h, big_w = image_size
-    xy = torch.stack([(u + 0.5) * big_w / w - 0.5, (v + 0.5) * big_h / h - 0.5], dim=-1)
-    return xy.masked_fill(total <= 0, float("nan"))

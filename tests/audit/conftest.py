@@ -72,7 +72,8 @@ class Pipeline:
 def pipeline(tmp_path_factory) -> Pipeline:
     """ingest → validate → pretrain (2 steps) → evaluate (one DAVIS sequence), all with lineage."""
     from storage_schemas.benchmark import EvaluateConfig
-    from tasks.evaluate import evaluate as ev
+    from tasks.evaluate import tasks as evaluate_tasks
+    from tasks.evaluate.comparison import write_comparison
     from tests.evaluate.conftest import write_davis
     from tests.validate.conftest import validate
 
@@ -85,10 +86,10 @@ def pipeline(tmp_path_factory) -> Pipeline:
     davis_store = ingest([root / "davis"], root / "davis.zarr", short_side=0)
     config = EvaluateConfig.model_validate({"checkpoints": [result.encoder], "data": davis_store,
                                             "out": str(root / "eval"), "threads": 1})
-    plan = ev.plan_evaluation.fn(config, config.data)
-    reports = [ev.evaluate_encoder.fn(spec, plan, config, "test-evaluate") for spec in plan.encoders]
-    ev.write_comparison(reports, config.out)
-    ev.record_evaluation_lineage.fn(config, plan, reports, "test-evaluate", None)
+    plan = evaluate_tasks.plan_evaluation.fn(config, config.data)
+    reports = [evaluate_tasks.evaluate_encoder.fn(spec, plan, config, "test-evaluate") for spec in plan.encoders]
+    write_comparison(reports, config.out)
+    evaluate_tasks.record_evaluation_lineage.fn(config, plan, reports, "test-evaluate", None)
     benchmark = next(Path(p) for p in reports if Path(p).name == "benchmark-run.json")
     return Pipeline(store, davis_store, root / "run", Path(result.encoder), Path(result.checkpoint), root / "eval",
                     benchmark)

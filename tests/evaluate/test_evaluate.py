@@ -1,5 +1,5 @@
-"""The evaluate stage without Prefect: geometry, weights loading, and every task end to end on
-tiny generated data in the DAVIS, VIP and JHMDB layouts (real ingest, real Zarr)."""
+"""The evaluate stage without Prefect: weights loading, and every benchmark end to end on tiny
+generated data in the DAVIS, VIP and JHMDB layouts (real ingest, real Zarr)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import (
     BenchmarkReport,
     EvaluateConfig,
     benchmark_json_schema,
 )
 from storage_schemas.palette import DAVIS_PALETTE
-from tasks.evaluate import evaluate as ev
+from tasks.evaluate import tasks as evaluate_tasks
+from tasks.evaluate.comparison import write_comparison
+from tasks.evaluate.outputs import VideoOutputs
+from tasks.evaluate.overlays import PANEL_WIDTH
+from tasks.evaluate.report import read_report
+from tasks.evaluate.video import evaluate_video
+from tasks.evaluate.videos import find_labelled_videos
+from tasks.evaluate.weights import load_encoder, plan_encoders
 from tasks.io.store import open_store
 from tests.evaluate.conftest import ingest_folder, write_jhmdb, write_vip
+from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _config(tmp_path, data, **extra) -> EvaluateConfig:
@@ -33,52 +40,9 @@ def _config(tmp_path, data, **extra) -> EvaluateConfig:
 
 def _run(config: EvaluateConfig) -> tuple[list[str], str]:
     """Plan and evaluate every encoder of ``config`` on its store; return (reports, comparison)."""
-    plan = ev.plan_evaluation.fn(config, config.data)
-    reports = [ev.evaluate_encoder.fn(spec, plan, config, "test-run") for spec in plan.encoders]
-    return reports, ev.write_comparison(reports, config.out)[1]
-
-
-# --- geometry ----------------------------------------------------------------------------------
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return ys.min(), ys.max(), xs.min(), xs.max()
-
-
-@pytest.mark.parametrize("short_side", [None, 38])
-def test_labels_round_trip_through_the_feature_grid(short_side):
-    """Ids on 8-px (16-px when halved) blocks come back from ids -> grid -> ids in place, for a
-    frame that is not a multiple of 8 or 32, with and without resizing: the same bounding boxes
-    (a half-cell misalignment would move them), differing only where bilinear upsampling rounds
-    the corners."""
-    geom = ev.geometry_for((76, 100), stride=8, short_side=short_side)
-    block = 8 if short_side is None else 16
-    ids = np.zeros((76, 100), np.uint8)
-    ids[block:3 * block, block:4 * block] = 1
-    ids[3 * block:, 5 * block:] = 2  # touches the bottom and right edges, into the partial cells
-    assert geom.padded[0] % 32 == 0 and geom.padded[1] % 32 == 0
-    assert geom.feature == (-(-geom.input[0] // 8), -(-geom.input[1] // 8))
-    labels = ev.ids_to_labels(ids, 3, geom)
-    assert labels.shape == (3, *geom.feature)
-    back = ev.labels_to_ids(labels, geom)
-    assert back.shape == ids.shape
-    for k in (1, 2):
-        assert _bbox(back == k) == _bbox(ids == k)
-    assert (back != ids).mean() < 0.01 * (block / 8) ** 2  # corner pixels only
-
-
-@pytest.mark.parametrize("short_side", [None, 38])
-def test_keypoints_round_trip_within_half_a_cell(short_side):
-    geom = ev.geometry_for((76, 100), stride=8, short_side=short_side)
-    rng = np.random.default_rng(0)
-    kp = np.concatenate([rng.uniform([0, 0], [99, 75], (15, 2)), np.ones((15, 1))], axis=1).astype(np.float32)
-    kp[3, 2] = 0  # an invisible joint gets an empty map, read back as NaN
-    xy = ev.labels_to_keypoints(ev.keypoints_to_labels(kp, geom, sigma=0.5), geom, topk=3)
-    visible = kp[:, 2] > 0
-    cell = 8 / geom.scale[0]
-    assert np.abs(xy[visible] - kp[visible, :2]).max() < cell / 2
-    assert np.isnan(xy[3]).all()
+    plan = evaluate_tasks.plan_evaluation.fn(config, config.data)
+    reports = [evaluate_tasks.evaluate_encoder.fn(spec, plan, config, "test-run") for spec in plan.encoders]
+    return reports, write_comparison(reports, config.out)[1]
 
 
 # --- propagation through the pipeline ----------------------------------------------------------------
@@ -91,8 +55,8 @@ class ColourEncoder(torch.nn.Module):
     out_channels = {8: 3}  # noqa: RUF012 (the encoder contract's attribute)
 
     def forward(self, x_bchw, active_b1hw=None, strides=(8,)):
-        mean = torch.tensor(bm.IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(bm.IMAGENET_STD).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         return {8: F.avg_pool2d(x_bchw * std + mean - 0.5, 8)}
 
 
@@ -115,10 +79,10 @@ def test_known_shifts_are_recovered_with_colour_features(tmp_path):
         mask.save(root / "Annotations" / "480p" / "flat" / f"{t:05d}.png")
     store = ingest_folder(root, tmp_path / "s.zarr")
     config = _config(tmp_path, store)
-    (video,), _ = ev.find_labelled_videos(store)
-    result = ev.evaluate_video(ColourEncoder(), video, open_store(store, mode="r"), config, torch.device("cpu"),
-                               ev.VideoOutputs())
-    assert result.task == "davis" and result.frames == t_total and result.scored_frames == t_total - 2
+    (video,), _ = find_labelled_videos(store)
+    result = evaluate_video(ColourEncoder(), video, open_store(store, mode="r"), config, torch.device("cpu"),
+                               VideoOutputs())
+    assert result.benchmark == "davis" and result.frames == t_total and result.scored_frames == t_total - 2
     assert result.feature_size == (21, 30) and result.input_size == (h, w)
     for obj in ("1", "2"):
         assert result.per_object[obj]["J-Mean"] > 0.9, result.per_object
@@ -150,26 +114,26 @@ def _save_encoder_exports(tmp_path, name="convnextv2_atto"):
 def test_checkpoints_load_and_the_floor_is_seeded(tmp_path):
     source, encoder_pt, ckpt = _save_encoder_exports(tmp_path)
     config = _config(tmp_path, tmp_path, checkpoints=[str(encoder_pt), str(ckpt)], encoder=None, random_init=False)
-    specs = ev.plan_encoders(config)
+    specs = plan_encoders(config)
     assert [(s.name, s.kind) for s in specs] == [
         ("run", "encoder"), ("run-ckpt-000100", "checkpoint"), ("random-init-convnextv2_atto", "random-init")]
     expected = source.state_dict()
     for spec in specs[:2]:
-        encoder, info = ev.load_encoder(spec, torch.device("cpu"))
+        encoder, info = load_encoder(spec, torch.device("cpu"))
         assert info.step == 100 and len(info.sha256) == 64 and info.weights_config["encoder"] == "convnextv2_atto"
         for key, value in encoder.state_dict().items():
             torch.testing.assert_close(value, expected[key])
-    floor_a, info = ev.load_encoder(specs[2], torch.device("cpu"))
-    floor_b, _ = ev.load_encoder(specs[2], torch.device("cpu"))
+    floor_a, info = load_encoder(specs[2], torch.device("cpu"))
+    floor_b, _ = load_encoder(specs[2], torch.device("cpu"))
     assert info.kind == "random-init" and info.seed == 0 and info.sha256 is None
     key = next(iter(expected))
     torch.testing.assert_close(floor_a.state_dict()[key], floor_b.state_dict()[key])
     assert not torch.equal(floor_a.state_dict()[key], expected[key])
     with pytest.raises(ValueError, match="holds a convnextv2_atto"):
-        ev.plan_encoders(_config(tmp_path, tmp_path, checkpoints=[str(encoder_pt)], encoder="resnet18"))
+        plan_encoders(_config(tmp_path, tmp_path, checkpoints=[str(encoder_pt)], encoder="resnet18"))
 
 
-# --- end to end per task --------------------------------------------------------------------------------
+# --- end to end per benchmark --------------------------------------------------------------------------------
 
 
 def test_davis_random_init_artifacts(tmp_path, davis_store):
@@ -186,6 +150,9 @@ def test_davis_random_init_artifacts(tmp_path, davis_store):
     assert {s.sequence for s in report.sequences} == {"blobs", "single"}
     assert report.protocol.features.stride == 8 and report.protocol.features.stage_channels == 128
     assert report.protocol.propagation.context == 20 and report.environment.torch_threads == 1
+    # The normalisation recorded is the one the features used (vmac_core.augment's).
+    assert (report.protocol.features.normalisation_mean, report.protocol.features.normalisation_std) == (
+        IMAGENET_MEAN, IMAGENET_STD)
     blobs = next(s for s in report.sequences if s.sequence == "blobs")
     assert blobs.stored_size == (76, 100) and blobs.input_size == (76, 100) and blobs.feature_size == (10, 13)
     assert set(blobs.per_object) == {"1", "2"} and blobs.scored_frames == 4
@@ -205,7 +172,7 @@ def test_davis_random_init_artifacts(tmp_path, davis_store):
             assert set(np.unique(np.asarray(image))) <= set(range(ids.max() + 1))
         np.testing.assert_array_equal(np.asarray(Image.open(folder / "00000.png")), ids[0])
         overlay = Image.open(out / "overlays" / "random-init-resnet18" / f"{seq}.png")
-        assert overlay.width == 2 * ev.PANEL_WIDTH + 4 and overlay.height > 3 * 100
+        assert overlay.width == 2 * PANEL_WIDTH + 4 and overlay.height > 3 * 100
 
     assert "| random-init-resnet18 | resnet18 | random init (seed 0) |" in markdown
     assert (out / "comparison.md").read_text() == markdown
@@ -215,9 +182,9 @@ def test_vip_parts_scored_by_one_confusion_matrix(tmp_path):
     parts = write_vip(tmp_path / "vip")
     store = ingest_folder(tmp_path / "vip", tmp_path / "vip.zarr")
     (report_path,), markdown = _run(_config(tmp_path, store, encoder="convnextv2_atto", save_masks=True))
-    report = ev.read_report(report_path)
+    report = read_report(report_path)
     (seq,) = report.sequences
-    assert seq.task == "vip" and seq.labels == 20 and seq.sequence == "v1"
+    assert seq.benchmark == "vip" and seq.labels == 20 and seq.sequence == "v1"
     confusion = np.asarray(seq.confusion_matrix)
     assert confusion.shape == (20, 20) and confusion.sum() == parts[1:].size  # frame 0 is given, not scored
     np.testing.assert_array_equal(confusion.sum(1), np.bincount(parts[1:].ravel(), minlength=20))
@@ -232,9 +199,9 @@ def test_jhmdb_keypoints_scored_by_pck(tmp_path):
     store = ingest_folder(tmp_path / "jhmdb", tmp_path / "jhmdb.zarr")
     config = _config(tmp_path, store, save_masks=True)
     (report_path,), _ = _run(config)
-    report = ev.read_report(report_path)
+    report = read_report(report_path)
     (seq,) = report.sequences
-    assert seq.task == "jhmdb" and seq.labels == 15 and seq.scored_frames == len(keypoints) - 1
+    assert seq.benchmark == "jhmdb" and seq.labels == 15 and seq.scored_frames == len(keypoints) - 1
     assert set(seq.metrics) == {"PCK@0.1", "PCK@0.2"} and seq.metrics["PCK@0.1"] <= seq.metrics["PCK@0.2"]
     assert sum(seq.joint_counts["total"]) == 15 * (len(keypoints) - 1)
     assert report.summary["jhmdb"].metrics == pytest.approx(seq.metrics)
@@ -246,17 +213,17 @@ def test_unlabelled_and_unannotated_videos_are_skipped(tmp_path, davis_store, ma
     store, _ = davis_store
     make_video("plain.mp4", frames=6, height=64, width=96, folder=tmp_path / "videos")
     ingest_folder(tmp_path / "videos", tmp_path / "davis.zarr")
-    videos, skipped = ev.find_labelled_videos(store)
+    videos, skipped = find_labelled_videos(store)
     assert [v.sequence for v in videos] == ["blobs", "single"]
     assert [s.reason for s in skipped] == ["no labels: neither masks nor keypoints"]
-    assert ev.find_labelled_videos(store, split="train")[0] == []
+    assert find_labelled_videos(store, split="train")[0] == []
 
 
 def test_a_deeper_stage_is_upsampled_to_stride_8_and_recorded(tmp_path, davis_store):
     store, _ = davis_store
     config = _config(tmp_path, store, encoder="convnextv2_atto", features={"stage_stride": 16, "batch_size": 3})
     (report_path,), markdown = _run(config)
-    report = ev.read_report(report_path)
+    report = read_report(report_path)
     features = report.protocol.features
     assert (features.stride, features.stage_stride, features.stage_channels) == (8, 16, 160)
     assert features.upsample.startswith("bilinear") and features.batch_size == 3

@@ -1,5 +1,5 @@
-"""Label propagation (vmac_core.propagation): exactness against a dense CRW reference,
-label/keypoint helpers, recovery of known motion at 480p, and bounded memory."""
+"""Label propagation (vmac_core.propagation): exactness against a dense CRW reference, recovery
+of known motion at 480p, and bounded memory. Label conversions: tests/vmac_core/test_label_grid.py."""
 
 import subprocess
 import sys
@@ -11,16 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from vmac_core.label_grid import labels_to_onehot, probs_to_labels
 from vmac_core.metrics import davis_sequence_scores
-from vmac_core.propagation import (
-    LabelPropagator,
-    PropagationConfig,
-    heatmaps_to_keypoints,
-    keypoints_to_heatmaps,
-    labels_to_onehot,
-    probs_to_labels,
-    propagate,
-)
+from vmac_core.propagation import LabelPropagator, PropagationConfig, propagate
 
 
 @pytest.fixture
@@ -112,65 +105,6 @@ def test_empty_and_single_frame_videos_yield_nothing():
     assert list(propagate([], labels0)) == []
     assert list(propagate([torch.randn(3, 4, 4)], labels0)) == []
 
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def test_labels_to_onehot_hand_computed():
-    # 4x4 labels -> 2x2 cells of 2x2 pixels; 255 (void) belongs to no class.
-    labels = torch.tensor([[0, 0, 1, 1],
-                           [0, 1, 1, 1],
-                           [2, 2, 255, 0],
-                           [2, 2, 0, 0]])
-    onehot = labels_to_onehot(labels, num_classes=3, size=(2, 2))
-    assert onehot.shape == (3, 2, 2)
-    # top-left cell: 0,0,0,1 -> (3/4, 1/4, 0); top-right: all 1; bottom-left: all 2;
-    # bottom-right: 255,0,0,0 -> (3/4, 0, 0), the void quarter counted nowhere.
-    expected = torch.tensor([[[0.75, 0.0], [0.0, 0.75]],
-                             [[0.25, 1.0], [0.0, 0.0]],
-                             [[0.0, 0.0], [1.0, 0.0]]])
-    torch.testing.assert_close(onehot, expected)
-
-
-def test_probs_to_labels_bilinear_then_argmax():
-    # Two columns: left cell class 0 (0.9), right cell class 1 (0.8). Bilinear upsampling
-    # to 8 px wide (align_corners=False) crosses 0.5 exactly halfway: left 4 px class 0.
-    probs = torch.tensor([[[0.9, 0.2]], [[0.1, 0.8]]])
-    out = probs_to_labels(probs, (2, 8))
-    assert out.dtype == torch.long and out.shape == (2, 8)
-    # Column x samples source u = (x + 0.5) / 4 - 0.5: p0 - p1 = 0.8 - 1.4 * clamp(u, 0, 1).
-    np.testing.assert_array_equal(out[0].numpy(), [0, 0, 0, 0, 1, 1, 1, 1])
-
-
-def test_onehot_roundtrip_recovers_aligned_labels():
-    # Bands aligned to the 8-px cells come back exactly: pixel x samples cell coordinate
-    # (x + 0.5) / 8 - 0.5, so the two cells across an edge swap weight exactly at the edge.
-    # (At a rectangle's corners bilinear + argmax can lose a few pixels: the three outside
-    # cells outweigh the inside one. That is the protocol, not tested here.)
-    labels = torch.zeros(64, 96, dtype=torch.long)
-    labels[16:40] = 1
-    labels[40:] = 2
-    back = probs_to_labels(labels_to_onehot(labels, 3, (8, 12)), (64, 96))
-    assert torch.equal(back, labels)
-
-
-def test_keypoint_heatmaps_roundtrip():
-    image, feat = (240, 320), (30, 40)  # stride 8
-    # Joint 0 at a cell centre (pixel 8 * 5 + 3.5 = 43.5), joint 1 between cells, joint 2 invisible.
-    kp = torch.tensor([[43.5, 83.5, 1.0], [101.0, 57.0, 1.0], [10.0, 10.0, 0.0]])
-    heat = keypoints_to_heatmaps(kp, image, feat)  # default sigma 0.5 cells, as CRW
-    assert heat.shape == (3, 30, 40)
-    assert heat[0].max() == pytest.approx(1.0) and heat[0, 10, 5] == pytest.approx(1.0)
-    assert heat[2].abs().sum() == 0
-    xy = heatmaps_to_keypoints(heat, image)
-    # Back within half a cell (4 px). Not exact even at a cell centre: CRW's top-3 weighted
-    # mean takes the centre plus two of its four equal neighbours, which need not be opposite.
-    assert (xy[:2] - kp[:2, :2]).abs().max() < 4.0
-    assert torch.isnan(xy[2]).all()
-    # A map with a single hot cell comes back at that cell's centre pixel.
-    one = torch.zeros(1, 30, 40)
-    one[0, 10, 5] = 1.0
-    torch.testing.assert_close(heatmaps_to_keypoints(one, image)[0], torch.tensor([43.5, 83.5]))
 
 # ----------------------------------------------------------------------------- known motion
 
@@ -304,7 +238,7 @@ def test_memory_is_bounded_on_long_sequences(one_thread):
 
 
 def test_vmac_core_eval_modules_import_without_orchestration_stack():
-    code = ("import sys, vmac_core.propagation, vmac_core.metrics\n"
+    code = ("import sys, vmac_core.propagation, vmac_core.metrics, vmac_core.label_grid\n"
             "bad = {'prefect', 'dask', 'zarr', 'fsspec', 'pydantic', 'scipy', 'PIL', 'cv2', 'ffmpeg',"
             " 'great_expectations'} & {m.split('.')[0] for m in sys.modules}\n"
             "print(sorted(bad))\n")

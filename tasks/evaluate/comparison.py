@@ -1,0 +1,101 @@
+"""``OUT/comparison.md``: every evaluated encoder side by side (percentages), random-init floor
+included, then per-sequence headline scores and the videos left out."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from storage_schemas import benchmark as bm
+from storage_schemas.benchmark import BenchmarkReport
+from tasks.evaluate.report import read_report
+from tasks.evaluate.scores import HEADLINE
+from tasks.io.files import write_atomic
+
+# Columns of the comparison: (benchmark, metric key, header).
+_COLUMNS = (
+    ("davis", "J&F-Mean", "DAVIS J&F"), ("davis", "J-Mean", "J"), ("davis", "F-Mean", "F"),
+    ("vip", "mIoU", "VIP mIoU"),
+    ("jhmdb", "PCK@0.1", "JHMDB PCK@0.1"), ("jhmdb", "PCK@0.2", "PCK@0.2"),
+)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _protocol_line(reports: list[BenchmarkReport]) -> str:
+    """The data, feature and propagation settings of the first report, in one paragraph."""
+    first = reports[0]
+    p, f = first.protocol.propagation, first.protocol.features
+    sizes = sorted({(r.benchmark, r.input_size) for rep in reports for r in rep.sequences})
+    size_text = ", ".join(f"{b} {h}×{w}" for b, (h, w) in sizes) or "–"
+    return (f"Data: `{first.data.source}` ({len(first.data.videos)} labelled videos). "
+            f"Features: stride {f.stride} (stage stride {f.stage_stride}{', upsampled' if f.upsample else ''}), "
+            f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
+            f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
+            "Scores in %; random-init rows are the floor.")
+
+
+def _encoder_rows(reports: list[BenchmarkReport]) -> list[str]:
+    """The main table: one row per encoder, the benchmark means of _COLUMNS and s/frame."""
+    lines = ["| model | encoder | weights | " + " | ".join(h for _, _, h in _COLUMNS) + " | s/frame |",
+             "|---|---|---|" + "---:|" * (len(_COLUMNS) + 1)]
+    for rep in reports:
+        if rep.random_init:
+            weights = f"random init (seed {rep.checkpoint.seed})"
+        else:
+            step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
+            weights = f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
+        cells = [_pct(rep.summary[b].metrics.get(k)) if b in rep.summary else "–" for b, k, _ in _COLUMNS]
+        lines.append(f"| {rep.name} | {rep.encoder} | {weights} | " + " | ".join(cells)
+                     + f" | {rep.timing.seconds_per_frame:.2f} |")
+    return lines
+
+
+def _sequence_rows(reports: list[BenchmarkReport]) -> list[str]:
+    """"Per sequence": each sequence's headline metrics, one column per encoder; none when empty."""
+    sequences = sorted({(r.benchmark, r.sequence) for rep in reports for r in rep.sequences},
+                       key=lambda bs: (bm.BENCHMARKS.index(bs[0]), bs[1]))
+    if not sequences:
+        return []
+    lines = ["", "## Per sequence", "",
+             "| task | sequence | metric | " + " | ".join(rep.name for rep in reports) + " |",
+             "|---|---|---|" + "---:|" * len(reports)]
+    for benchmark, seq in sequences:
+        for key in HEADLINE[benchmark]:
+            cells = []
+            for rep in reports:
+                row = next((r for r in rep.sequences if (r.benchmark, r.sequence) == (benchmark, seq)), None)
+                cells.append(_pct(row.metrics.get(key)) if row else "–")
+            lines.append(f"| {benchmark} | {seq} | {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _skipped_lines(report: BenchmarkReport) -> list[str]:
+    """The videos not evaluated, grouped by reason (five ids shown per reason); none when empty."""
+    by_reason: dict[str, list[str]] = {}
+    for s in report.data.skipped:
+        by_reason.setdefault(s.reason, []).append(s.video_id)
+    if not by_reason:
+        return []
+    return ["", f"Not evaluated ({len(report.data.skipped)} videos):", ""] + [
+        f"- {reason}: " + ", ".join(f"`{v}`" for v in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        for reason, ids in by_reason.items()]
+
+
+def comparison_markdown(reports: list[BenchmarkReport]) -> str:
+    """Every evaluated encoder side by side (percentages), then per-sequence headline scores."""
+    if not reports:
+        return "# Label propagation\n\nNothing was evaluated.\n"
+    lines = ["# Label propagation", "", _protocol_line(reports), "", *_encoder_rows(reports),
+             *_sequence_rows(reports), *_skipped_lines(reports[0])]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(report_paths: list[str], out: str) -> tuple[str, str]:
+    """Write ``OUT/comparison.md`` from the benchmark JSONs at ``report_paths``; return (path, markdown)."""
+    markdown = comparison_markdown([read_report(p) for p in report_paths])
+    path = Path(out) / bm.COMPARISON
+    write_atomic(path, markdown)
+    return str(path), markdown

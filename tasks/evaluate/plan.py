@@ -1,0 +1,75 @@
+"""What one evaluation run covers (the store, its labelled videos, the encoders), how a folder
+given as ``--data`` is ingested first, and the run's lineage record."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage_schemas import benchmark as bm
+from storage_schemas.benchmark import EvaluateConfig, SkippedVideo
+from storage_schemas.config import IngestConfig
+from storage_schemas.layout import VIDEOS_GROUP
+from storage_schemas.lineage import Dataset, LineageRecord
+from storage_schemas.records import DecodeParams
+from tasks.evaluate.videos import LabelledVideo, find_labelled_videos
+from tasks.evaluate.weights import EncoderSpec, plan_encoders
+from tasks.io import lineage
+from tasks.io.files import file_sha256
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What one evaluation run covers: the store, its labelled videos, and the encoders."""
+
+    store: str
+    source: str
+    encoders: list[EncoderSpec]
+    videos: list[LabelledVideo]
+    skipped: list[SkippedVideo]
+
+
+def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
+    """The encoders (checkpoints, then each architecture's random-init floor) and the labelled
+    videos of ``store``. Raises ValueError when no video can be evaluated."""
+    encoders = plan_encoders(config)
+    videos, skipped = find_labelled_videos(store, config.split)
+    if not videos:
+        raise ValueError(f"no labelled videos to evaluate in {store} (split {config.split!r}); "
+                         f"{len(skipped)} not evaluable")
+    return EvaluationPlan(store, config.data, encoders, videos, skipped)
+
+
+def ingest_config_for(config: EvaluateConfig) -> IngestConfig:
+    """Ingest a folder given as --data into OUT/data.zarr at native resolution."""
+    return IngestConfig(sources=[config.data], store=str(Path(config.out) / bm.DATA_STORE),
+                        decode=DecodeParams(short_side=0), workers=config.ingest_workers, progress=False)
+
+
+def _inputs(plan: EvaluationPlan) -> list[Dataset]:
+    """The store, each weights file (with its sha256) and each evaluated video (its hashes)."""
+    store = plan.store.rstrip("/")
+    inputs = [Dataset(uri=store, kind="store")]
+    for spec in plan.encoders:
+        if spec.path:
+            inputs.append(Dataset(uri=os.path.abspath(spec.path), kind="checkpoint" if spec.kind == "checkpoint" else "encoder",
+                                  sha256=file_sha256(spec.path), facets={"name": spec.name, "encoder": spec.encoder}))
+    for video in plan.videos:
+        inputs.append(Dataset(uri=f"{store}/{VIDEOS_GROUP}/{video.video_id}", kind="video",
+                              sha256=video.record.frames_sha256,
+                              facets={"source_uri": video.record.source_uri, "source_sha256": video.record.sha256,
+                                      "benchmark": video.benchmark}))
+    return inputs
+
+
+def lineage_record(config: EvaluateConfig, plan: EvaluationPlan, report_paths: list[str], run_id: str,
+                   flow_run_id: str | None = None) -> LineageRecord:
+    """The run's lineage: weights and videos in; benchmark files and comparison.md (when written) out."""
+    outputs = [Dataset(uri=os.path.abspath(p), kind="benchmark", sha256=file_sha256(p),
+                       facets={"name": Path(p).stem.removeprefix("benchmark-")}) for p in report_paths]
+    comparison = Path(config.out) / bm.COMPARISON
+    if comparison.exists():
+        outputs.append(Dataset(uri=str(comparison.resolve()), kind="report", sha256=file_sha256(str(comparison))))
+    return lineage.make_record("evaluate", "completed", run_id, _inputs(plan), outputs,
+                               config.model_dump(mode="json"), flow_run_id)

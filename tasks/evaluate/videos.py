@@ -1,0 +1,77 @@
+"""The labelled videos of a store, the benchmark that scores each, and their sequence names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from storage_schemas import benchmark as bm
+from storage_schemas.benchmark import SkippedVideo, VideoInput
+from storage_schemas.records import Status, VideoRecord
+from tasks.evaluate.outputs import is_clean_name
+from tasks.io.store import read_catalog
+
+
+@dataclass(frozen=True)
+class LabelledVideo:
+    """A labelled video of the store and the benchmark (metric family) that scores it."""
+
+    video_id: str
+    sequence: str
+    benchmark: str
+    record: VideoRecord
+
+    def as_input(self) -> VideoInput:
+        r = self.record
+        return VideoInput(video_id=self.video_id, sequence=self.sequence, benchmark=self.benchmark, layout=r.layout,
+                          source_uri=r.source_uri, source_sha256=r.sha256, frames_sha256=r.frames_sha256,
+                          split=r.split)
+
+
+def benchmark_of(record: VideoRecord) -> str | None:
+    """davis (object masks), vip (part classes) or jhmdb (keypoints); None when unlabelled."""
+    if record.has_keypoints:
+        return "jhmdb"
+    if record.has_masks:
+        return "vip" if record.layout == "vip" else "davis"
+    return None
+
+
+def _skip_reason(record: VideoRecord | None, split: str | None) -> str | None:
+    """Why a catalog entry cannot be evaluated; None when it can."""
+    if record is None:
+        return "unreadable record"
+    if record.status is not Status.complete:
+        return f"status {record.status.value}: {record.reason or ''}".strip()
+    if benchmark_of(record) is None:
+        return "no labels: neither masks nor keypoints"
+    if split is not None and record.split != split:
+        return f"split {record.split!r} is not {split!r}"
+    if (record.frame_count or 0) < 2:
+        return "fewer than 2 frames"
+    return None
+
+
+def find_labelled_videos(store: str, split: str | None = None) -> tuple[list[LabelledVideo], list[SkippedVideo]]:
+    """Complete, labelled videos of ``store`` (optionally of one split), ordered by benchmark
+    then sequence name, and why the others are skipped."""
+    videos: list[LabelledVideo] = []
+    skipped: list[SkippedVideo] = []
+    for video_id, record in read_catalog(store).items():
+        reason = _skip_reason(record, split)
+        if reason is None:
+            videos.append(LabelledVideo(video_id, "", benchmark_of(record), record))
+        else:
+            skipped.append(SkippedVideo(video_id=video_id, reason=reason))
+    return sorted(name_sequences(videos), key=lambda v: (bm.BENCHMARKS.index(v.benchmark), v.sequence)), skipped
+
+
+def name_sequences(videos: list[LabelledVideo]) -> list[LabelledVideo]:
+    """Sequence names: the source folder's name (DAVIS's <seq>, as its results layout needs);
+    ``<benchmark>-<name>`` where two benchmarks share a name; the video id where that still
+    clashes or is no clean file name."""
+    base = [os.path.basename(v.record.source_uri.rstrip("/")) for v in videos]
+    names = [f"{v.benchmark}-{n}" if base.count(n) > 1 else n for v, n in zip(videos, base)]
+    clashes = {n for n in names if names.count(n) > 1 or not is_clean_name(n)}
+    return [LabelledVideo(v.video_id, v.video_id if n in clashes else n, v.benchmark, v.record)
+            for v, n in zip(videos, names)]
