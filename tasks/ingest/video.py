@@ -54,16 +54,7 @@ def ingest_video(
     def finish(record: VideoRecord, action: str, frames: int = 0) -> Outcome:
         return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, record.reason)
 
-    reason = item.error
-    sha = size = None
-    if reason is None:
-        try:
-            sha, size = hash_source(item)
-        except (OSError, ValueError) as exc:
-            reason = f"unreadable: {exc.__class__.__name__}: {exc}".splitlines()[0][:300]
-        else:
-            if size == 0:
-                reason = "empty file (0 bytes)"
+    sha, size, reason = _hash(item)
     key = decode_key(sha, params) if sha else None
     base = replace_record(base, sha256=sha, byte_size=size, decode_key=key)
 
@@ -88,6 +79,17 @@ def ingest_video(
         record = replace_record(record, written_at=_now())
         write_record(group, record)
         return finish(record, "decoded", record.frame_count or 0)
+
+
+def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None]:
+    """(sha256, bytes, None), or (None, None, reason) for a source that cannot be read or is empty."""
+    if item.error is not None:
+        return None, None, item.error
+    try:
+        sha, size = hash_source(item)
+    except (OSError, ValueError) as exc:
+        return None, None, f"unreadable: {exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+    return (sha, size, "empty file (0 bytes)") if size == 0 else (sha, size, None)
 
 
 def replace_record(record: VideoRecord, **changes) -> VideoRecord:
