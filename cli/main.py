@@ -60,8 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run validate_flow; print the summary; 1 when a critical rule failed, 2 without a store."""
-    from flows.validate import validate_flow
-    from tasks.validate.validate import ValidationFailedError
+    from flows.validate import ValidationFailedError, validate_flow
 
     config = validate_config_from_args(args)
     try:
