@@ -105,7 +105,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     Runs the task function directly, not lineage_flow: it only reads, and an interactive query
     should not wait for a Prefect API to start.
     """
-    from tasks.audit.audit import lineage_tree
+    from tasks.audit.tree import lineage_tree
 
     try:
         tree = lineage_tree(args.path)
