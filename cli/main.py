@@ -60,8 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run validate_flow; print the summary; 1 when a critical rule failed, 2 without a store."""
-    from flows.validate import validate_flow
-    from tasks.validate.validate import ValidationFailedError
+    from flows.validate import ValidationFailedError, validate_flow
 
     config = validate_config_from_args(args)
     try:
@@ -106,7 +105,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     Runs the task function directly, not lineage_flow: it only reads, and an interactive query
     should not wait for a Prefect API to start.
     """
-    from tasks.audit.audit import lineage_tree
+    from tasks.audit.tree import lineage_tree
 
     try:
         tree = lineage_tree(args.path)

@@ -6,16 +6,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.audit import AuditReport
-from tasks.audit.audit import (
-    audit_artifact,
-    publish_audit_report,
-    trace_lineage,
-)
+from tasks.audit.tasks import audit_artifact, publish_audit_report, trace_lineage
 
 
 @flow(name="lineage_flow")
 def lineage_flow(path: str) -> dict:
-    """The lineage tree of the artifact at ``path`` (see ``tasks.audit.lineage_tree``)."""
+    """The lineage tree of the artifact at ``path`` (see ``tasks.audit.tree.lineage_tree``)."""
     return trace_lineage(path)
 
 

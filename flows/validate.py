@@ -6,8 +6,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.validation import ValidateConfig, ValidationSummary
-from tasks.validate.validate import (
-    ValidationFailedError,
+from tasks.validate.tasks import (
     build_validation_tables,
     publish_validation_report,
     record_validation,
@@ -15,11 +14,28 @@ from tasks.validate.validate import (
 )
 
 
+class ValidationFailedError(RuntimeError):
+    """Critical expectations failed; ``summary`` says which rules and which videos."""
+
+    def __init__(self, summary: ValidationSummary):
+        self.summary = summary
+        stamp = summary.stamp
+        super().__init__(
+            f"validation of {stamp.store} failed: {len(summary.critical_failures)} critical rule(s)\n"
+            f"{summary.failure_text()}\nreport: {stamp.report_path}"
+        )
+
+    def __reduce__(self):
+        # Exceptions pickle as cls(*args); ours is built from the summary, not the message.
+        return (ValidationFailedError, (self.summary,))
+
+
 @flow(name="validate_flow")
 def validate_flow(config: ValidateConfig) -> ValidationSummary:
     """Tables from the store → GE suites → result JSON, report and stamp in the store → artifact.
 
-    Critical failures fail the flow, but only after the stamp, the report and the artifact exist.
+    Critical failures raise ValidationFailedError, but only after the stamp, the report and the
+    artifact exist.
     """
     tables = build_validation_tables(config)
     results = run_expectation_suites(tables, config.thresholds)

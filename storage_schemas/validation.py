@@ -27,7 +27,7 @@ VALIDATION_ATTR = "vmac_validation"
 VALIDATION_DIR = "validation"
 SUITES_FOLDER = "suites"
 
-# Columns of the two tables the suites run on (``tasks/validate.py`` builds them).
+# Columns of the two tables the suites run on (``tasks/validate/tables.py`` builds them).
 CATALOG_TABLE = "catalog"
 FRAME_STATS_TABLE = "frame_stats"
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from storage_schemas.layout import FRAMES, LINEAGE_DIR, VIDEOS_GROUP
-from tasks.audit.audit import audit, lineage_tree
+from tasks.audit.rehash import audit
+from tasks.audit.tree import lineage_tree
 from tasks.io.files import file_sha256
 from tasks.io.sources import expand_sources, hash_source
 from tasks.io.store import open_store, read_catalog

@@ -44,11 +44,9 @@ def ingest(paths, store: str) -> list[str]:
 
 def validate(store: str, **config):
     """What validate_flow does, step by step, without Prefect: returns the ValidationSummary."""
-    from tasks.validate.validate import (
-        build_validation_tables,
-        record_summary,
-        run_suites,
-    )
+    from tasks.validate.record import record_summary
+    from tasks.validate.suites import run_suites
+    from tasks.validate.tasks import build_validation_tables
 
     cfg = ValidateConfig(store=store, **config)
     tables = build_validation_tables.fn(cfg)

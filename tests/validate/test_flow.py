@@ -13,9 +13,8 @@ def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harnes
     from prefect.artifacts import Artifact
 
     from cli.main import build_parser
-    from flows.validate import validate_flow
+    from flows.validate import ValidationFailedError, validate_flow
     from tasks.io.stamp import validation_status
-    from tasks.validate.validate import ValidationFailedError
 
     passed = validate_flow(ValidateConfig(store=store))
     assert passed.passed and validation_status(store) == passed.stamp

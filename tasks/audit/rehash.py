@@ -1,0 +1,185 @@
+"""Audits: re-hash a store or a run directory against what its records say, and record the audit.
+
+A store: each complete video's source and stored frames against its catalog row, and the row
+against the ingest record that wrote it. A run directory: its checkpoints and encoder against
+the lineage outputs, then the frames of every video it trained on. The audit is appended to the
+audited thing's lineage folder as a record of kind ``audit``; no record is ever rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from storage_schemas.audit import AuditReport, Drift
+from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
+from storage_schemas.lineage import Dataset, LineageRecord
+from storage_schemas.records import Status
+from tasks.audit.checks import check_catalog_against_lineage, check_file, check_frames, check_source, source_item
+from tasks.audit.records import index_ingest_outputs, ingest_output, locate, read_lineage
+from tasks.io import lineage
+from tasks.io.items import SourceItem
+from tasks.io.store import is_store, open_store, read_catalog
+from tasks.io.uris import exists, join, normalize
+from tasks.progress import progress_bar
+
+Rehash = tuple[dict[str, int], list[Drift], list[str]]  # (hashes compared, by what; drifts; notes)
+
+
+def audit_store(store: str, progress: bool = False) -> Rehash:
+    """Re-hash every complete video's source and stored frames against its catalog row (and check
+    the row against the ingest record that wrote it). Returns (checked counts, drifts, notes)."""
+    root = open_store(store, mode="r")
+    catalog = read_catalog(root)
+    ingests = index_ingest_outputs(read_lineage(store), store)
+    complete = {vid: row for vid, row in catalog.items() if row is not None and row.status is Status.complete}
+    notes = [f"{len(catalog) - len(complete)} video(s) not complete (failed, writing or unreadable): not re-hashed"
+             ] if len(catalog) > len(complete) else []
+    notes.append("masks and keypoints have no stored-array hash in the catalog (VideoRecord.frames_sha256 only); "
+                 "their source files are covered by the source hash")
+    drifts: list[Drift] = []
+    checked = {"sources": 0, "frames": 0}
+    expanded: dict[tuple[str, ...], dict[str, SourceItem]] = {}
+    with progress_bar("auditing", 2 * len(complete), "hashes", enabled=progress, transient=True) as advance:
+        for vid, row in complete.items():
+            group = join(store, VIDEOS_GROUP, vid)
+            where = f"catalog row {group}"
+            found = ingest_output(ingests, vid, row.frames_sha256)
+            if found is not None:
+                drifts += check_catalog_against_lineage(row, vid, store, found, group)
+            advance(note=f"{vid} source")
+            item = source_item(row, vid, found[0] if found else None, expanded)
+            if item is None and not exists(row.source_uri):
+                drifts.append(Drift(what="source", uri=row.source_uri, video_id=vid, recorded=row.sha256,
+                                    detail="missing", record=where))
+            elif item is None:
+                notes.append(f"{vid}: frame-folder source {row.source_uri} is not among its ingest roots; not re-hashed")
+            else:
+                checked["sources"] += 1
+                drift = check_source(row, vid, item, where)
+                drifts += [drift] if drift else []
+            advance(note=f"{vid} frames")
+            checked["frames"] += 1
+            drift = check_frames(root, store, vid, row.frames_sha256, where)
+            drifts += [drift] if drift else []
+    return checked, drifts, notes
+
+
+def _run_basis(records: list[LineageRecord]) -> tuple[LineageRecord, list[str]]:
+    """The pretrain record an audit compares the run's stores with: the last completed one, else
+    the latest; and notes saying when it is not the latest or the run never completed."""
+    completed = [r for r in records if r.status == "completed"]
+    basis = completed[-1] if completed else records[-1]
+    notes = [] if basis is records[-1] else [
+        f"the latest pretrain record is {records[-1].status} ({records[-1].time}); audited against the last completed one"]
+    if not completed:
+        notes.append(f"the run has no completed record (latest: {basis.status}, {basis.time}); no outputs to re-hash")
+    return basis, notes
+
+
+def _run_outputs(run_dir: str, records: list[LineageRecord]) -> dict[str, tuple[LineageRecord, Dataset]]:
+    """Where each file the run's records name as an output lies now → the latest record naming it."""
+    files: dict[str, tuple[LineageRecord, Dataset]] = {}
+    for record in records:
+        for dataset in record.outputs:
+            files[locate(dataset.uri, record, run_dir)] = (record, dataset)
+    return files
+
+
+def _rehash_run_files(run_dir: str, files: dict[str, tuple[LineageRecord, Dataset]], basis: LineageRecord,
+                      advance: Callable[..., None]) -> tuple[int, list[Drift], list[str]]:
+    """Each of ``files`` (from ``_run_outputs``) against the record that names it: (files
+    re-hashed, drifts, notes)."""
+    drifts, notes, checked = [], [], 0
+    for uri, (record, dataset) in files.items():
+        advance(note=os.path.basename(uri))
+        if not exists(uri) and record is not basis:
+            notes.append(f"{uri}: gone; a later completed record ({basis.id[:12]}) superseded the one naming it")
+            continue
+        checked += 1
+        drift = check_file(uri, dataset.kind, dataset.sha256, f"{join(run_dir, LINEAGE_DIR)} record {record.id[:12]}")
+        drifts += [drift] if drift else []
+    return checked, drifts, notes
+
+
+def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, str | None]], basis: LineageRecord,
+                           advance: Callable[..., None]) -> tuple[int, list[Drift]]:
+    """The frames of each (store, video_id, recorded frames_sha256) the run trained on: (videos
+    re-hashed, drifts). A missing store is one drift, and its videos are skipped."""
+    where = f"{join(run_dir, LINEAGE_DIR)} record {basis.id[:12]}"
+    drifts: list[Drift] = []
+    checked = 0
+    roots: dict[str, object] = {}
+    for store, vid, recorded in videos:
+        advance(note=f"{vid} frames")
+        if store not in roots:
+            roots[store] = open_store(store, mode="r") if is_store(store) else None
+            if roots[store] is None:
+                drifts.append(Drift(what="store", uri=store, detail="missing", record=where))
+        if roots[store] is None:
+            continue
+        checked += 1
+        drift = check_frames(roots[store], store, vid, recorded, where)
+        drifts += [drift] if drift else []
+    return checked, drifts
+
+
+def audit_run(run_dir: str, progress: bool = False) -> Rehash:
+    """Re-hash the checkpoints and encoder a run recorded, then the frames its stores held when it
+    trained. Returns (checked counts, drifts, notes).
+
+    Each file is compared with the latest record that names it. A checkpoint missing because a
+    later completed record superseded it (``keep_checkpoints`` pruning after a resume) is a note,
+    not drift. Raises ValueError when ``run_dir`` has no pretrain records.
+    """
+    records = [r for r in read_lineage(run_dir) if r.kind == "pretrain"]
+    if not records:
+        raise ValueError(f"{run_dir} has no pretrain lineage records; audit takes a store or a run directory")
+    basis, notes = _run_basis(records)
+    videos = [(locate(item.uri, basis, run_dir), vid, meta.get("frames_sha256"))
+              for item in basis.inputs if item.kind == "store" for vid, meta in (item.facets.get("videos") or {}).items()]
+    outputs = _run_outputs(run_dir, records)
+    with progress_bar("auditing", len(outputs) + len(videos), "hashes", enabled=progress, transient=True) as advance:
+        files, file_drifts, file_notes = _rehash_run_files(run_dir, outputs, basis, advance)
+        frames, frame_drifts = _rehash_trained_frames(run_dir, videos, basis, advance)
+    return {"files": files, "frames": frames}, file_drifts + frame_drifts, notes + file_notes
+
+
+def audit_kind(path: str) -> Literal["store", "run"]:
+    """What ``path`` is to an audit: a store, or a run directory (a folder with pretrain records)."""
+    if is_store(path):
+        return "store"
+    folder = join(path, LINEAGE_DIR)
+    if any(r.kind == "pretrain" for r in read_lineage(path)):
+        return "run"
+    raise ValueError(f"{path} is neither a vmac store nor a run directory (no pretrain records in {folder})")
+
+
+def record_audit(report: AuditReport, flow_run_id: str | None = None) -> str:
+    """Append the audit as a new lineage record (kind ``audit``, status ``completed`` or
+    ``drift_found``) in the audited thing's lineage folder; return its path."""
+    target = Dataset(uri=report.target, kind=report.target_kind,
+                     facets={"checked": report.checked, "drifts": len(report.drifts), "notes": report.notes})
+    drifted = [Dataset(uri=d.uri, kind=d.what, sha256=d.found, facets=d.model_dump(mode="json")) for d in report.drifts]
+    record = lineage.make_record("audit", "drift_found" if report.drifts else "completed", lineage.run_id(),
+                                 [target, *drifted], [], {"path": report.target}, flow_run_id)
+    return lineage.write_record(join(report.target, LINEAGE_DIR), record)
+
+
+def audit(path: str, progress: bool = False, flow_run_id: str | None = None) -> AuditReport:
+    """Re-hash a store or a run directory against its records, record the audit, report the drift.
+
+    Memory stays within one shard (frames) or one MiB block (files) at a time.
+    """
+    target = normalize(path)
+    kind = audit_kind(target)
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    check = audit_store if kind == "store" else audit_run
+    checked, drifts, notes = check(target, progress)
+    report = AuditReport(target=target, target_kind=kind, started_at=started_at,
+                         seconds=round(time.perf_counter() - started, 3), checked=checked, drifts=drifts, notes=notes)
+    return report.model_copy(update={"record_path": record_audit(report, flow_run_id)})

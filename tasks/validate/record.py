@@ -1,0 +1,128 @@
+"""What a validation leaves behind: the GE result JSON and the markdown report under
+``<store>/validation`` (append-only, ``<timestamp>-<id>.json|md``), the stamp on the store's root,
+and a ``validate`` lineage record in ``<store>/lineage``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from storage_schemas.layout import LINEAGE_DIR
+from storage_schemas.lineage import Dataset
+from storage_schemas.records import Status
+from storage_schemas.validation import (
+    VALIDATION_ATTR,
+    VALIDATION_DIR,
+    FailedVideo,
+    RuleOutcome,
+    Severity,
+    SuiteDefinition,
+    SuiteVersion,
+    ValidateConfig,
+    ValidationCounts,
+    ValidationStamp,
+    ValidationSummary,
+    load_suites,
+)
+from tasks.io import lineage
+from tasks.io.files import file_sha256, write_atomic
+from tasks.io.lineage import code_version
+from tasks.io.store import open_store
+from tasks.io.uris import join, normalize
+from tasks.validate.report import report_markdown
+from tasks.validate.suites import rule_outcomes
+from tasks.validate.tables import ValidationTables
+
+
+def result_uri(store: str, name: str) -> str:
+    """``<store>/validation/<name>``: an absolute path for a local store, else a URL."""
+    return join(normalize(store), VALIDATION_DIR, name)
+
+
+def write_new(uri: str, text: str) -> None:
+    """Write a new result file atomically; never replaces one (append-only): FileExistsError."""
+    try:
+        write_atomic(uri, text, exclusive=True)
+    except FileExistsError:
+        raise FileExistsError(f"{uri} exists; validation results are append-only") from None
+
+
+def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> ValidationCounts:
+    """Videos by status (from the catalog table) and failed rules by severity."""
+    status = catalog["status"]
+    return ValidationCounts(
+        videos=len(catalog),
+        complete=int((status == Status.complete.value).sum()),
+        failed=int((status == Status.failed.value).sum()),
+        other=int((~status.isin([Status.complete.value, Status.failed.value])).sum()),
+        expectations=len(rules),
+        critical_failures=sum(not r.success and r.severity is Severity.critical for r in rules),
+        warnings=sum(not r.success and r.severity is Severity.warning for r in rules),
+    )
+
+
+def not_complete_videos(catalog: pd.DataFrame) -> list[FailedVideo]:
+    """Every video of the catalog table that is failed, writing or unreadable."""
+    return [
+        FailedVideo(video_id=row.video_id, status=row.status, reason=row.reason, source_uri=row.source_uri)
+        for row in catalog[catalog["status"] != Status.complete.value].itertuples()
+    ]
+
+
+def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[SuiteDefinition],
+               rules: list[RuleOutcome], flow_run_id: str | None) -> ValidationStamp:
+    """The stamp of a validation run now: passed when no critical rule failed; names the result
+    and report files it is about to be written beside."""
+    now = datetime.now(timezone.utc)
+    validation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    counts = validation_counts(tables.catalog, rules)
+    return ValidationStamp(
+        passed=counts.critical_failures == 0,
+        validation_id=validation_id,
+        validated_at=now.isoformat(timespec="seconds"),
+        store=config.store,
+        suites=[SuiteVersion(name=s.name, version=s.meta.version, sha256=s.sha256) for s in suites],
+        catalog_fingerprint=tables.fingerprint,
+        counts=counts,
+        result_path=result_uri(config.store, f"{validation_id}.json"),
+        report_path=result_uri(config.store, f"{validation_id}.md"),
+        config=config,
+        code_version=code_version(),
+        flow_run_id=flow_run_id,
+    )
+
+
+def record_summary(config: ValidateConfig, tables: ValidationTables, results: dict[str, dict],
+                   flow_run_id: str | None = None) -> ValidationSummary:
+    """Write the GE result JSON and the markdown report into the store, then stamp its root and
+    append the lineage record.
+
+    The stamp goes after the files, so it only ever points at files that exist. Raises
+    FileExistsError if a result file of the same id exists (results are append-only).
+    """
+    suites = load_suites()
+    rules = rule_outcomes(results, tables, suites)
+    stamp = make_stamp(config, tables, suites, rules, flow_run_id)
+    not_complete = not_complete_videos(tables.catalog)
+    markdown = report_markdown(stamp, rules, not_complete, tables)
+    document = {"stamp": stamp.model_dump(mode="json"), "results": results}
+    write_new(stamp.result_path, json.dumps(document, indent=1, allow_nan=False, default=str))
+    write_new(stamp.report_path, markdown)
+    open_store(config.store, mode="a").attrs[VALIDATION_ATTR] = stamp.model_dump(mode="json")
+    record_lineage(config, stamp, flow_run_id)
+    return ValidationSummary(stamp=stamp, rules=rules, not_complete=not_complete, report_markdown=markdown)
+
+
+def record_lineage(config: ValidateConfig, stamp: ValidationStamp, flow_run_id: str | None) -> None:
+    """Append a ``validate`` lineage record: the store's catalog in, the result and report out."""
+    inputs = [Dataset(uri=config.store, kind="store", facets={"catalog_fingerprint": stamp.catalog_fingerprint})]
+    outputs = [Dataset(uri=stamp.result_path, kind="validation", sha256=file_sha256(stamp.result_path),
+                       facets={"passed": stamp.passed, "validation_id": stamp.validation_id}),
+               Dataset(uri=stamp.report_path, kind="report", sha256=file_sha256(stamp.report_path))]
+    record = lineage.make_record("validate", "completed" if stamp.passed else "failed", stamp.validation_id,
+                                 inputs, outputs, config.model_dump(mode="json"), flow_run_id)
+    lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", record)

@@ -1,0 +1,127 @@
+"""The two tables Great Expectations sees, both small (one row per video), built from a store:
+
+- the *catalog*: every video group's record (complete, failed, writing or unreadable) plus the
+  shapes of the arrays actually stored, and the shapes the record implies;
+- the *frame statistics* (``tasks.validate.frames``): per complete video, statistics of a sample
+  of its frames and the label ids of its masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
+from storage_schemas.records import Status, VideoRecord
+from storage_schemas.validation import CATALOG_TABLE, ValidateConfig
+from tasks.io.store import UNREADABLE, fingerprint_of, open_store, read_catalog
+from tasks.validate.frames import frame_stats_rows
+
+CATALOG_COLUMNS = [
+    "video_id", "status", "reason", "source_uri", "sha256", "decode_key", "source_kind", "layout",
+    "fps", "height", "width", "frame_count", "probe_frame_count", "expected_frame_count",
+    "frame_count_error", "has_masks", "object_ids", "has_keypoints", "num_joints",
+    "frames_shape", "expected_frames_shape", "masks_shape", "expected_masks_shape",
+    "keypoints_shape", "expected_keypoints_shape",
+]
+
+
+@dataclass(frozen=True)
+class ValidationTables:
+    """What the suites run on, and the fingerprint of the catalog the tables were built from."""
+
+    catalog: pd.DataFrame
+    frame_stats: pd.DataFrame
+    fingerprint: str
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.catalog if name == CATALOG_TABLE else self.frame_stats
+
+
+def build_tables(config: ValidateConfig) -> ValidationTables:
+    """Read the store's catalog and sample every complete video."""
+    root = open_store(config.store, mode="r")
+    catalog = read_catalog(root)
+    return ValidationTables(
+        catalog=catalog_rows(root, catalog),
+        frame_stats=frame_stats_rows(root, catalog, config),
+        fingerprint=fingerprint_of(catalog),
+    )
+
+
+def _shape(group, name: str) -> str | None:
+    try:
+        return str(tuple(int(n) for n in group[name].shape)) if name in group else None
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def _expected_frame_count(record: VideoRecord) -> float | None:
+    """Frames the probe promises at the stored rate: the probed count, or duration × fps when resampled."""
+    if record.probe_frame_count is None:
+        return None
+    if record.decode_params.fps is None:
+        return float(record.probe_frame_count)
+    if record.duration:
+        return record.duration * record.decode_params.fps
+    if record.source_fps:
+        return record.probe_frame_count * record.decode_params.fps / record.source_fps
+    return None
+
+
+def _record_columns(record: VideoRecord) -> dict:
+    """The catalog columns a parsed record fills: its fields, the frame-count error, expected shapes."""
+    t, h, w = record.frame_count, record.height, record.width
+    complete = record.status is Status.complete and None not in (t, h, w)
+    expected = _expected_frame_count(record)
+    error = None
+    if expected is not None and t is not None:
+        error = max(0.0, abs(t - expected) - 1.0) / max(expected, 1.0)
+    return dict(
+        source_kind=record.source_kind.value,
+        layout=record.layout,
+        fps=record.fps,
+        height=h,
+        width=w,
+        frame_count=t,
+        probe_frame_count=record.probe_frame_count,
+        expected_frame_count=expected,
+        frame_count_error=error,
+        has_masks=record.has_masks,
+        object_ids=", ".join(str(i) for i in record.object_ids),
+        has_keypoints=record.has_keypoints,
+        num_joints=record.num_joints,
+        expected_frames_shape=str((t, h, w, 3)) if complete else None,
+        expected_masks_shape=str((t, h, w)) if complete and record.has_masks else None,
+        expected_keypoints_shape=(
+            str((t, record.num_joints, 3)) if complete and record.has_keypoints else None
+        ),
+    )
+
+
+def catalog_rows(root, catalog: dict[str, VideoRecord | None]) -> pd.DataFrame:
+    """One row per video group: record fields, stored array shapes, and the shapes the record implies.
+
+    Shapes are strings such as ``"(24, 64, 96, 3)"`` so a mismatch reads plainly in the report.
+    ``frame_count_error`` is ``max(0, |frame_count - expected| - 1) / expected``: one frame of
+    rounding is always allowed, since resampling by duration × fps rounds either way.
+    """
+    rows = []
+    for video_id, record in catalog.items():
+        group = root[f"{VIDEOS_GROUP}/{video_id}"]
+        row: dict = {
+            "video_id": video_id,
+            "status": record.status.value if record else UNREADABLE,
+            "reason": record.reason if record else "video record missing or unreadable",
+            "source_uri": record.source_uri if record else None,
+            "sha256": record.sha256 if record else None,
+            "decode_key": record.decode_key if record else None,
+            "frames_shape": _shape(group, FRAMES),
+            "masks_shape": _shape(group, MASKS),
+            "keypoints_shape": _shape(group, KEYPOINTS),
+        }
+        if record is not None:
+            row.update(_record_columns(record))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
