@@ -14,17 +14,11 @@ and JHMDB. For every target frame t >= 1:
 * the ``topk`` largest affinities over the whole context are softmaxed with ``temperature`` and used
   to average the context labels.
 
-Memory is bounded independently of the sequence length T: frames are consumed from an iterator one
-at a time and the propagator keeps at most ``context + 1`` frames (features and labels). The radius
-restriction is computed blockwise: target sites are grouped in ``tile x tile`` tiles, each tile is
-compared with the (tile + 2 * half)^2 window of context sites that can be within the radius (one
-batched matmul per context frame and chunk of tiles of a tile row), and a precomputed disk mask
-removes the rest. The top-k is exact and two-staged (:func:`_two_stage_topk`): the running maximum
-over context frames of every window site picks k window sites, then the top-k of those sites in all
-frames is taken; frame 0's unrestricted candidates are selected the same way and merged at the end.
-So the scores of one chunk of tiles against all restricted frames are alive at once, at most
-``_CHUNK_BYTES`` (16 MiB; at 480p with 20 frames that is 2 tiles, 9.2 MB), plus frame 0 against
-``_GLOBAL_QUERIES`` target sites (3.3 MB at 480p) and k candidates per target site and part.
+Memory is bounded whatever the sequence length: frames come from an iterator and at most
+``context + 1`` are kept. The radius restriction is blockwise (``tile x tile`` target tiles against
+the window of context sites that can be within the radius, then a disk mask), and the top-k is
+exact and two-staged (:func:`_two_stage_topk`), so at most ``_CHUNK_BYTES`` (16 MiB) of scores are
+alive at once, plus frame 0 against ``_GLOBAL_QUERIES`` target sites (docs/evaluate.md has sizes).
 
 Labels reach and leave the feature grid through ``vmac_core.label_grid`` (one-hot area averages,
 keypoint heatmaps, bilinear upsampling), whose coordinate convention is CRW's: a feature cell sits
