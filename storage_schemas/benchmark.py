@@ -236,6 +236,11 @@ class SequenceResult(_Frozen):
     per_object: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="davis: object id -> that object's metrics"
     )
+    objects_scored: list[int] | None = Field(
+        None, description="davis: the object ids scored, 1..the largest id in frame 0 (davis2017-evaluation)")
+    objects_missing_from_first_frame: list[int] | None = Field(
+        None, description="davis: ids the annotations show later but frame 0 does not; propagation cannot "
+        "carry them (those within 1..max are scored, and score low; those above are not scored)")
     confusion_matrix: list[list[int]] | None = Field(
         None, description="vip: rows ground truth, columns prediction, over the scored frames"
     )

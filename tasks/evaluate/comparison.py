@@ -72,6 +72,19 @@ def _sequence_rows(reports: list[BenchmarkReport]) -> list[str]:
     return lines
 
 
+def _object_lines(report: BenchmarkReport) -> list[str]:
+    """DAVIS: the object ids scored per sequence, and those frame 0 does not show."""
+    rows = [r for r in report.sequences if r.objects_scored is not None]
+    if not rows:
+        return []
+    lines = ["", "## Objects scored (DAVIS)", "", "| sequence | scored | not in frame 0 (cannot be propagated) |",
+             "|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r.sequence):
+        missing = ", ".join(map(str, r.objects_missing_from_first_frame or [])) or "–"
+        lines.append(f"| {r.sequence} | {', '.join(map(str, r.objects_scored))} | {missing} |")
+    return lines
+
+
 def _skipped_lines(report: BenchmarkReport) -> list[str]:
     """The videos not evaluated, grouped by reason (five ids shown per reason); none when empty."""
     by_reason: dict[str, list[str]] = {}
@@ -89,7 +102,7 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     if not reports:
         return "# Label propagation\n\nNothing was evaluated.\n"
     lines = ["# Label propagation", "", _protocol_line(reports), "", *_encoder_rows(reports),
-             *_sequence_rows(reports), *_skipped_lines(reports[0])]
+             *_sequence_rows(reports), *_object_lines(reports[0]), *_skipped_lines(reports[0])]
     return "\n".join(lines) + "\n"
 
 

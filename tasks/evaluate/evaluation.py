@@ -21,6 +21,7 @@ from tasks.evaluate.plan import EvaluationPlan
 from tasks.evaluate.report import environment_of, protocol_of, timing_of
 from tasks.evaluate.scores import HEADLINE, summarise
 from tasks.evaluate.video import evaluate_video
+from tasks.evaluate.videos import NotEvaluable
 from tasks.evaluate.weights import EncoderSpec, load_encoder
 from tasks.io.files import write_atomic
 from tasks.io.store import open_store
@@ -78,7 +79,7 @@ def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, 
                                 save_masks=config.save_masks and video.benchmark != "jhmdb")
         try:
             result = evaluate_video(encoder, video, root, config, device, outputs)
-        except ValueError as exc:
+        except NotEvaluable as exc:
             log.warning("%s: skipped %s: %s", name, video.sequence, exc)
             skipped.append(SkippedVideo(video_id=video.video_id, reason=str(exc)))
             continue

@@ -3,6 +3,7 @@ and predicted masks in the DAVIS results layout (palette PNGs of ids, docs/evalu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +71,16 @@ def _grid(rows: list[tuple[Image.Image, Image.Image]], path: Path) -> None:
     sheet.save(path)
 
 
-def draw_mask_overlay(frames, kept: dict[int, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+def draw_mask_overlay(frames, kept: dict[int, tuple[np.ndarray, np.ndarray]], path: Path,
+                      frame_name: Callable[[int], str] = str) -> None:
     """One row per kept frame t: (predicted ids, true ids), each (H, W), blended over frames[t]."""
     rows = []
     for t in sorted(kept):
         frame = np.asarray(frames[t])
         pred, gt = kept[t]
-        rows.append((_panel(_blend(frame, pred), f"frame {t}: prediction" if t else "frame 0: given"),
-                     _panel(_blend(frame, gt), f"frame {t}: ground truth")))
+        name = frame_name(t)
+        rows.append((_panel(_blend(frame, pred), f"frame {name}: {'prediction' if t else 'given'}"),
+                     _panel(_blend(frame, gt), f"frame {name}: ground truth")))
     _grid(rows, path)
 
 
@@ -97,11 +100,13 @@ def _keypoint_panel(frame_hw3: np.ndarray, points_j: np.ndarray, caption: str) -
     return panel
 
 
-def draw_keypoint_overlay(frames, pred_tj2: np.ndarray, gt_tj3: np.ndarray, count: int, path: Path) -> None:
+def draw_keypoint_overlay(frames, pred_tj2: np.ndarray, gt_tj3: np.ndarray, count: int, path: Path,
+                          frame_name: Callable[[int], str] = str) -> None:
     """``count`` rows (``overlay_frames``): predicted (x, y) and true (x, y, visible) joints."""
     rows = []
     for t in overlay_frames(len(pred_tj2), count):
         frame = np.asarray(frames[t])
-        rows.append((_keypoint_panel(frame, pred_tj2[t], f"frame {t}: {'prediction' if t else 'given'}"),
-                     _keypoint_panel(frame, gt_tj3[t], f"frame {t}: ground truth")))
+        name = frame_name(t)
+        rows.append((_keypoint_panel(frame, pred_tj2[t], f"frame {name}: {'prediction' if t else 'given'}"),
+                     _keypoint_panel(frame, gt_tj3[t], f"frame {name}: ground truth")))
     _grid(rows, path)

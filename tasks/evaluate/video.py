@@ -22,7 +22,7 @@ from tasks.evaluate.features import Clock, iter_features
 from tasks.evaluate.outputs import VideoOutputs
 from tasks.evaluate.overlays import draw_keypoint_overlay, draw_mask_overlay, overlay_frames, save_palette_png
 from tasks.evaluate.scores import DAVIS_KEYS, davis_metrics, joint_counts, pck_metrics
-from tasks.evaluate.videos import LabelledVideo
+from tasks.evaluate.videos import LabelledVideo, NotEvaluable
 from tasks.io.store import video_group
 from vmac_core import metrics
 from vmac_core.label_grid import (
@@ -45,7 +45,8 @@ def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, store_root, c
                    device: torch.device, outputs: VideoOutputs) -> SequenceResult:
     """Propagate frame 0's labels through one stored video and score the result.
 
-    Raises ValueError when the video cannot be evaluated (frame 0 unlabelled, ids out of range).
+    Raises NotEvaluable when the protocol cannot score the video (frame 0 unlabelled or without an
+    object, no annotated frame left to score).
     """
     group = video_group(store_root, video.video_id)
     frames = group[FRAMES]
@@ -74,7 +75,8 @@ def _propagate_keypoints(feats, clock: Clock, video: LabelledVideo, group, geom:
     # Frame 0 (the given keypoints) is not scored by metrics.pck.
     scores = metrics.pck(pred_tj2, keypoints_tj3[..., :2], keypoints_tj3[..., 2] > 0, config.pck_thresholds)
     if outputs.overlay is not None:
-        draw_keypoint_overlay(frames, pred_tj2, keypoints_tj3, config.overlay_frames, outputs.overlay)
+        draw_keypoint_overlay(frames, pred_tj2, keypoints_tj3, config.overlay_frames, outputs.overlay,
+                              lambda t: video.frame_file(t, ""))
     return SequenceResult(
         video_id=video.video_id, sequence=video.sequence, benchmark="jhmdb", frames=t_total,
         scored_frames=t_total - 1, labels=keypoints_tj3.shape[1], stored_size=geom.stored, input_size=geom.input,
@@ -87,10 +89,15 @@ def _propagate_keypoints(feats, clock: Clock, video: LabelledVideo, group, geom:
 class _DavisScores:
     """DAVIS scores whole sequences (J&F), so every frame's ids are kept as uint8: 2 x T x H x W bytes."""
 
-    def __init__(self, num_labels: int) -> None:
+    def __init__(self, num_labels: int, first_ids: np.ndarray, object_ids: list[int]) -> None:
         self.num_labels = num_labels
         self.pred: list[np.ndarray] = []
         self.gt: list[np.ndarray] = []
+        present = set(np.unique(first_ids).tolist()) - {0, NOT_ANNOTATED}
+        self.scored = list(range(1, num_labels))
+        # Objects that frame 0 does not show are never propagated: within 1..max they are scored
+        # (as davis2017-evaluation does, whose object count is frame 0's largest id), above it not.
+        self.missing = sorted(set(object_ids) - present)
 
     def add(self, t: int, pred_ids: np.ndarray, gt_ids: np.ndarray) -> None:
         self.pred.append(pred_ids)
@@ -100,20 +107,26 @@ class _DavisScores:
         """The SequenceResult fields: metrics, per_object and scored_frames."""
         pred_thw, gt_thw = np.stack(self.pred), np.stack(self.gt)
         annotated = ~(gt_thw == NOT_ANNOTATED).all(axis=(1, 2))
+        if annotated.sum() < 3:
+            listed = ", ".join(str(t) for t in np.flatnonzero(annotated))
+            raise NotEvaluable(
+                f"only frame{'s' if annotated.sum() > 1 else ''} {listed} of {len(gt_thw)} annotated: DAVIS scores the "
+                "annotated frames between the first and the last, and none is left")
         # davis2017-evaluation scores frames 1..T-2 of fully annotated sequences; frames without
         # an annotation file (all NOT_ANNOTATED) are left out before that.
         scores = metrics.davis_sequence_scores(pred_thw[annotated], gt_thw[annotated], range(1, self.num_labels))
         per_object = {str(k): {name: float(row[key]) for key, name in DAVIS_KEYS.items()}
                       for k, row in scores["objects"].items()}
         return {"metrics": davis_metrics(list(per_object.values())), "per_object": per_object,
-                "scored_frames": int(scores["num_frames_scored"])}
+                "scored_frames": int(scores["num_frames_scored"]), "objects_scored": self.scored,
+                "objects_missing_from_first_frame": self.missing}
 
 
 class _VipScores:
     """VIP sums one confusion matrix over the annotated frames 1..T-1 (frame 0 holds the given
     labels); 255 in the ground truth is ignored."""
 
-    def __init__(self, num_labels: int) -> None:
+    def __init__(self, num_labels: int, first_ids: np.ndarray, object_ids: list[int]) -> None:
         self.num_labels = num_labels
         self.confusion = np.zeros((num_labels, num_labels), np.int64)
         self.scored = 0
@@ -126,6 +139,8 @@ class _VipScores:
 
     def result(self) -> dict:
         """The SequenceResult fields: metrics, confusion_matrix and scored_frames."""
+        if not self.scored:
+            raise NotEvaluable("no annotated frame after frame 0: VIP scores the frames after the given one")
         return {"metrics": {"mIoU": float(metrics.miou(self.confusion))},
                 "confusion_matrix": self.confusion.tolist(), "scored_frames": self.scored}
 
@@ -133,15 +148,15 @@ class _VipScores:
 def _count_labels(first_ids: np.ndarray, benchmark: str, vip_classes: int) -> int:
     """Propagated channels: VIP's classes, or DAVIS's objects 1..max of frame 0 plus background.
 
-    Raises ValueError when frame 0 is not annotated or (DAVIS) holds no object.
+    Raises NotEvaluable when frame 0 is not annotated or (DAVIS) holds no object.
     """
     if (first_ids == NOT_ANNOTATED).all():
-        raise ValueError("frame 0 is not annotated")
+        raise NotEvaluable("frame 0 is not annotated: propagation starts from the first frame's labels")
     if benchmark == "vip":
         return vip_classes
     num_labels = int(first_ids[first_ids != NOT_ANNOTATED].max()) + 1
     if num_labels < 2:
-        raise ValueError("frame 0 has no object")
+        raise NotEvaluable("frame 0 shows no object: there is nothing to propagate")
     return num_labels
 
 
@@ -163,7 +178,8 @@ def _propagate_masks(feats, clock: Clock, video: LabelledVideo, group, geom: Geo
     began = time.perf_counter()
     first_ids = np.asarray(masks[0])
     num_labels = _count_labels(first_ids, video.benchmark, config.vip_classes)
-    scores = _DavisScores(num_labels) if video.benchmark == "davis" else _VipScores(num_labels)
+    scoring_class = _DavisScores if video.benchmark == "davis" else _VipScores
+    scores = scoring_class(num_labels, first_ids, video.record.object_ids)
     shown = set(overlay_frames(t_total, config.overlay_frames))
     kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     scoring = 0.0  # seconds of reading, scoring and saving inside the loop, not propagation's
@@ -175,11 +191,11 @@ def _propagate_masks(feats, clock: Clock, video: LabelledVideo, group, geom: Geo
             if t in shown:
                 kept[t] = (pred_ids, gt_ids)
             if outputs.masks_dir is not None:
-                save_palette_png(pred_ids, outputs.masks_dir / f"{t:05d}.png")
+                save_palette_png(pred_ids, outputs.masks_dir / video.frame_file(t))
             scoring += time.perf_counter() - mark
     seconds = time.perf_counter() - began - scoring
     if outputs.overlay is not None:
-        draw_mask_overlay(frames, kept, outputs.overlay)
+        draw_mask_overlay(frames, kept, outputs.overlay, lambda t: video.frame_file(t, ""))
     return SequenceResult(
         video_id=video.video_id, sequence=video.sequence, benchmark=video.benchmark, frames=t_total,
         labels=num_labels, stored_size=geom.stored, input_size=geom.input, feature_size=geom.feature,

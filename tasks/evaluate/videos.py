@@ -12,6 +12,11 @@ from tasks.evaluate.outputs import is_clean_name
 from tasks.io.store import read_catalog
 
 
+class NotEvaluable(ValueError):
+    """A video the protocol cannot score; the message is the reason the report gives, in the
+    benchmark's words. Any other error is a fault and fails the evaluation."""
+
+
 @dataclass(frozen=True)
 class LabelledVideo:
     """A labelled video of the store and the benchmark (metric family) that scores it."""
@@ -20,6 +25,13 @@ class LabelledVideo:
     sequence: str
     benchmark: str
     record: VideoRecord
+
+    def frame_file(self, t: int, suffix: str = ".png") -> str:
+        """The file name of frame ``t``'s per-frame output: the source frame's name (frame folders
+        keep theirs, so results line up with sequences that do not start at 00000), else 00000."""
+        names = self.record.frame_names
+        stem = os.path.splitext(names[t])[0] if names and t < len(names) else f"{t:05d}"
+        return stem + suffix
 
     def as_input(self) -> VideoInput:
         r = self.record

@@ -189,7 +189,9 @@ def test_vip_parts_scored_by_one_confusion_matrix(tmp_path):
     assert confusion.shape == (20, 20) and confusion.sum() == parts[1:].size  # frame 0 is given, not scored
     np.testing.assert_array_equal(confusion.sum(1), np.bincount(parts[1:].ravel(), minlength=20))
     assert report.summary["vip"].metrics["mIoU"] == pytest.approx(seq.metrics["mIoU"])
-    assert (tmp_path / "out" / "masks" / report.name / "v1" / "00004.png").exists()
+    # Per-frame results reuse the source frame names (VIP's start at 000000000001).
+    saved = sorted(p.name for p in (tmp_path / "out" / "masks" / report.name / "v1").iterdir())
+    assert saved == [f"{t + 1:012d}.png" for t in range(len(parts))]
     row = next(line for line in markdown.splitlines() if line.startswith("| random-init-convnextv2_atto |"))
     assert row.count("| – ") == 5  # DAVIS J&F, J, F and both PCKs: no such videos
 
