@@ -225,14 +225,15 @@ def add_pretrain_parser(sub) -> None:
                    help=f"the recipe the options below change (default {DEFAULT_PRESET})")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--skip-validation-check", action="store_true", help="train on a store that has not passed validation")
-    p.add_argument("--encoder", default=None)
-    p.add_argument("--input-size", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="effective batch per optimiser step")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--loader-workers", type=int, default=None, help="DataLoader workers per process")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--pretrain-seed", type=int, default=None)
+    # Unset options leave the preset's value, or the config's default where the preset has none.
+    p.add_argument("--encoder", default=None, help="model.encoder")
+    p.add_argument("--input-size", type=int, default=None, help="model.input_size, a multiple of 32")
+    p.add_argument("--batch-size", type=int, default=None, help="optimiser.batch_size: effective batch per step")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser.max_steps")
+    p.add_argument("--epochs", type=float, default=None, help="optimiser.epochs")
+    p.add_argument("--loader-workers", type=int, default=None, help="data.loader_workers: DataLoader workers per process")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="run.device")
+    p.add_argument("--pretrain-seed", type=int, default=None, help="run.seed")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
                    help="override any PretrainConfig field (sections model, data, optimiser, run; a bare FIELD when "
                         "one section has it), e.g. --set optimiser.base_lr=5e-4 --set clip_grad=3")

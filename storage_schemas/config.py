@@ -256,7 +256,7 @@ def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 # --- the pipeline --------------------------------------------------------------------------------
 
 # PretrainConfig fields the pipeline sets for each run it plans: an override would be replaced.
-PIPELINE_OWNED = ("stores", "out", "run.resume", "run.init_from", "run.progress")
+PIPELINE_OWNED = ("preset", "stores", "out", "run.resume", "run.init_from", "run.progress")
 
 
 class PipelineConfig(BaseModel):
