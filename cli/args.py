@@ -31,7 +31,7 @@ from storage_schemas.config import (
 from storage_schemas.validation import ValidateConfig
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     """Options that make no valid config: ``lines`` name each field, its value and what is allowed."""
 
     def __init__(self, lines: list[str]):
