@@ -41,7 +41,8 @@ from storage_schemas.records import DecodeParams  # noqa: E402
 from tasks.ingest.video import ingest_video  # noqa: E402
 from tasks.io.sources import expand_sources  # noqa: E402
 from tasks.io.store import open_store  # noqa: E402
-from tasks.pretrain.pairs import PairIndex, make_pair_loader  # noqa: E402
+from tasks.pretrain.index import PairIndex  # noqa: E402
+from tasks.pretrain.loader import make_pair_loader  # noqa: E402
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD, sample_crop_box  # noqa: E402
 
 JPEG_QUALITY = 95

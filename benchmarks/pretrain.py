@@ -24,28 +24,28 @@ from pathlib import Path
 def _step_seconds(config, micro: int, repeats: int) -> list[float]:
     import torch
 
-    from tasks.pretrain.train import model_config
     from vmac_core.masking import random_patch_mask
     from vmac_core.schedules import ema_momentum_at
     from vmac_core.videomac import VideoMAC
 
     torch.manual_seed(0)
-    model = VideoMAC(model_config(config))
-    optimizer = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=1e-4, betas=tuple(config.betas))
-    size = config.input_size
-    grid = size // config.patch_size
+    model = VideoMAC(config.model)
+    optimizer = torch.optim.AdamW(model.param_groups(config.optimiser.weight_decay), lr=1e-4,
+                                  betas=config.optimiser.betas)
+    size = config.model.input_size
+    grid = config.model.grid_size
     generator = torch.Generator().manual_seed(0)
     frame1 = torch.randn(micro, 3, size, size, generator=generator)
     frame2 = torch.randn(micro, 3, size, size, generator=generator)
     times = []
     for i in range(repeats + 1):
-        mask = random_patch_mask(micro, grid, grid, config.mask_ratio, generator)
+        mask = random_patch_mask(micro, grid, grid, config.model.mask_ratio, generator)
         started = time.perf_counter()
         out = model(frame1, frame2, mask)
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        model.update_target(ema_momentum_at(i, 100, config.ema_momentum_base))
+        model.update_target(ema_momentum_at(i, 100, config.model.ema_momentum_base))
         if i:  # the first step is the warm-up
             times.append(time.perf_counter() - started)
     return times
@@ -62,21 +62,22 @@ def main() -> None:
     import torch
 
     from storage_schemas.config import PRETRAIN_PRESETS, build_pretrain_config
-    from tasks.pretrain.train import plan_steps
+    from tasks.pretrain.plan import batch_geometry
 
     results = {}
     for name in args.presets or list(PRETRAIN_PRESETS):
         config = build_pretrain_config(name, {"stores": ["unused"], "out": "unused"})
-        micro_preset = plan_steps(config, config.batch_size, 1).micro_batch
+        micro_preset = batch_geometry(config.optimiser, 1).micro_batch
         micro = micro_preset if name == "tiny-cpu" else min(micro_preset, args.paper_micro)
         times = _step_seconds(config, micro, args.repeats)
         per_sample = statistics.median(times) / micro
-        accumulation = config.batch_size / micro_preset
+        batch_size = config.optimiser.batch_size
+        accumulation = batch_size / micro_preset
         results[name] = {
-            "encoder": config.encoder, "input_size": config.input_size, "mask_ratio": config.mask_ratio,
-            "batch_size": config.batch_size, "micro_batch": micro_preset, "timed_micro_batch": micro,
-            "micro_step_s_samples": times, "micro_step_s": statistics.median(times),
-            "optimizer_step_s": per_sample * config.batch_size,
+            "encoder": config.model.encoder, "input_size": config.model.input_size,
+            "mask_ratio": config.model.mask_ratio, "batch_size": batch_size, "micro_batch": micro_preset,
+            "timed_micro_batch": micro, "micro_step_s_samples": times, "micro_step_s": statistics.median(times),
+            "optimizer_step_s": per_sample * batch_size,
             "extrapolated": micro != micro_preset, "accumulation": accumulation,
         }
     report = {

@@ -3,24 +3,45 @@
 Each builder goes through the same pydantic validation as ``prefect.yaml`` parameters. Options
 the user did not give are ``None`` on the namespace and are left out, so the models' own defaults
 apply: a default lives in one place, its model, and ``--help`` reads it from there
-(``default_of``).
+(``default_of``). A config that does not validate raises ``ConfigError``, one line per problem;
+``cli.main`` prints them and exits 2 before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from storage_schemas.benchmark import EvaluateConfig
-from storage_schemas.config import IngestConfig, PipelineConfig, build_pretrain_config
+from storage_schemas.config import (
+    IngestConfig,
+    PipelineConfig,
+    PretrainConfig,
+    UnknownFieldError,
+    field_types,
+    merge,
+    nest_overrides,
+)
 from storage_schemas.validation import ValidateConfig
+
+
+class ConfigError(ValueError):
+    """Options that make no valid config: ``lines`` name each field, its value and what is allowed."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def default_of(model: type[BaseModel], name: str):
     """The default of ``model``'s field ``name`` (for help texts)."""
-    return model.model_fields[name].default
+    return model.model_fields[name].get_default(call_default_factory=True)
 
 
 def given(**values) -> dict:
@@ -28,27 +49,77 @@ def given(**values) -> dict:
     return {key: value for key, value in values.items() if value is not None}
 
 
+# YAML 1.1 reads an exponent without a dot (5e-4) as a string.
+_EXPONENT_FLOAT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
 def parse_value(text: str):
-    """A --set value: YAML scalars and lists (1e-3, true, [0.9, 0.95]); anything else stays a string."""
+    """A --set value: YAML scalars and lists (5e-4, true, null, [0.9, 0.95]); anything else stays a string."""
+    if _EXPONENT_FLOAT.fullmatch(text.strip()):
+        return float(text)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``FIELD=VALUE`` strings (``--set``) as a dict; dashes in field names become underscores.
+def parse_overrides(items: list[str], model: type[BaseModel] = PretrainConfig) -> dict:
+    """``--set`` items as ``model``'s nested dict: ``SECTION.FIELD=VALUE``, or ``FIELD=VALUE`` for
+    a top-level field or one that exactly one section has. Dashes in names become underscores.
 
-    Raises ``argparse.ArgumentTypeError`` for an item without ``=`` or with an empty field name.
+    Raises ConfigError for an item without ``=`` and for a name ``model`` does not have (with
+    the closest names).
     """
-    overrides: dict = {}
+    flat: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
-            raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE, got {item!r}")
-        overrides[key] = parse_value(value)
-    return overrides
+            raise ConfigError([f"--set {item}: expected [SECTION.]FIELD=VALUE"])
+        flat[key] = parse_value(value)
+    try:
+        return nest_overrides(flat, model)
+    except UnknownFieldError as exc:
+        raise ConfigError([f"--set: {exc}"]) from None
+
+
+def validated(model: type[BaseModel], values: Mapping[str, Any]):
+    """``model.model_validate(values)``; a ValidationError becomes a ConfigError."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(error_lines(exc, model)) from None
+
+
+def error_lines(error: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per error: the field's dotted path, what is wrong or allowed, and the value given.
+
+    An unknown field also lists the fields allowed where it was given, closest first.
+    """
+    lines = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or model.__name__
+        value = item["input"]
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            lines.append(f"{where}: unknown field (got {value!r}){_allowed(model, item['loc'])}")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        # A whole section (a dict) as the value says nothing the message does not.
+        lines.append(f"{where}: {message}" + ("" if isinstance(value, Mapping) else f" (got {value!r})"))
+    return lines
+
+
+def _allowed(model: type[BaseModel], loc: tuple) -> str:
+    kind: Any = model
+    for part in loc[:-1]:
+        fields = field_types(kind)
+        kind = fields.get(part) if fields else None
+    fields = field_types(kind)
+    if not fields:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"{hint} (allowed: {', '.join(fields)})"
 
 
 def decode_values(args: argparse.Namespace) -> dict:
@@ -56,26 +127,27 @@ def decode_values(args: argparse.Namespace) -> dict:
 
 
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:
-    return IngestConfig.model_validate(given(
+    return validated(IngestConfig, given(
         sources=args.sources, store=args.store, decode=decode_values(args), dask_address=args.dask_address,
         workers=args.workers, progress=not args.no_progress,
     ))
 
 
-def pretrain_config_from_args(args: argparse.Namespace):
-    """The PretrainConfig: preset, then named flags, then --set FIELD=VALUE."""
-    overrides = given(
+def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
+    """The PretrainConfig: preset, then named flags, then --set [SECTION.]FIELD=VALUE."""
+    flags = nest_overrides(given(
         stores=args.store, out=args.out, resume=args.resume or None,
         skip_validation_check=args.skip_validation_check or None,
         encoder=args.encoder, input_size=args.input_size, batch_size=args.batch_size,
-        max_steps=args.max_steps, epochs=args.epochs, workers=args.loader_workers,
+        max_steps=args.max_steps, epochs=args.epochs, loader_workers=args.loader_workers,
         device=args.device, seed=args.pretrain_seed,
-    )
-    return build_pretrain_config(args.preset, {**overrides, **parse_overrides(args.set)})
+    ))
+    overrides = merge(flags, parse_overrides(args.set))
+    return validated(PretrainConfig, {"preset": args.preset, **overrides})
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    return PipelineConfig.model_validate(given(
+    return validated(PipelineConfig, given(
         sources=args.source, eval_sources=args.eval_source, out=args.out, store=args.store,
         eval_store=args.eval_store, seed=args.seed, sample_small=args.small_sample or None,
         preset=args.preset, pretrain=parse_overrides(args.set), decode=decode_values(args),
@@ -88,7 +160,7 @@ def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
     thresholds = given(max_frozen_run=args.max_frozen_run, frame_count_tolerance=args.frame_count_tolerance)
     if args.fps_range is not None:
         thresholds["fps_min"], thresholds["fps_max"] = args.fps_range
-    return ValidateConfig.model_validate(given(
+    return validated(ValidateConfig, given(
         store=args.store, thresholds=thresholds, sample_frames_per_video=args.sample_frames,
         sample_windows=args.sample_windows,
     ))
@@ -96,7 +168,7 @@ def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
 
 def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
     checkpoints = [path for group in args.checkpoint for path in (group if isinstance(group, list) else [group])]
-    return EvaluateConfig.model_validate(given(
+    return validated(EvaluateConfig, given(
         checkpoints=checkpoints, random_init=args.random_init or None, encoder=args.encoder,
         random_init_seed=args.seed, data=args.data, out=args.out, split=args.split,
         save_masks=args.save_masks or None, device=args.device, threads=args.threads,

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from cli import render
 from cli.args import (
+    ConfigError,
     default_of,
     evaluate_config_from_args,
     ingest_config_from_args,
@@ -26,7 +27,7 @@ from cli.args import (
     validate_config_from_args,
 )
 from storage_schemas.benchmark import FeatureParams, PropagationParams
-from storage_schemas.config import PipelineConfig
+from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -50,9 +51,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    config = pipeline_config_from_args(args)  # before the slow import: a config error exits at once
     from flows.pipeline import pipeline_flow
 
-    result = pipeline_flow(pipeline_config_from_args(args))
+    result = pipeline_flow(config)
     print(f"pretraining: {result.pretrain_action} ({result.run_dir}); frames decoded: {result.frames_decoded}")
     print(f"report: {result.report}")
     return 0
@@ -184,10 +186,13 @@ def add_run_parser(sub) -> None:
     p.add_argument("--store", default=None, help=f"training store (default {out}/train.zarr)")
     p.add_argument("--eval-store", default=None, help=f"evaluation store (default {out}/eval.zarr)")
     p.add_argument("--out", default=None, help=f"output folder (default {out})")
-    p.add_argument("--seed", type=int, default=None, help="seed of the embedded sample (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the embedded sample (default {default_of(PipelineConfig, 'seed')})")
     p.add_argument("--small-sample", action="store_true", help="the small embedded sample (a quick smoke run)")
-    p.add_argument("--preset", default=None, help=f"pre-training preset (default {default_of(PipelineConfig, 'preset')})")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a pre-training field")
+    p.add_argument("--preset", default=None, choices=list(PRETRAIN_PRESETS),
+                   help=f"pre-training preset (default {default_of(PipelineConfig, 'preset')})")
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
+                   help="override a pre-training field, as for vmac pretrain, e.g. --set optimiser.base_lr=5e-4")
     p.add_argument("--on-new-data", default=None, choices=["continue", "new-run"],
                    help="after new data: warm-start from the last checkpoint (default) or start a new run")
     p.add_argument("--pretrain-on", default=None, choices=["local", "deployment"],
@@ -215,19 +220,22 @@ def add_pretrain_parser(sub) -> None:
     p = sub.add_parser("pretrain", help="VideoMAC pre-training on validated stores (resumable; DDP under torchrun)")
     p.add_argument("--store", action="append", required=True, help="a validated store (repeatable)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--preset", default="tiny-cpu", help="tiny-cpu, paper-r50 or paper-cnxv2-s (default tiny-cpu)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRETRAIN_PRESETS),
+                   help=f"the recipe the options below change (default {DEFAULT_PRESET})")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--skip-validation-check", action="store_true", help="train on a store that has not passed validation")
-    p.add_argument("--encoder", default=None)
-    p.add_argument("--input-size", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="effective batch per optimiser step")
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--loader-workers", type=int, default=None, help="DataLoader workers per process")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
-    p.add_argument("--pretrain-seed", type=int, default=None)
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any PretrainConfig field, e.g. --set base_lr=5e-4 --set clip_grad=3")
+    # Unset options leave the preset's value, or the config's default where the preset has none.
+    p.add_argument("--encoder", default=None, help="model.encoder")
+    p.add_argument("--input-size", type=int, default=None, help="model.input_size, a multiple of 32")
+    p.add_argument("--batch-size", type=int, default=None, help="optimiser.batch_size: effective batch per step")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser.max_steps")
+    p.add_argument("--epochs", type=float, default=None, help="optimiser.epochs")
+    p.add_argument("--loader-workers", type=int, default=None, help="data.loader_workers: DataLoader workers per process")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="run.device")
+    p.add_argument("--pretrain-seed", type=int, default=None, help="run.seed")
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
+                   help="override any PretrainConfig field (sections model, data, optimiser, run; a bare FIELD when "
+                        "one section has it), e.g. --set optimiser.base_lr=5e-4 --set clip_grad=3")
     p.set_defaults(func=cmd_pretrain)
 
 
@@ -304,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except argparse.ArgumentTypeError as exc:
-        parser.error(str(exc))
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"vmac {args.command}: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

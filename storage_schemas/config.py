@@ -1,19 +1,31 @@
-"""Flow configs: one frozen model per flow, built the same way from the CLI and from prefect.yaml."""
+"""Flow configs: one frozen model per flow, built the same way from the CLI and from prefect.yaml.
+
+Every model refuses unknown keys (``extra="forbid"``): a typo fails validation instead of
+silently leaving a default in place. ``PretrainConfig`` is nested in sections (model, data,
+optimiser, run); ``nest_overrides`` turns ``section.field`` or bare ``field`` keys into that
+shape, the one path for ``--set`` and for tests.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+import difflib
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from storage_schemas.records import DecodeParams
+from vmac_core.model_config import ModelConfig
 
 
 def _store_not_empty(value: str) -> str:
@@ -39,37 +51,32 @@ class IngestConfig(BaseModel):
     progress: bool = True
 
 
-class PretrainConfig(BaseModel):
-    """Parameters of ``pretrain_flow``: model, data, optimisation and run sections in one frozen model.
+# --- pre-training --------------------------------------------------------------------------------
 
-    Build it with ``build_pretrain_config(preset, overrides)``, the one path for the CLI and for
-    prefect.yaml. Derived values (effective learning rate, steps, accumulation) are pure functions
-    in ``tasks.train``; nothing here is overwritten after validation.
-    """
+
+class DataParams(BaseModel):
+    """Which frame pairs the loader draws, and how many processes load them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stores: list[str] = Field(min_length=1)
-    out: str = Field(description="run directory: checkpoints, metrics, plots, exported encoder, lineage")
-    preset: str | None = None
-    # Model (mirrors vmac_core.model_config.ModelConfig).
-    encoder: str = "resnet50"
-    backend: str = "masked_dense"
-    input_size: int = 224
-    patch_size: int = 32
-    mask_ratio: float = Field(0.75, ge=0.0, lt=1.0)
-    decoder_dim: int = 512
-    decoder_depth: int = 1
-    consistency_weight: float = 1.0
-    ema_momentum_base: float = Field(0.996, ge=0.0, le=1.0)
-    norm_pix_loss: bool = True
-    # Data.
     gap: int = Field(1, ge=1, description="frame gap t -> t+gap")
     gap_max: int | None = Field(None, ge=1, description="sample the gap uniformly in [gap, gap_max]")
+    loader_workers: int = Field(2, ge=0, description="DataLoader workers per process")
+
+    @model_validator(mode="after")
+    def _gap_range(self) -> DataParams:
+        if self.gap_max is not None and self.gap_max < self.gap:
+            raise ValueError(f"gap_max {self.gap_max} is below gap {self.gap}")
+        return self
+
+
+class OptimiserParams(BaseModel):
+    """AdamW on the effective batch, its schedule and its length (MAE's recipe, linear lr scaling)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     batch_size: int = Field(512, ge=1, description="effective (global) batch per optimiser step")
     micro_batch_size: int | None = Field(None, ge=1, description="per-process forward batch; accumulate up to batch_size")
-    workers: int = Field(2, ge=0, description="DataLoader workers per process")
-    # Optimisation.
     epochs: float = Field(100, gt=0)
     warmup_epochs: float = Field(10, ge=0)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps (overrides epochs)")
@@ -78,12 +85,18 @@ class PretrainConfig(BaseModel):
     weight_decay: float = Field(0.05, ge=0)
     betas: tuple[float, float] = (0.9, 0.95)
     clip_grad: float | None = Field(None, gt=0)
-    amp: str = Field("auto", pattern="^(auto|bf16|fp16|off)$", description="autocast on CUDA; off on CPU")
+
+
+class RunParams(BaseModel):
+    """Where and how the run executes: device, seed, what it writes and how often."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="autocast on CUDA; off on CPU")
     compile: bool = False
-    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")
     threads: int | None = Field(None, ge=1, description="torch threads on CPU; default: cores left after the loader workers")
     seed: int = 0
-    # Run.
     checkpoint_every: int = Field(100, ge=1, description="optimiser steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1)
     preview_every: int = Field(100, ge=1)
@@ -95,6 +108,29 @@ class PretrainConfig(BaseModel):
     check_replicas: bool = Field(False, description="DDP: compare a weight checksum across ranks after every step")
     progress: bool = True
 
+
+class PretrainConfig(BaseModel):
+    """Parameters of ``pretrain_flow``: the stores, the run directory and four sections.
+
+    ``model`` is ``vmac_core.model_config.ModelConfig`` itself (pydantic validates the dataclass
+    field by field, refuses unknown keys and runs its checks, ``patch_size`` included), so the
+    model the run builds and the config its checkpoints embed are this section.
+
+    Build it with ``build_pretrain_config(preset, overrides)``, the one path for the CLI and for
+    prefect.yaml. Derived values (effective learning rate, steps, accumulation) are pure functions
+    in ``tasks.pretrain.plan``; nothing here is overwritten after validation.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preset: str | None = None
+    stores: list[str] = Field(min_length=1)
+    out: str = Field(description="run directory: checkpoints, metrics, plots, exported encoder, lineage")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataParams = DataParams()
+    optimiser: OptimiserParams = OptimiserParams()
+    run: RunParams = RunParams()
+
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, values):
@@ -103,51 +139,124 @@ class PretrainConfig(BaseModel):
             preset = values["preset"]
             if preset not in PRETRAIN_PRESETS:
                 raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRETRAIN_PRESETS)}")
-            values = {**PRETRAIN_PRESETS[preset], **values}
+            values = merge(PRETRAIN_PRESETS[preset], values)
         return values
 
-    @field_validator("input_size")
-    @classmethod
-    def _multiple_of_patch(cls, value: int) -> int:
-        if value <= 0 or value % 32:
-            raise ValueError("input_size must be a positive multiple of 32 (the patch size and encoder stride)")
-        return value
 
+DEFAULT_PRESET = "tiny-cpu"
 
-# The paper's recipe (DESIGN.md "VideoMAC, as published") and a laptop-sized one. Each is a dict of
-# PretrainConfig fields; CLI and prefect.yaml overrides are applied on top.
+# The paper's recipe (VideoMAC, Pei et al., CVPR 2024) and a laptop-sized one. Each is a nested
+# dict of PretrainConfig sections; CLI and prefect.yaml overrides are merged on top, field by field.
 PRETRAIN_PRESETS: dict[str, dict] = {
-    # ~0.26 s a step on 2 idle cores: 600 steps in under 3 minutes. Loading inline (workers 0)
-    # leaves both cores to torch, which beat a loader worker plus one torch thread (0.37 s).
+    # ~0.26 s a step on 2 idle cores: 600 steps in under 3 minutes. Loading inline (0 loader
+    # workers) leaves both cores to torch, which beat a loader worker plus one torch thread (0.37 s).
     # A short run needs a faster EMA (0.99) than the paper's. lr 5e-4 at batch 32 (base 4e-3): of
     # 1.25e-3 and 5e-4, the lower one gave better features on the sample's labelled clips.
     "tiny-cpu": {
-        "encoder": "convnextv2_atto",
-        "input_size": 128,
-        "decoder_dim": 128,
-        "batch_size": 32,
-        "workers": 0,
-        "epochs": 30,
-        "warmup_epochs": 2,
-        "max_steps": 600,
-        "base_lr": 4e-3,
-        "ema_momentum_base": 0.99,
-        "checkpoint_every": 100,
-        "preview_every": 200,
-        "plot_every": 50,
-        "log_every": 25,
+        "model": {"encoder": "convnextv2_atto", "input_size": 128, "decoder_dim": 128, "ema_momentum_base": 0.99},
+        "data": {"loader_workers": 0},
+        "optimiser": {"batch_size": 32, "epochs": 30, "warmup_epochs": 2, "max_steps": 600, "base_lr": 4e-3},
+        "run": {"checkpoint_every": 100, "preview_every": 200, "plot_every": 50, "log_every": 25},
     },
-    "paper-r50": {"encoder": "resnet50", "input_size": 224, "batch_size": 512, "micro_batch_size": 64},
-    "paper-cnxv2-s": {"encoder": "convnextv2_small", "input_size": 224, "batch_size": 512, "micro_batch_size": 64},
+    "paper-r50": {
+        "model": {"encoder": "resnet50", "input_size": 224},
+        "optimiser": {"batch_size": 512, "micro_batch_size": 64},
+    },
+    "paper-cnxv2-s": {
+        "model": {"encoder": "convnextv2_small", "input_size": 224},
+        "optimiser": {"batch_size": 512, "micro_batch_size": 64},
+    },
 }
 
 
-def build_pretrain_config(preset: str | None, overrides: dict) -> PretrainConfig:
-    """The PretrainConfig for a preset plus overrides (None values mean "not given").
+def build_pretrain_config(preset: str | None, overrides: Mapping[str, Any]) -> PretrainConfig:
+    """The PretrainConfig for a preset plus nested ``overrides`` (see ``nest_overrides``).
 
-    The same validation runs on prefect.yaml's ``config`` parameter, preset included.
+    The same validation runs on prefect.yaml's ``config`` parameter, preset included. Raises
+    pydantic.ValidationError.
     """
-    return PretrainConfig.model_validate({"preset": preset, **{k: v for k, v in overrides.items() if v is not None}})
+    return PretrainConfig.model_validate({"preset": preset, **overrides})
+
+
+# --- overrides by path ---------------------------------------------------------------------------
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` on top, recursing into dicts present in both (sections)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            value = merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def field_types(kind: Any) -> dict[str, Any] | None:
+    """Field name → annotation of a pydantic model or dataclass; None for anything else."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return {name: info.annotation for name, info in kind.model_fields.items()}
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return {f.name: hints[f.name] for f in dataclasses.fields(kind)}
+    return None
+
+
+class UnknownFieldError(ValueError):
+    """An override names no field of the config."""
+
+
+def nest_overrides(flat: Mapping[str, Any], model: type[BaseModel] = PretrainConfig) -> dict[str, Any]:
+    """``{"optimiser.base_lr": 5e-4, "mask_ratio": 0.9}`` as ``model``'s nested shape:
+    ``{"optimiser": {"base_lr": 5e-4}, "model": {"mask_ratio": 0.9}}``.
+
+    A key is ``section.field``, a top-level field, or a bare field name that exactly one section
+    has. Raises UnknownFieldError naming the closest fields and the sections for any other key.
+    """
+    top = field_types(model) or {}
+    sections = {name: fields for name, kind in top.items() if (fields := field_types(kind))}
+    paths = [name for name in top if name not in sections]
+    paths += [f"{section}.{name}" for section, fields in sections.items() for name in fields]
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        nested = merge(nested, _nest(_resolve(key, top, sections, paths), value))
+    return nested
+
+
+def _resolve(key: str, top: dict, sections: dict[str, dict], paths: list[str]) -> tuple[str, ...]:
+    section, dot, name = key.rpartition(".")
+    if dot and name in sections.get(section, {}):
+        return section, name
+    if not dot and key in top:
+        return (key,)
+    owners = [s for s, fields in sections.items() if key in fields] if not dot else []
+    if len(owners) == 1:
+        return owners[0], key
+    if len(owners) > 1:
+        raise UnknownFieldError(f"{key} is a field of several sections; write one of "
+                                f"{', '.join(f'{s}.{key}' for s in owners)}")
+    bare = {path.rpartition(".")[2] for path in paths}
+    close = difflib.get_close_matches(name, sorted(bare), n=3, cutoff=0.6)
+    close = [path for match in close for path in paths if path.rpartition(".")[2] == match]
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownFieldError(f"unknown field {key!r}{hint} (fields: {', '.join(p for p in top if p not in sections)}; "
+                            f"sections: {', '.join(sections)})")
+
+
+def _holds(values: Any, path: list[str]) -> bool:
+    """Whether nested ``values`` has a key at ``path``."""
+    if not path:
+        return True
+    return isinstance(values, Mapping) and path[0] in values and _holds(values[path[0]], path[1:])
+
+
+def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    return {path[0]: value} if len(path) == 1 else {path[0]: _nest(path[1:], value)}
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+
+# PretrainConfig fields the pipeline sets for each run it plans: an override would be replaced.
+PIPELINE_OWNED = ("preset", "stores", "out", "run.resume", "run.init_from", "run.progress")
 
 
 class PipelineConfig(BaseModel):
@@ -169,20 +278,46 @@ class PipelineConfig(BaseModel):
     decode: DecodeParams = DecodeParams()
     dask_address: str | None = None
     workers: int | None = Field(None, ge=1)
-    preset: str = "tiny-cpu"
-    pretrain: dict = Field(default_factory=dict, description="PretrainConfig overrides on top of the preset")
-    on_new_data: str = Field("continue", pattern="^(continue|new-run)$",
-                             description="when the store changed since the last run: warm-start a new run from its "
-                             "last checkpoint (continue) or start from scratch (new-run)")
-    pretrain_on: str = Field("local", pattern="^(local|deployment)$",
-                             description="train in this process, or hand over to the pretrain deployment (gpu pool)")
+    preset: str = DEFAULT_PRESET
+    pretrain: dict[str, Any] = Field(
+        default_factory=dict,
+        description="PretrainConfig overrides on top of the preset, by section, e.g. {optimiser: {base_lr: 5e-4}}",
+    )
+    on_new_data: Literal["continue", "new-run"] = Field(
+        "continue", description="when the store changed since the last run: warm-start a new run from its "
+        "last checkpoint (continue) or start from scratch (new-run)")
+    pretrain_on: Literal["local", "deployment"] = Field(
+        "local", description="train in this process, or hand over to the pretrain deployment (gpu pool)")
     pretrain_deployment: str = "pretrain_flow/pretrain_flow"
     evaluate: dict = Field(default_factory=dict, description="EvaluateConfig overrides")
     reevaluate: bool = Field(False, description="evaluate again even when this encoder was evaluated already")
     progress: bool = True
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str) -> str:
+        if preset not in PRETRAIN_PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRETRAIN_PRESETS)}")
+        return preset
+
+    @field_validator("pretrain")
+    @classmethod
+    def _valid_pretrain(cls, overrides: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Validate the overrides now, before any stage runs: a typo must not wait for training."""
+        taken = [path for path in PIPELINE_OWNED if _holds(overrides, path.split("."))]
+        if taken:
+            raise ValueError(f"{', '.join(taken)} is set by the pipeline for each run; leave it out")
+        build_pretrain_config(info.data.get("preset"), {**overrides, "stores": ["(train store)"], "out": "(run)"})
+        return overrides
 
     def train_store(self) -> str:
         return self.store or f"{self.out.rstrip('/')}/train.zarr"
 
     def evaluation_store(self) -> str:
         return self.eval_store or f"{self.out.rstrip('/')}/eval.zarr"
+
+    def pretrain_config(self, store: str, run_dir: str, **run: Any) -> PretrainConfig:
+        """The PretrainConfig of one planned run: the preset, the overrides, then the pipeline's
+        own fields (``run``: resume, init_from)."""
+        values = merge(self.pretrain, {"stores": [store], "out": run_dir, "run": {"progress": self.progress, **run}})
+        return build_pretrain_config(self.preset, values)

@@ -26,7 +26,7 @@ class SourceKind(str, Enum):
 class DecodeParams(BaseModel):
     """Everything besides the source bytes that determines the stored arrays."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     short_side: int = Field(256, ge=0, description="resize the short side to this; 0 keeps native")
     fps: float | None = Field(None, gt=0, description="resample to this frame rate; None keeps native")

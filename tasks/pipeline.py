@@ -11,6 +11,7 @@ Reuse rules:
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +19,24 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.deployments import run_deployment
 
+from storage_schemas.benchmark import COMPARISON, EvaluateConfig
 from storage_schemas.config import PipelineConfig, PretrainConfig
+from storage_schemas.layout import LINEAGE_DIR
+from storage_schemas.run import ENCODER, LOSS_CURVE, METRICS, PREVIEWS_DIR
 from tasks.io import lineage
 from tasks.io.files import file_sha256
-from tasks.pretrain.train import (
-    ENCODER,
-    LINEAGE,
-    LOSS_CURVE,
-    PREVIEWS,
-    checkpoint_paths,
-)
+from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
+from tasks.io.store import fingerprint_of, read_catalog
+from tasks.pretrain.checkpoints import checkpoint_paths
+from tasks.sample.write import MANIFEST_NAME, write_sample
 
 RUNS_DIR = "runs"
 EVAL_DIR = "eval"
 REPORT = "report.md"
-# Config fields that say where or how a run goes, not what it computes.
-_RUN_ONLY_FIELDS = ("out", "resume", "init_from", "progress", "skip_validation_check")
+# PretrainConfig fields that say where or how a run goes, not what it computes.
+_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,6 @@ def resolve_sources(config: PipelineConfig) -> Sources:
     """The user's sources, or the embedded sample (written once to ``{out}/sample``)."""
     if config.sources:
         return Sources(list(config.sources), list(config.eval_sources))
-    from tasks.sample.write import MANIFEST_NAME, write_sample
-
     sample = Path(config.out) / "sample"
     if not (sample / MANIFEST_NAME).exists():
         write_sample(sample, seed=config.seed, small=config.sample_small)
@@ -78,8 +78,6 @@ def resolve_sources(config: PipelineConfig) -> Sources:
 
 @task(name="validation_needed", cache_policy=NO_CACHE)
 def validation_needed(store: str) -> bool:
-    from tasks.io.stamp import ValidationRequiredError, require_validated
-
     try:
         require_validated(store)
     except ValidationRequiredError as reason:
@@ -89,18 +87,25 @@ def validation_needed(store: str) -> bool:
 
 
 def _what_it_computes(values: dict) -> dict:
-    return {k: v for k, v in values.items() if k not in _RUN_ONLY_FIELDS}
+    """A dumped PretrainConfig without the ``_RUN_ONLY_FIELDS``."""
+    kept = copy.deepcopy(values)
+    for path in _RUN_ONLY_FIELDS:
+        *sections, name = path.split(".")
+        holder = kept
+        for section in sections:
+            holder = holder.get(section) if isinstance(holder, dict) else None
+        if isinstance(holder, dict):
+            holder.pop(name, None)
+    return kept
 
 
 def _completed_record(run_dir: Path):
-    records = [r for r in lineage.read_records(str(run_dir / LINEAGE)) if r.kind == "pretrain"]
+    records = [r for r in lineage.read_records(str(run_dir / LINEAGE_DIR)) if r.kind == "pretrain"]
     done = [r for r in records if r.status == "completed"]
     return done[-1] if done else None
 
 
 def _fingerprints(stores: list[str]) -> dict[str, str]:
-    from tasks.io.store import fingerprint_of, read_catalog
-
     return {store: fingerprint_of(read_catalog(store)) for store in stores}
 
 
@@ -110,9 +115,8 @@ def plan_pretraining(config: PipelineConfig, store: str) -> PretrainPlan:
     runs = Path(config.out) / RUNS_DIR
     existing = sorted(runs.glob(f"{config.preset}-[0-9][0-9][0-9]")) if runs.exists() else []
 
-    def make(run_dir: Path, **extra) -> PretrainConfig:
-        values = {**config.pretrain, "stores": [store], "out": str(run_dir), "progress": config.progress, **extra}
-        return PretrainConfig.model_validate({"preset": config.preset, **values})
+    def make(run_dir: Path, **run) -> PretrainConfig:
+        return config.pretrain_config(store, str(run_dir), **run)
 
     def next_dir() -> Path:
         number = int(existing[-1].name.rsplit("-", 1)[1]) + 1 if existing else 1
@@ -145,8 +149,6 @@ def pretrain_remotely(config: PipelineConfig, pretrain: PretrainConfig) -> None:
 
     The worker must see the same paths (a shared filesystem or object-store URLs).
     """
-    from prefect.deployments import run_deployment
-
     run = run_deployment(config.pretrain_deployment, parameters={"config": pretrain.model_dump(mode="json")},
                          timeout=None)
     if not run.state or not run.state.is_completed():
@@ -156,8 +158,6 @@ def pretrain_remotely(config: PipelineConfig, pretrain: PretrainConfig) -> None:
 @task(name="evaluation_config", cache_policy=NO_CACHE)
 def evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
     """The EvaluateConfig for this run's encoder, and whether it still needs evaluating."""
-    from storage_schemas.benchmark import COMPARISON, EvaluateConfig
-
     out = Path(config.out) / EVAL_DIR / Path(plan.run_dir).name
     values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
     eval_config = EvaluateConfig.model_validate(values)
@@ -167,7 +167,7 @@ def evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
 
 
 def _evaluated_encoder(out: Path) -> str | None:
-    for record in reversed(lineage.read_records(str(out / "lineage"))):
+    for record in reversed(lineage.read_records(str(out / LINEAGE_DIR))):
         for item in record.inputs:
             if item.uri.endswith(ENCODER):
                 return item.sha256
@@ -178,16 +178,13 @@ def _evaluated_encoder(out: Path) -> str | None:
 def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, evaluated, train_store: str,
                           eval_store: str) -> PipelineResult:
     """``{out}/report.md``: what each stage did and where its outputs are; also a Prefect artifact."""
-    from storage_schemas.benchmark import COMPARISON
-    from tasks.io.stamp import validation_status
-
     run_dir = Path(plan.run_dir)
     stamp = validation_status(train_store)
     eval_out = Path(config.out) / EVAL_DIR / run_dir.name
     comparison = (eval_out / COMPARISON).read_text() if (eval_out / COMPARISON).exists() else "_(no evaluation)_"
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run_dir / METRICS
     last = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() and metrics.read_text().strip() else {}
-    previews = sorted((run_dir / PREVIEWS).glob("*.png"))
+    previews = sorted((run_dir / PREVIEWS_DIR).glob("*.png"))
     lines = [
         "# vmac pipeline report",
         "",

@@ -16,7 +16,8 @@ from vmac_core.sparse import BACKENDS
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """VideoMAC model hyper-parameters (paper defaults; DESIGN.md "VideoMAC, as published").
+    """VideoMAC model hyper-parameters, the paper's defaults (VideoMAC, Pei et al., CVPR 2024;
+    docs/model.md).
 
     encoder: a name in `vmac_core.encoders.ENCODERS` ("resnet18", "convnextv2_atto", ...).
     backend: "masked_dense" (pure torch, default) or "minkowski" (MinkowskiEngine, lazy import).

@@ -14,7 +14,7 @@ from tasks.pretrain.train import TrainResult, train
 @task(name="check_stores_validated")
 def check_stores_validated(config: PretrainConfig) -> None:
     """Refuse stores that have not passed validation (or changed since), unless told to skip."""
-    if config.skip_validation_check:
+    if config.run.skip_validation_check:
         get_run_logger().warning("validation check skipped (--skip-validation-check)")
         return
     for store in config.stores:
@@ -31,7 +31,7 @@ def train_videomac(config: PretrainConfig) -> TrainResult:
 def publish_pretrain_summary(config: PretrainConfig, result: TrainResult) -> str:
     """The ``pretrain-summary`` markdown artifact: steps, loss and where the outputs are."""
     markdown = (
-        f"# Pre-training `{config.preset or config.encoder}`\n\n"
+        f"# Pre-training `{config.preset or config.model.encoder}`\n\n"
         f"- steps: {result.steps} (resumed from {result.resumed_from})\n"
         f"- final loss: {result.final_loss:.4f}\n"
         f"- run directory: `{result.run_dir}` (loss_curve.png, previews/, metrics.jsonl)\n"

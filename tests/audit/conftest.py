@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import moving_frames
 
 TINY = {
-    "encoder": "convnextv2_atto", "input_size": 32, "decoder_dim": 32, "batch_size": 4, "workers": 0,
+    "encoder": "convnextv2_atto", "input_size": 32, "decoder_dim": 32, "batch_size": 4, "loader_workers": 0,
     "warmup_epochs": 0, "base_lr": 1e-3, "checkpoint_every": 4, "preview_every": 1000, "plot_every": 1000,
     "log_every": 1000, "progress": False, "skip_validation_check": True,
 }
@@ -50,10 +50,11 @@ def write_videos(folder: Path, count: int, frames: int = 12) -> list[Path]:
 
 def train_tiny(store: str, out: Path, log=lambda message: None, **extra):
     """A 2-step convnextv2_atto run on ``store`` into ``out`` (``extra`` overrides the config)."""
-    from storage_schemas.config import build_pretrain_config
+    from storage_schemas.config import build_pretrain_config, nest_overrides
     from tasks.pretrain.train import train
 
-    config = build_pretrain_config(None, {**TINY, "stores": [store], "out": str(out), "max_steps": 2, **extra})
+    values = {**TINY, "stores": [store], "out": str(out), "max_steps": 2, **extra}
+    config = build_pretrain_config(None, nest_overrides(values))
     return train(config, log=log)
 
 

@@ -186,7 +186,7 @@ def test_lineage_from_any_artifact(pipeline, start):
 
 
 def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
-    from tasks.pretrain.train import NonFiniteLossError
+    from tasks.pretrain.step import NonFiniteLossError
 
     failed = tmp_path / "failed"
     with pytest.raises(NonFiniteLossError):

@@ -1,8 +1,10 @@
-"""prefect.yaml for real: a Prefect server and two workers on loopback, `prefect deploy --all`, and a
-pipeline deployment run that hands pre-training to the gpu pool's deployment."""
+"""prefect.yaml: every deployment's config validates against its flow's config model; and for real,
+a Prefect server and two workers on loopback, `prefect deploy --all`, and a pipeline deployment run
+that hands pre-training to the gpu pool's deployment."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -10,12 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -50,6 +52,17 @@ print(json.dumps({"state": run.state.type.value, "name": run.name}))
 """
 
 
+def test_every_deployment_config_validates():
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    for deployment in deployments:
+        path, name = deployment["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+        config_model = typing.get_type_hints(flow.fn)["config"]
+        config_model.model_validate(deployment["parameters"]["config"])
+    assert {d["name"] for d in deployments} >= {"pipeline_flow", "pretrain_flow"}
+
+
+@pytest.mark.slow
 def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -87,7 +100,8 @@ def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
         config = {
             "out": str(out), "sample_small": True, "workers": 1, "progress": False,
             "pretrain_on": "deployment", "pretrain_deployment": "pretrain_flow/pretrain_flow",
-            "pretrain": {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_size": 4, "workers": 0},
+            "pretrain": {"model": {"input_size": 64, "decoder_dim": 32}, "data": {"loader_workers": 0},
+                         "optimiser": {"max_steps": 2, "batch_size": 4}},
         }
         triggered = subprocess.run([sys.executable, "-c", _TRIGGER, json.dumps(config)], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=1200)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from storage_schemas.config import PipelineConfig
+from storage_schemas.config import PipelineConfig, nest_overrides
 
 pytestmark = pytest.mark.slow
 
-TINY_PRETRAIN = {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_size": 4, "workers": 0,
+TINY_PRETRAIN = {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_size": 4, "loader_workers": 0,
                  "checkpoint_every": 1, "preview_every": 1, "plot_every": 1}
 
 
@@ -29,7 +29,8 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     assert (run_dir / "encoder.pt").exists()
 
     # Nothing new: nothing decoded, nothing trained, nothing re-evaluated.
-    config = PipelineConfig(out=str(out), sample_small=True, pretrain=TINY_PRETRAIN, workers=1, progress=False)
+    config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), workers=1,
+                            progress=False)
     second = pipeline_flow(config)
     assert second.frames_decoded == 0 and second.pretrain_action == "reuse" and second.evaluation is None
     assert second.run_dir == str(run_dir)

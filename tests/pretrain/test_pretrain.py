@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,15 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from storage_schemas.config import build_pretrain_config
+from storage_schemas.config import build_pretrain_config, nest_overrides
 from storage_schemas.records import DecodeParams
 from tasks.ingest.video import ingest_video
 from tasks.io.sources import expand_sources
+from tasks.pretrain.checkpoints import checkpoint_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY = {
-    "encoder": "convnextv2_atto", "input_size": 64, "decoder_dim": 32, "batch_size": 4, "workers": 0,
+    "encoder": "convnextv2_atto", "input_size": 64, "decoder_dim": 32, "batch_size": 4, "loader_workers": 0,
     "warmup_epochs": 0, "base_lr": 1e-3, "checkpoint_every": 4, "preview_every": 1000, "plot_every": 1000,
     "log_every": 1000, "progress": False, "skip_validation_check": True,
 }
@@ -42,7 +44,7 @@ def store(tmp_path_factory):
 
 
 def _config(store, out, **extra):
-    return build_pretrain_config(None, {**TINY, "stores": [store], "out": str(out), **extra})
+    return build_pretrain_config(None, nest_overrides({**TINY, "stores": [store], "out": str(out), **extra}))
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -76,8 +78,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
     proc.wait()
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*.pt"))
     assert checkpoints and checkpoints[-1] != "ckpt-000024.pt", "the run finished before it could be killed"
-    # No temp file is mistaken for a checkpoint, whatever moment the kill hit.
-    assert all(p.name.startswith("ckpt-") for p in (run_dir / "checkpoints").glob("*.pt"))
+    # No temp file is mistaken for a checkpoint, whatever moment the kill hit: an interrupted
+    # atomic write leaves only a hidden temporary, which checkpoint_paths never lists.
+    assert all(re.fullmatch(r"ckpt-\d{6}\.pt", p.name) for p in checkpoint_paths(run_dir))
+    assert all(p.name.startswith((".ckpt-", "ckpt-")) for p in (run_dir / "checkpoints").iterdir())
 
     resumed = train(_config(store, run_dir, max_steps=24, resume=True), log=lambda m: None)
     assert resumed.resumed_from >= 8 and resumed.steps == 24
@@ -106,7 +110,8 @@ def test_outputs_and_exported_encoder_loads_dense(store, tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store, tmp_path):
-    from tasks.pretrain.train import NonFiniteLossError, train
+    from tasks.pretrain.step import NonFiniteLossError
+    from tasks.pretrain.train import train
 
     run_dir = tmp_path / "nan"
     config = _config(store, run_dir, max_steps=50, checkpoint_every=1, base_lr=1e30 * 256 / 4)

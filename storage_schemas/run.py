@@ -1,0 +1,34 @@
+"""The pre-training run directory, as constants: the pretrain stage writes it; the pipeline, the
+audit and the evaluation read it.
+
+```
+<run>/
+  config.json                  the resolved PretrainConfig
+  checkpoints/ckpt-000100.pt   full checkpoints (vmac_core.checkpoint), the last keep_checkpoints kept
+  metrics.jsonl                one JSON object per optimiser step
+  loss_curve.png               losses and schedules so far
+  previews/step-000100.png     frame 1 | frame 2 | mask | online recon | target recon
+  encoder.pt                   the online encoder as a dense state_dict, with its ModelConfig
+  lineage/*.json               append-only lineage records (storage_schemas.layout.LINEAGE_DIR)
+```
+"""
+
+from __future__ import annotations
+
+CONFIG = "config.json"
+CHECKPOINTS_DIR = "checkpoints"
+# Matches checkpoints only: an interrupted atomic write leaves a hidden ``.ckpt-…`` temporary.
+CHECKPOINT_GLOB = "ckpt-*.pt"
+METRICS = "metrics.jsonl"
+LOSS_CURVE = "loss_curve.png"
+PREVIEWS_DIR = "previews"
+ENCODER = "encoder.pt"
+
+
+def checkpoint_name(step: int) -> str:
+    """``ckpt-000100.pt``: zero-padded, so names sort in step order."""
+    return f"ckpt-{step:06d}.pt"
+
+
+def preview_name(step: int) -> str:
+    return f"step-{step:06d}.png"

@@ -1,0 +1,256 @@
+"""Training batches of frame pairs, read from one or more Zarr frame stores.
+
+A plain module (no Prefect), so the training loop can use it anywhere.
+
+- ``FramePairDataset``: turns one ``BatchRequest`` (``tasks.pretrain.index``) into one training
+  batch. All frames of a batch are fetched together (``ShardedFrames``: one ``cat_ranges`` call
+  for the batch's compressed frames, cached shard indexes), since Zarr's per-call overhead
+  dominates single-frame reads (docs/loader.md). Each process opens its own store handles on
+  first use; handles are never pickled.
+- ``make_pair_loader``: the DataLoader and its sampler; ``BatchStream``: endless batches over
+  epochs from them, resumable.
+
+Randomness (gaps drawn from a range, crops, flips) comes from a generator seeded by
+(seed, epoch, rank, batch number): a batch is the same whatever the number of workers, and the
+same after resuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from fsspec.core import url_to_fs
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+from zarr.core.sync import sync
+
+from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+from tasks.io.shards import ShardedFrames
+from tasks.io.store import open_store
+from tasks.io.uris import local_path
+from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler
+from vmac_core.augment import augment_pair_batch
+
+
+class FramePairDataset(Dataset):
+    """Training batches of augmented frame pairs; indexed by ``BatchRequest``, not by integer.
+
+    ``dataset[request]`` → {"frame1_bchw", "frame2_bchw": float32 (B, 3, S, S) normalised,
+    "video_index": int64 (B,) into ``index.videos``, "t", "gap": int64 (B,)}.
+    """
+
+    def __init__(self, index: PairIndex, input_size: int):
+        self.index = index
+        self.input_size = input_size
+        self._handles: dict[int, tuple] | None = None  # video → (zarr array, ShardedFrames | None), per process
+        self._roots: dict[str, tuple] = {}  # store URL → (zarr root, fsspec filesystem, root path)
+        self._scratch: np.ndarray | None = None  # decoded frames of the current batch
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        # Open handles and buffers stay in the process that made them.
+        state.update(_handles=None, _roots={}, _scratch=None, _pid=None)
+        return state
+
+    def _handle(self, video: int) -> tuple:
+        """The video's frame array and its direct reader, opened once per process (a forked
+        worker reopens: nothing opened in the parent is used in a child)."""
+        if self._pid != os.getpid():
+            self._handles, self._roots, self._scratch, self._pid = {}, {}, None, os.getpid()
+        handle = self._handles.get(video)
+        if handle is None:
+            entry = self.index.videos[video]
+            if entry.store not in self._roots:
+                fs, root_path = url_to_fs(local_path(entry.store) or entry.store)
+                self._roots[entry.store] = (open_store(entry.store, mode="r"), fs, root_path)
+            root, fs, root_path = self._roots[entry.store]
+            array = root[f"{VIDEOS_GROUP}/{entry.video_id}/{FRAMES}"]
+            handle = self._handles[video] = (array, ShardedFrames.open(fs, root_path, array))
+        return handle
+
+    def draw_gaps(self, pairs: Sequence[int], generator: torch.Generator) -> np.ndarray:
+        """Each pair's gap: the fixed one, or uniform over the range's gaps that fit the video."""
+        low, high = self.index.gap_low, self.index.gap_high
+        if low == high:
+            return np.full(len(pairs), low, dtype=np.int64)
+        gaps = np.empty(len(pairs), dtype=np.int64)
+        for k, pair in enumerate(pairs):
+            video, t = self.index.video_of[pair], self.index.t_of[pair]
+            top = min(high, self.index.videos[video].frames - 1 - int(t))
+            gaps[k] = low + int(torch.randint(0, top - low + 1, (1,), generator=generator).item())
+        return gaps
+
+    def _scratch_pairs(self, frame_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+        """(2, *frame_shape) uint8 views into one buffer reused from batch to batch: a fresh
+        ~20 MB allocation per batch costs thousands of page faults, as much as a tenth of the
+        batch's time. The views are only valid until the next batch is read."""
+        sizes = [2 * math.prod(shape) for shape in frame_shapes]
+        if self._scratch is None or self._scratch.size < sum(sizes):
+            self._scratch = np.empty(sum(sizes), dtype=np.uint8)
+        bounds = np.cumsum([0, *sizes])
+        return [self._scratch[bounds[k] : bounds[k + 1]].reshape(2, *shape) for k, shape in enumerate(frame_shapes)]
+
+    def read_pairs(self, videos: np.ndarray, starts: np.ndarray, gaps: np.ndarray) -> list[np.ndarray]:
+        """uint8 (2, H, W, 3) frames [t, t+gap] of each pair, read for the whole batch at once
+        into the process's scratch buffer (valid until the next call).
+
+        Videos in the store's own layout: one ``cat_ranges`` call for all compressed frames of
+        the batch (per filesystem), then one blosc decompression per frame into the output.
+        Any other layout: one Zarr call for the batch, its ``[t, t+gap]`` slices gathered
+        concurrently on Zarr's event loop.
+        """
+        handles = [self._handle(int(v)) for v in videos]
+        out = self._scratch_pairs([tuple(array.shape[1:]) for array, _ in handles])
+        frames = [(int(starts[k]), int(starts[k] + gaps[k])) for k in range(len(handles))]
+        direct = [k for k, (_, reader) in enumerate(handles) if reader is not None]
+        through_zarr = [k for k, (_, reader) in enumerate(handles) if reader is None]
+        if direct:
+            _read_direct([(handles[k][1], frames[k], out[k]) for k in direct])
+        if through_zarr:
+            _read_through_zarr([(handles[k][0], frames[k], out[k]) for k in through_zarr])
+        return out
+
+    def __getitem__(self, request: BatchRequest) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(request.seed)
+        pairs = np.asarray(request.pairs, dtype=np.int64)
+        videos, starts = self.index.video_of[pairs], self.index.t_of[pairs]
+        gaps = self.draw_gaps(request.pairs, generator)
+        frames = [torch.from_numpy(pair_2hwc) for pair_2hwc in self.read_pairs(videos, starts, gaps)]
+        shape = (len(pairs), 3, self.input_size, self.input_size)
+        frame1_bchw, frame2_bchw = augment_pair_batch(
+            frames, self.input_size, generator, out_frames=(_output_buffer(shape), _output_buffer(shape)))
+        return {
+            "frame1_bchw": frame1_bchw,
+            "frame2_bchw": frame2_bchw,
+            "video_index": torch.from_numpy(videos),
+            "t": torch.from_numpy(starts),
+            "gap": torch.from_numpy(gaps),
+        }
+
+
+def _read_direct(jobs: list[tuple[ShardedFrames, tuple[int, int], np.ndarray]]) -> None:
+    """Fill each (2, H, W, 3) output with frames (t, t + gap) read past Zarr: shard indexes of
+    all pairs first, then one ``cat_ranges`` per filesystem for every compressed frame."""
+    shards: dict[int, tuple[ShardedFrames, set[int]]] = {}
+    for reader, pair, _ in jobs:
+        shards.setdefault(id(reader), (reader, set()))[1].update(frame // reader.shard_frames for frame in pair)
+    for reader, wanted in shards.values():
+        reader.load_indexes(wanted)
+    by_fs: dict[int, tuple[object, list]] = {}
+    for reader, pair, out_2hwc in jobs:
+        for slot, frame in enumerate(pair):
+            where = reader.byte_range(frame)
+            if where is None:  # a chunk never written: Zarr's fill value
+                out_2hwc[slot] = reader.fill_value
+            else:
+                by_fs.setdefault(id(reader.fs), (reader.fs, []))[1].append((where, out_2hwc[slot]))
+    for fs, reads in by_fs.values():
+        paths, begins, ends = zip(*(where for where, _ in reads))
+        for blob, (_, frame_hwc) in zip(fs.cat_ranges(list(paths), list(begins), list(ends)), reads):
+            ShardedFrames.decode_into(blob, frame_hwc)
+
+
+def _read_through_zarr(jobs: list[tuple[object, tuple[int, int], np.ndarray]]) -> None:
+    """Fill each (2, H, W, 3) output with frames (t, t + gap) of its Zarr array, all slices
+    gathered concurrently on Zarr's event loop."""
+
+    async def gather():
+        return await asyncio.gather(*[array.async_array.getitem(slice(t, t2 + 1, t2 - t))
+                                      for array, (t, t2), _ in jobs])
+
+    for (_, _, out_2hwc), pair_2hwc in zip(jobs, sync(gather())):
+        out_2hwc[...] = pair_2hwc
+
+
+def _output_buffer(shape: tuple[int, ...]) -> torch.Tensor:
+    """A float32 tensor; in a DataLoader worker, allocated in shared memory, as default_collate
+    does, so that sending the batch to the training process does not copy it again."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.float32)
+    storage = torch.empty(0)._typed_storage()._new_shared(math.prod(shape))
+    return torch.empty(0).new(storage).view(shape)
+
+
+class PairLoader(DataLoader):
+    """A DataLoader that tells its ``PairSampler`` which batches the training loop has received."""
+
+    def __init__(self, dataset: FramePairDataset, sampler: PairSampler, **kwargs):
+        super().__init__(dataset, batch_size=None, sampler=sampler, collate_fn=_as_batch, **kwargs)
+        self.pair_sampler = sampler
+
+    def __iter__(self):
+        epoch, number = self.pair_sampler.epoch, self.pair_sampler.position
+        for batch in super().__iter__():
+            self.pair_sampler.delivered(epoch, number)
+            number += 1
+            yield batch
+
+
+def _as_batch(batch: dict) -> dict:
+    return batch
+
+
+def _init_worker(worker_id: int) -> None:
+    # One intra-op thread per worker: the workers are the parallelism; more threads only contend.
+    torch.set_num_threads(1)
+
+
+def make_pair_loader(
+    stores: Sequence[str],
+    input_size: int,
+    batch_size: int,
+    workers: int,
+    seed: int,
+    gap: Gap = 1,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = True,
+    prefetch_factor: int = 2,
+) -> tuple[PairLoader, PairSampler]:
+    """The pre-training loader over ``stores`` (any fsspec URLs) and its resumable sampler."""
+    index = PairIndex(stores, gap)
+    if not len(index):
+        raise ValueError(f"no frame pairs with gap ≥ {index.gap_low} in the complete videos of {list(stores)}")
+    sampler = PairSampler(len(index), batch_size, seed, rank, world_size, drop_last)
+    dataset = FramePairDataset(index, input_size)
+    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if workers else {}
+    loader = PairLoader(dataset, sampler, num_workers=workers, worker_init_fn=_init_worker if workers else None,
+                        **extra)
+    return loader, sampler
+
+
+class BatchStream:
+    """Endless batches over epochs from a PairLoader and its resumable PairSampler.
+
+    The sampler counts the batches that reached this loop (not those workers prefetched), so its
+    ``state()`` in a checkpoint lets a resumed run continue with exactly the next batch.
+    """
+
+    def __init__(self, loader: PairLoader, sampler: PairSampler):
+        self.loader, self.sampler = loader, sampler
+        self._iter = None
+
+    def state(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+        self._iter = None
+
+    def __next__(self) -> dict:
+        while True:
+            if self._iter is None:
+                self._iter = iter(self.loader)
+            try:
+                return next(self._iter)
+            except StopIteration:
+                self.sampler.set_epoch(self.sampler.epoch + 1)
+                self._iter = None

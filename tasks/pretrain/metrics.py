@@ -1,0 +1,37 @@
+"""``metrics.jsonl``: one JSON object per optimiser step, appended by rank 0.
+
+Keys: step, epoch, loss, loss_online, loss_target, loss_consistency, lr, momentum, pairs_per_s,
+data_wait_s, step_s, and replica_checksum under DDP with ``check_replicas``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tasks.io.files import write_atomic
+
+
+def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
+    """The rows of ``path`` (none if it does not exist), those after ``up_to_step`` left out."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep only the rows up to ``step``: a resumed run replays the steps after its checkpoint."""
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in read_metrics(path, up_to_step=step)))
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def describe(row: dict, total_steps: int) -> str:
+    """The log line of one step."""
+    return (f"step {row['step']}/{total_steps} loss {row['loss']:.4f} (online {row['loss_online']:.4f}, "
+            f"target {row['loss_target']:.4f}, consistency {row['loss_consistency']:.4f}) "
+            f"lr {row['lr']:.2e} m {row['momentum']:.5f} {row['pairs_per_s']:.1f} pairs/s wait {row['data_wait_s']:.2f}s")

@@ -1,0 +1,60 @@
+"""Derived quantities of a pre-training run: pure functions of its config, no I/O, no state.
+
+- ``batch_geometry``: how the effective batch splits over processes and accumulated micro-batches.
+  Needs only the optimiser section and the world size, so the loader can be built with it.
+- ``step_schedule``: steps per epoch, total and warm-up steps, and the scaled learning rate.
+  Needs the number of training pairs, known once the loader has indexed the stores.
+- ``mask_seed``: the seed of one micro-batch's mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from storage_schemas.config import OptimiserParams
+from vmac_core.schedules import scaled_lr
+
+
+@dataclass(frozen=True)
+class BatchGeometry:
+    """``batch_size`` = micro_batch × accumulation × world_size (up to rounding)."""
+
+    micro_batch: int  # pairs per forward pass in each process
+    accumulation: int  # forward/backward passes per optimiser step in each process
+    world_size: int
+
+
+def batch_geometry(optimiser: OptimiserParams, world_size: int) -> BatchGeometry:
+    """Each process takes ``batch_size // world_size`` pairs a step, in micro-batches of at most
+    ``micro_batch_size`` (default: all of them at once), accumulating their gradients."""
+    per_process = max(1, optimiser.batch_size // world_size)
+    micro = min(optimiser.micro_batch_size or per_process, per_process)
+    return BatchGeometry(micro, max(1, math.ceil(per_process / micro)), world_size)
+
+
+@dataclass(frozen=True)
+class StepSchedule:
+    pairs: int  # training pairs per epoch
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    lr: float  # peak learning rate, after warm-up
+
+
+def step_schedule(optimiser: OptimiserParams, pairs: int) -> StepSchedule:
+    """The schedule for ``pairs`` training pairs per epoch.
+
+    ``max_steps`` wins over ``epochs``; warm-up ends before the last step. The learning rate
+    follows the linear scaling rule on the effective batch (MAE, ``main_pretrain.py``).
+    """
+    steps_per_epoch = max(1, pairs // optimiser.batch_size)
+    total = optimiser.max_steps or max(1, int(round(optimiser.epochs * steps_per_epoch)))
+    warmup = min(int(round(optimiser.warmup_epochs * steps_per_epoch)), max(total - 1, 0))
+    return StepSchedule(pairs, steps_per_epoch, total, warmup, scaled_lr(optimiser.base_lr, optimiser.batch_size))
+
+
+def mask_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    """The seed of one micro-batch's mask: a pure function of (seed, step, micro, rank), so a
+    resumed run draws exactly the masks the uninterrupted run would have drawn."""
+    return (seed * 1_000_003 + step * 1_009 + micro) * 101 + rank
