@@ -3,7 +3,7 @@
 The JPEG-folder loader is what a user of the official VideoMAC code has: one JPEG file per frame
 read with PIL, one PIL RandomResizedCrop (scale 0.2–1, ratio 3/4–4/3, bicubic) and one flip applied
 to both frames, then to-tensor and normalisation as torchvision does them, one pair per
-``__getitem__`` and default collation. torchvision is not used (STACK.md): its PIL path is
+``__getitem__`` and default collation. torchvision is not used (docs/architecture.md): its PIL path is
 reproduced with PIL calls. Both loaders read the same frames (the store's frames, exported as
 JPEG quality 95), produce the same output size, batch size and number of workers.
 

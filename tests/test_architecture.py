@@ -21,8 +21,11 @@ ALLOWED = {
     "tasks": {"tasks", "vmac_core", "vmac_synthetic", "storage_schemas"},
     "vmac_core": {"vmac_core"},
     "vmac_synthetic": {"vmac_synthetic"},
-    "storage_schemas": {"storage_schemas"},
+    "storage_schemas": {"storage_schemas", "vmac_core"},
 }
+# The method's config dataclass is the model section of the pre-training config (one definition):
+# storage_schemas may import these vmac_core modules, and they import no torch.
+TORCH_FREE = {"vmac_core.model_config", "vmac_core.architectures", "vmac_core"}
 # Third-party packages the method packages may use: the method is torch and numpy only.
 THIRD_PARTY = {"vmac_core": {"torch", "numpy", "MinkowskiEngine", "MinkowskiEngineBackend"}, "vmac_synthetic": {"numpy"}}
 MAX_MODULE_LINES = 400
@@ -92,6 +95,10 @@ def test_layers_point_one_way():
             top = imported.split(".")[0]
             if top in PACKAGES and top not in ALLOWED[package]:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
+            if package == "storage_schemas" and top == "vmac_core" and imported not in TORCH_FREE:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported} (configs must not load torch)")
+            if name in TORCH_FREE and top not in _stdlib() and imported not in TORCH_FREE:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported} (must stay torch-free)")
             if package in THIRD_PARTY and top not in PACKAGES and top not in THIRD_PARTY[package]:
                 if top not in _stdlib():
                     wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported} (not torch/numpy)")

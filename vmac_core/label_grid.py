@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vmac_core.encoders.strides import ENCODER_STRIDE
+from vmac_core.architectures import ENCODER_STRIDE
 
 # Id given to pixels beyond the image: outside [0, K) for every K, so in no class.
 _NO_LABEL = -1

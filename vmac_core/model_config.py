@@ -10,8 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from vmac_core.encoders import ENCODER_STRIDE, ENCODERS
-from vmac_core.sparse import BACKENDS
+from vmac_core.architectures import BACKENDS, ENCODER_NAMES, ENCODER_STRIDE
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class ModelConfig:
     """VideoMAC model hyper-parameters, the paper's defaults (VideoMAC, Pei et al., CVPR 2024;
     docs/model.md).
 
-    encoder: a name in `vmac_core.encoders.ENCODERS` ("resnet18", "convnextv2_atto", ...).
+    encoder: a name in `vmac_core.architectures.ENCODER_NAMES` ("resnet18", "convnextv2_atto", ...).
     backend: "masked_dense" (pure torch, default) or "minkowski" (MinkowskiEngine, lazy import).
     input_size: square crop side in pixels; a multiple of patch_size.
     patch_size: mask/prediction patch side; must equal the encoder stride (32) so that one
@@ -47,8 +46,8 @@ class ModelConfig:
     in_channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODERS)}")
+        if self.encoder not in ENCODER_NAMES:
+            raise ValueError(f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODER_NAMES)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose from {list(BACKENDS)}")
         if self.patch_size != ENCODER_STRIDE:

@@ -18,8 +18,8 @@ from storage_schemas.benchmark import (
     Timing,
 )
 from tasks.io import lineage
+from vmac_core.architectures import ENCODER_STRIDE
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
-from vmac_core.encoders.strides import ENCODER_STRIDE
 
 
 def protocol_of(config: EvaluateConfig, encoder: torch.nn.Module) -> Protocol:

@@ -12,13 +12,13 @@ from typing import Callable
 
 from torch import nn
 
+from vmac_core.architectures import ENCODER_STRIDE, FEATURE_STRIDES
 from vmac_core.encoders.convnext import (
     CONVNEXTV2_VARIANTS,
     ConvNeXtV2Encoder,
     build_convnextv2,
 )
 from vmac_core.encoders.resnet import RESNET_VARIANTS, ResNetEncoder, build_resnet
-from vmac_core.encoders.strides import ENCODER_STRIDE, FEATURE_STRIDES
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     **{name: build_resnet for name in RESNET_VARIANTS},

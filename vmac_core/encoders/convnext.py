@@ -15,19 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vmac_core.encoders.strides import FEATURE_STRIDES
+from vmac_core.architectures import CONVNEXTV2_VARIANTS, FEATURE_STRIDES
 from vmac_core.sparse import build_grid
-
-# name -> (depths, dims), from the ConvNeXt V2 paper (Table 1 / official model zoo).
-CONVNEXTV2_VARIANTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "convnextv2_atto": ((2, 2, 6, 2), (40, 80, 160, 320)),
-    "convnextv2_femto": ((2, 2, 6, 2), (48, 96, 192, 384)),
-    "convnextv2_pico": ((2, 2, 6, 2), (64, 128, 256, 512)),
-    "convnextv2_nano": ((2, 2, 8, 2), (80, 160, 320, 640)),
-    "convnextv2_tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
-    "convnextv2_small": ((3, 3, 27, 3), (96, 192, 384, 768)),
-    "convnextv2_base": ((3, 3, 27, 3), (128, 256, 512, 1024)),
-}
 
 LN_EPS = 1e-6  # ConvNeXt's LayerNorm epsilon
 GRN_EPS = 1e-6

@@ -15,17 +15,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vmac_core.encoders.strides import FEATURE_STRIDES
+from vmac_core.architectures import FEATURE_STRIDES, RESNET_VARIANTS
 from vmac_core.sparse import build_grid
 
 LN_EPS = 1e-6
-
-# name -> (block kind, blocks per stage)
-RESNET_VARIANTS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-}
-
 
 class _Shortcut(nn.Module):
     """1x1 (strided) conv + LayerNorm on the residual path when the shape changes."""

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from vmac_core.architectures import BACKENDS
 from vmac_core.sparse.active import upsample_active
 from vmac_core.sparse.masked_dense import MaskedDenseGrid
-
-BACKENDS: tuple[str, ...] = ("masked_dense", "minkowski")
 
 __all__ = ["BACKENDS", "MaskedDenseGrid", "build_grid", "upsample_active"]
 
