@@ -157,6 +157,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: native)")
     p.add_argument("--shard-frames", type=int, default=None,
                    help=f"frames per shard along time (default {default_of(DecodeParams, 'shard_frames')})")
+    p.add_argument("--on-decode-error", default=None, choices=["fail", "keep"],
+                   help="a video whose decode logged errors (ffmpeg conceals them) fails (default), or is kept "
+                        "with the error count in its record")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
