@@ -130,7 +130,7 @@ def decode_values(args: argparse.Namespace) -> dict:
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:
     return validated(IngestConfig, given(
         sources=args.sources, store=args.store, decode=decode_values(args), dask_address=args.dask_address,
-        workers=args.workers, progress=not args.no_progress,
+        dask_workers=args.dask_workers, progress=not args.no_progress,
     ))
 
 
@@ -150,9 +150,9 @@ def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return validated(PipelineConfig, given(
         sources=args.source, eval_sources=args.eval_source, out=args.out, store=args.store,
-        eval_store=args.eval_store, seed=args.seed, sample_small=args.small_sample or None,
+        eval_store=args.eval_store, sample_seed=args.sample_seed, sample_small=args.small_sample or None,
         preset=args.preset, pretrain=parse_overrides(args.set), decode=decode_values(args),
-        dask_address=args.dask_address, workers=args.workers, progress=not args.no_progress,
+        dask_address=args.dask_address, dask_workers=args.dask_workers, progress=not args.no_progress,
         on_new_data=args.on_new_data, pretrain_on=args.pretrain_on, reevaluate=args.reevaluate or None,
     ))
 

@@ -161,7 +161,8 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
                    help="a video whose decode logged errors (ffmpeg conceals them) fails (default), or is kept "
                         "with the error count in its record")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
+                   help="LocalCluster workers (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -189,8 +190,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--store", default=None, help=f"training store (default {out}/train.zarr)")
     p.add_argument("--eval-store", default=None, help=f"evaluation store (default {out}/eval.zarr)")
     p.add_argument("--out", default=None, help=f"output folder (default {out})")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"seed of the embedded sample (default {default_of(PipelineConfig, 'seed')})")
+    p.add_argument("--sample-seed", "--seed", dest="sample_seed", type=int, default=None,
+                   help=f"seed of the embedded sample (default {default_of(PipelineConfig, 'sample_seed')})")
     p.add_argument("--small-sample", action="store_true", help="the small embedded sample (a quick smoke run)")
     p.add_argument("--preset", default=None, choices=list(PRETRAIN_PRESETS),
                    help=f"pre-training preset (default {default_of(PipelineConfig, 'preset')})")

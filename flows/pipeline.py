@@ -26,7 +26,7 @@ def pipeline_flow(config: PipelineConfig) -> PipelineResult:
     """The whole pipeline with one config; each stage also runs alone as its own flow."""
     logger = get_run_logger()
     sources = resolve_sources(config)
-    common = {"decode": config.decode, "dask_address": config.dask_address, "workers": config.workers,
+    common = {"decode": config.decode, "dask_address": config.dask_address, "dask_workers": config.dask_workers,
               "progress": config.progress}
     train_store, eval_store = config.train_store(), config.evaluation_store()
     ingested = ingest_flow(IngestConfig(sources=sources.train, store=train_store, **common))

@@ -131,7 +131,7 @@ class EvaluateConfig(BaseModel):
     heatmap_sigma: float = Field(0.5, gt=0, description="keypoint Gaussians' sigma in feature cells (CRW: 0.5)")
     keypoint_topk: int = Field(3, ge=1, description="cells averaged to read a keypoint off its heatmap (CRW: 3)")
     overlay_frames: int = Field(4, ge=1, description="frames shown per sequence overlay")
-    ingest_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
+    dask_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
 
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvaluateConfig:

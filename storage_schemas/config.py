@@ -47,7 +47,7 @@ class IngestConfig(BaseModel):
     store: StoreURI = Field(description="store path or fsspec URL, e.g. data/sample.zarr or memory://s.zarr")
     decode: DecodeParams = DecodeParams()
     dask_address: str | None = Field(None, description="attach to this scheduler instead of a LocalCluster")
-    workers: int | None = Field(None, ge=1, description="LocalCluster workers; default one per core")
+    dask_workers: int | None = Field(None, ge=1, description="LocalCluster workers; default one per core")
     progress: bool = True
 
 
@@ -273,11 +273,11 @@ class PipelineConfig(BaseModel):
     out: str = "vmac-out"
     store: str | None = Field(None, description="training store (default {out}/train.zarr)")
     eval_store: str | None = Field(None, description="evaluation store, native resolution (default {out}/eval.zarr)")
-    seed: int = Field(0, description="seed of the embedded sample")
+    sample_seed: int = Field(0, description="seed of the embedded sample")
     sample_small: bool = Field(False, description="use the small embedded sample (tests, smoke runs)")
     decode: DecodeParams = DecodeParams()
     dask_address: str | None = None
-    workers: int | None = Field(None, ge=1)
+    dask_workers: int | None = Field(None, ge=1, description="LocalCluster workers; default one per core")
     preset: str = DEFAULT_PRESET
     pretrain: dict[str, Any] = Field(
         default_factory=dict,

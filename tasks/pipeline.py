@@ -71,7 +71,7 @@ def resolve_sources(config: PipelineConfig) -> Sources:
         return Sources(list(config.sources), list(config.eval_sources))
     sample = Path(config.out) / "sample"
     if not (sample / MANIFEST_NAME).exists():
-        write_sample(sample, seed=config.seed, small=config.sample_small)
+        write_sample(sample, seed=config.sample_seed, small=config.sample_small)
     evaluation = config.eval_sources or [str(sample / name) for name in ("davis", "vip", "jhmdb")]
     return Sources([str(sample / "videos")], evaluation)
 

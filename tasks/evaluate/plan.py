@@ -44,7 +44,7 @@ def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
 def ingest_config_for(config: EvaluateConfig) -> IngestConfig:
     """Ingest a folder given as --data into OUT/data.zarr at native resolution."""
     return IngestConfig(sources=[config.data], store=str(Path(config.out) / bm.DATA_STORE),
-                        decode=DecodeParams(short_side=0), workers=config.ingest_workers, progress=False)
+                        decode=DecodeParams(short_side=0), dask_workers=config.dask_workers, progress=False)
 
 
 def _inputs(plan: EvaluationPlan) -> list[Dataset]:

@@ -39,7 +39,7 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
         with Client(config.dask_address) as client:
             yield client
         return
-    workers = config.workers or os.cpu_count() or 1
+    workers = config.dask_workers or os.cpu_count() or 1
     processes = not config.store.startswith("memory://")
     with LocalCluster(
         n_workers=workers,

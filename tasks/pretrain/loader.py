@@ -207,7 +207,7 @@ def make_pair_loader(
     stores: Sequence[str],
     input_size: int,
     batch_size: int,
-    workers: int,
+    loader_workers: int,
     seed: int,
     gap: Gap = 1,
     rank: int = 0,
@@ -221,8 +221,9 @@ def make_pair_loader(
         raise ValueError(f"no frame pairs with gap ≥ {index.gap_low} in the complete videos of {list(stores)}")
     sampler = PairSampler(len(index), batch_size, seed, rank, world_size, drop_last)
     dataset = FramePairDataset(index, input_size)
-    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if workers else {}
-    loader = PairLoader(dataset, sampler, num_workers=workers, worker_init_fn=_init_worker if workers else None,
+    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if loader_workers else {}
+    loader = PairLoader(dataset, sampler, num_workers=loader_workers,
+                        worker_init_fn=_init_worker if loader_workers else None,
                         **extra)
     return loader, sampler
 

@@ -69,7 +69,7 @@ def preview_batch(config: PretrainConfig, device: torch.device) -> tuple[torch.T
     every preview and across resumes."""
     seed = config.run.seed + PREVIEW_SEED_OFFSET
     loader, _ = make_pair_loader(config.stores, input_size=config.model.input_size, batch_size=PREVIEW_PAIRS,
-                                 workers=0, seed=seed, gap=gap_of(config.data))
+                                 loader_workers=0, seed=seed, gap=gap_of(config.data))
     batch = next(iter(loader))
     grid = config.model.grid_size
     mask = random_patch_mask(batch["frame1_bchw"].shape[0], grid, grid, config.model.mask_ratio,

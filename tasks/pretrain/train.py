@@ -105,7 +105,7 @@ def build(config: PretrainConfig, world: World) -> Training:
     geometry = batch_geometry(config.optimiser, world.size)
     loader, sampler = make_pair_loader(
         config.stores, input_size=config.model.input_size, batch_size=geometry.micro_batch,
-        workers=config.data.loader_workers, seed=config.run.seed, gap=gap_of(config.data), rank=world.rank,
+        loader_workers=config.data.loader_workers, seed=config.run.seed, gap=gap_of(config.data), rank=world.rank,
         world_size=world.size,
     )
     schedule = step_schedule(config.optimiser, len(loader.dataset))

@@ -49,7 +49,7 @@ def test_ingest_defaults_are_the_models_and_options_win():
     config = ingest_config_from_args(parse("ingest", "a.mp4", "--store", "s.zarr", "--short-side", "0",
                                            "--shard-frames", "8", "--workers", "2", "--no-progress"))
     assert config.decode == DecodeParams(short_side=0, shard_frames=8)
-    assert (config.workers, config.progress) == (2, False)
+    assert (config.dask_workers, config.progress) == (2, False)
 
 
 def test_run_defaults_are_the_models_and_options_win():
@@ -57,7 +57,7 @@ def test_run_defaults_are_the_models_and_options_win():
     config = pipeline_config_from_args(parse(
         "run", "--out", "o", "--seed", "3", "--small-sample", "--preset", "paper-r50", "--short-side", "128",
         "--on-new-data", "new-run", "--reevaluate", "--set", "optimiser.base_lr=5e-4", "--set", "mask_ratio=0.9"))
-    assert (config.out, config.seed, config.sample_small, config.preset) == ("o", 3, True, "paper-r50")
+    assert (config.out, config.sample_seed, config.sample_small, config.preset) == ("o", 3, True, "paper-r50")
     assert (config.decode.short_side, config.on_new_data, config.reevaluate) == (128, "new-run", True)
     assert config.pretrain == {"optimiser": {"base_lr": 5e-4}, "model": {"mask_ratio": 0.9}}
     planned = config.pretrain_config("s.zarr", "o/runs/paper-r50-001")

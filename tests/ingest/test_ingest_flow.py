@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def _config(sources, store, **extra):
     return IngestConfig.model_validate(
         {"sources": [str(s) for s in sources], "store": str(store), "decode": {"short_side": 48, "shard_frames": 8},
-         "workers": 2, "progress": False, **extra}
+         "dask_workers": 2, "progress": False, **extra}
     )
 
 

@@ -98,7 +98,7 @@ def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
 
         out = tmp_path / "out"
         config = {
-            "out": str(out), "sample_small": True, "workers": 1, "progress": False,
+            "out": str(out), "sample_small": True, "dask_workers": 1, "progress": False,
             "pretrain_on": "deployment", "pretrain_deployment": "pretrain_flow/pretrain_flow",
             "pretrain": {"model": {"input_size": 64, "decoder_dim": 32}, "data": {"loader_workers": 0},
                          "optimiser": {"max_steps": 2, "batch_size": 4}},

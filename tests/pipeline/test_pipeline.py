@@ -29,7 +29,7 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     assert (run_dir / "encoder.pt").exists()
 
     # Nothing new: nothing decoded, nothing trained, nothing re-evaluated.
-    config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), workers=1,
+    config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), dask_workers=1,
                             progress=False)
     second = pipeline_flow(config)
     assert second.frames_decoded == 0 and second.pretrain_action == "reuse" and second.evaluation is None

@@ -35,7 +35,7 @@ def _same(a: list[dict], b: list[dict]) -> bool:
 def test_batches_hold_the_right_frames_with_the_right_gap(disk_store):
     store, ids = disk_store
     for gap in (1, 2):
-        loader, sampler = make_pair_loader([store], SIZE, batch_size=5, workers=0, seed=3, gap=gap)
+        loader, sampler = make_pair_loader([store], SIZE, batch_size=5, loader_workers=0, seed=3, gap=gap)
         frames = {v: stored_frames(store, e.video_id) for v, e in enumerate(loader.dataset.index.videos)}
         request = next(iter(sampler))
         batch = next(iter(loader))
@@ -50,7 +50,7 @@ def test_batches_hold_the_right_frames_with_the_right_gap(disk_store):
 
 def test_gap_range_draws_every_gap_that_fits(disk_store):
     store, _ = disk_store
-    loader, _ = make_pair_loader([store], SIZE, batch_size=4, workers=0, seed=0, gap=(1, 3))
+    loader, _ = make_pair_loader([store], SIZE, batch_size=4, loader_workers=0, seed=0, gap=(1, 3))
     lengths = [v.frames for v in loader.dataset.index.videos]
     seen = set()
     for batch in loader:
@@ -89,16 +89,16 @@ def test_other_layouts_are_read_through_zarr(tmp_path):
 
 def test_same_seed_same_batches_other_seed_other_order(disk_store):
     store, _ = disk_store
-    first = _collect(make_pair_loader([store], SIZE, batch_size=3, workers=0, seed=11)[0])
-    again = _collect(make_pair_loader([store], SIZE, batch_size=3, workers=0, seed=11)[0])
-    other = _collect(make_pair_loader([store], SIZE, batch_size=3, workers=0, seed=12)[0])
+    first = _collect(make_pair_loader([store], SIZE, batch_size=3, loader_workers=0, seed=11)[0])
+    again = _collect(make_pair_loader([store], SIZE, batch_size=3, loader_workers=0, seed=11)[0])
+    other = _collect(make_pair_loader([store], SIZE, batch_size=3, loader_workers=0, seed=12)[0])
     assert _same(first, again) and not _same(first, other)
     assert len(first) == sum(n - 1 for n in LENGTHS.values()) // 3
 
 
 def test_resume_mid_epoch_reproduces_the_remaining_batches(disk_store):
     store, _ = disk_store
-    loader, sampler = make_pair_loader([store], SIZE, batch_size=2, workers=0, seed=4)
+    loader, sampler = make_pair_loader([store], SIZE, batch_size=2, loader_workers=0, seed=4)
     sampler.set_epoch(1)
     full = _collect(loader)
     sampler.set_epoch(1)
@@ -107,7 +107,7 @@ def test_resume_mid_epoch_reproduces_the_remaining_batches(disk_store):
     state = sampler.state_dict()
     assert (state["epoch"], state["position"]) == (1, 3)
 
-    fresh_loader, fresh_sampler = make_pair_loader([store], SIZE, batch_size=2, workers=0, seed=4)
+    fresh_loader, fresh_sampler = make_pair_loader([store], SIZE, batch_size=2, loader_workers=0, seed=4)
     fresh_sampler.load_state_dict(state)
     fresh_sampler.set_epoch(1)  # what a resumed loop calls: keeps the position
     tail = _collect(fresh_loader)
@@ -117,12 +117,12 @@ def test_resume_mid_epoch_reproduces_the_remaining_batches(disk_store):
 
 def test_two_workers_match_in_process_and_resume_counts_only_delivered_batches(disk_store):
     store, _ = disk_store
-    single = _collect(make_pair_loader([store], SIZE, batch_size=3, workers=0, seed=8)[0])
-    loader, sampler = make_pair_loader([store], SIZE, batch_size=3, workers=2, seed=8)
+    single = _collect(make_pair_loader([store], SIZE, batch_size=3, loader_workers=0, seed=8)[0])
+    loader, sampler = make_pair_loader([store], SIZE, batch_size=3, loader_workers=2, seed=8)
     head = _collect(loader, count=2)  # the workers have prefetched further than this
     state = sampler.state_dict()
     assert state["position"] == 2
-    resumed_loader, resumed_sampler = make_pair_loader([store], SIZE, batch_size=3, workers=2, seed=8)
+    resumed_loader, resumed_sampler = make_pair_loader([store], SIZE, batch_size=3, loader_workers=2, seed=8)
     resumed_sampler.load_state_dict(state)
     tail = _collect(resumed_loader)
     assert _same(head + tail, single)
@@ -133,7 +133,7 @@ def test_memory_store_and_several_stores(disk_store, tmp_path):
     memory = f"memory://pairs-{uuid.uuid4().hex}.zarr"
     write_videos(tmp_path / "videos", {"m.mp4": 5})
     ingest_folder(tmp_path / "videos", memory)
-    loader, _ = make_pair_loader([memory, store], SIZE, batch_size=4, workers=0, seed=0)
+    loader, _ = make_pair_loader([memory, store], SIZE, batch_size=4, loader_workers=0, seed=0)
     dataset = loader.dataset
     assert [v.store for v in dataset.index.videos].count(memory) == 1
     assert len(dataset) == 4 + sum(n - 1 for n in LENGTHS.values())
@@ -147,7 +147,7 @@ def test_memory_store_and_several_stores(disk_store, tmp_path):
 
 def test_dataset_pickles_without_open_handles(disk_store):
     store, _ = disk_store
-    loader, sampler = make_pair_loader([store], SIZE, batch_size=2, workers=0, seed=0)
+    loader, sampler = make_pair_loader([store], SIZE, batch_size=2, loader_workers=0, seed=0)
     next(iter(loader))  # opens handles in this process
     restored = pickle.loads(pickle.dumps(loader.dataset))
     assert restored._handles is None and restored._scratch is None
@@ -158,4 +158,4 @@ def test_dataset_pickles_without_open_handles(disk_store):
 def test_no_pairs_is_a_clear_error(disk_store):
     store, _ = disk_store
     with pytest.raises(ValueError, match="no frame pairs"):
-        make_pair_loader([store], SIZE, batch_size=2, workers=0, seed=0, gap=50)
+        make_pair_loader([store], SIZE, batch_size=2, loader_workers=0, seed=0, gap=50)
