@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.audit import AuditReport
-from tasks.audit.tasks import audit_artifact, publish_audit_report, trace_lineage
+from tasks.audit.tasks import audit_path, publish_audit_report, trace_lineage
 
 
 @flow(name="lineage_flow")
@@ -22,6 +22,6 @@ def audit_flow(path: str, progress: bool = True) -> AuditReport:
     Drift does not fail the flow: the report, the record and the artifact say what drifted, and
     ``vmac audit`` exits 1.
     """
-    report = audit_artifact(path, progress, flow_run_id=str(flow_run.id) if flow_run.id else None)
+    report = audit_path(path, progress, flow_run_id=str(flow_run.id) if flow_run.id else None)
     publish_audit_report(report)
     return report

@@ -12,11 +12,11 @@ from storage_schemas.config import IngestConfig, PipelineConfig
 from storage_schemas.validation import ValidateConfig
 from tasks.pipeline import (
     PipelineResult,
-    evaluation_config,
+    build_evaluation_config,
+    check_validation_needed,
     plan_pretraining,
-    pretrain_remotely,
     resolve_sources,
-    validation_needed,
+    run_pretrain_deployment,
     write_pipeline_report,
 )
 
@@ -33,18 +33,18 @@ def pipeline_flow(config: PipelineConfig) -> PipelineResult:
     if sources.evaluation:
         native = config.decode.model_copy(update={"short_side": 0})
         ingest_flow(IngestConfig(sources=sources.evaluation, store=eval_store, **{**common, "decode": native}))
-    if validation_needed(train_store):
+    if check_validation_needed(train_store):
         validate_flow(ValidateConfig(store=train_store))
     plan = plan_pretraining(config, train_store)
     logger.info("pretraining: %s (%s)", plan.action, plan.reason)
     if plan.action != "reuse":
         if config.pretrain_on == "deployment":
-            pretrain_remotely(config, plan.config)
+            run_pretrain_deployment(config, plan.config)
         else:
             pretrain_flow(plan.config)
     evaluated = None
     if sources.evaluation:
-        eval_config, needed = evaluation_config(config, plan, eval_store)
+        eval_config, needed = build_evaluation_config(config, plan, eval_store)
         if needed:
             evaluated = evaluate_flow(eval_config)
         else:

@@ -7,8 +7,8 @@ from prefect import flow
 from storage_schemas.config import PretrainConfig
 from tasks.pretrain.tasks import (
     check_stores_validated,
+    pretrain_videomac,
     publish_pretrain_summary,
-    train_videomac,
 )
 from tasks.pretrain.train import TrainResult
 
@@ -17,6 +17,6 @@ from tasks.pretrain.train import TrainResult
 def pretrain_flow(config: PretrainConfig) -> TrainResult:
     """Check validation, train (resuming if asked), publish a summary artifact."""
     check_stores_validated(config)
-    result = train_videomac(config)
+    result = pretrain_videomac(config)
     publish_pretrain_summary(config, result)
     return result

@@ -76,8 +76,8 @@ def resolve_sources(config: PipelineConfig) -> Sources:
     return Sources([str(sample / "videos")], evaluation)
 
 
-@task(name="validation_needed", cache_policy=NO_CACHE)
-def validation_needed(store: str) -> bool:
+@task(name="check_validation_needed", cache_policy=NO_CACHE)
+def check_validation_needed(store: str) -> bool:
     try:
         require_validated(store)
     except ValidationRequiredError as reason:
@@ -143,8 +143,8 @@ def plan_pretraining(config: PipelineConfig, store: str) -> PretrainPlan:
     return PretrainPlan("new", why, str(next_dir()), make(next_dir()))
 
 
-@task(name="pretrain_remotely", cache_policy=NO_CACHE)
-def pretrain_remotely(config: PipelineConfig, pretrain: PretrainConfig) -> None:
+@task(name="run_pretrain_deployment", cache_policy=NO_CACHE)
+def run_pretrain_deployment(config: PipelineConfig, pretrain: PretrainConfig) -> None:
     """Hand pre-training to its deployment (the ``gpu`` work pool) and wait for it to finish.
 
     The worker must see the same paths (a shared filesystem or object-store URLs).
@@ -155,8 +155,8 @@ def pretrain_remotely(config: PipelineConfig, pretrain: PretrainConfig) -> None:
         raise RuntimeError(f"pre-training deployment run {run.name} ended {run.state.name if run.state else 'unknown'}")
 
 
-@task(name="evaluation_config", cache_policy=NO_CACHE)
-def evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
+@task(name="build_evaluation_config", cache_policy=NO_CACHE)
+def build_evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
     """The EvaluateConfig for this run's encoder, and whether it still needs evaluating."""
     out = Path(config.out) / EVAL_DIR / Path(plan.run_dir).name
     values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}

@@ -21,8 +21,8 @@ def trace_lineage(path: str) -> dict:
     return lineage_tree(path)
 
 
-@task(name="audit_artifact", cache_policy=NO_CACHE)
-def audit_artifact(path: str, progress: bool = True, flow_run_id: str | None = None) -> AuditReport:
+@task(name="audit_path", cache_policy=NO_CACHE)
+def audit_path(path: str, progress: bool = True, flow_run_id: str | None = None) -> AuditReport:
     """Re-hash the store or run directory at ``path`` and append the audit record (``tasks.audit.rehash.audit``)."""
     return audit(path, progress=progress, flow_run_id=flow_run_id)
 

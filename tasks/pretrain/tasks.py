@@ -21,8 +21,8 @@ def check_stores_validated(config: PretrainConfig) -> None:
         require_validated(store)
 
 
-@task(name="train_videomac")
-def train_videomac(config: PretrainConfig) -> TrainResult:
+@task(name="pretrain_videomac")
+def pretrain_videomac(config: PretrainConfig) -> TrainResult:
     logger = get_run_logger()
     return train(config, log=logger.info, flow_run_id=str(flow_run.id) if flow_run.id else None)
 
