@@ -65,6 +65,16 @@ def test_variable_frame_rate_keeps_every_frame_once_with_its_timestamp(vfr_mp4, 
     assert record.fps == pytest.approx(11 / 4.6, rel=1e-3) and record.probe_frame_count == 12
 
 
+def test_variable_frame_rate_store_passes_validation(vfr_mp4, tmp_path):
+    """Twelve distinct frames are twelve frames: no frozen runs, and the count the stream promises."""
+    from tests.validate.conftest import validate
+
+    store = str(tmp_path / "s.zarr")
+    ingest(vfr_mp4, store)
+    summary = validate(store)
+    assert summary.passed, [r.details for r in summary.rules if not r.success]
+
+
 def test_variable_frame_rate_resampled_only_when_asked_and_the_record_says_so(vfr_mp4, tmp_path):
     _, record, group = ingest(vfr_mp4, str(tmp_path / "s.zarr"), short_side=0, fps=5)
     assert record.status is Status.complete and record.frame_rate_mode == "resampled" and record.fps == 5
