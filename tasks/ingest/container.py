@@ -114,4 +114,5 @@ def frame_rate(timestamps_t: np.ndarray, resampled_to: float | None) -> tuple[st
     gaps = np.diff(timestamps_t)
     mean_rate = (len(timestamps_t) - 1) / float(timestamps_t[-1] - timestamps_t[0])
     spread = (gaps.max() - gaps.min()) / max(float(np.median(gaps)), 1e-9)
-    return ("variable" if spread > VARIABLE_RATE_SPREAD else "constant"), mean_rate
+    # Rounded to a millisecond of a frame per second: the time base's rounding is not information.
+    return ("variable" if spread > VARIABLE_RATE_SPREAD else "constant"), round(mean_rate, 3)
