@@ -15,7 +15,7 @@ from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import EvaluateConfig
 from tasks.evaluate import evaluation
 from tasks.evaluate.comparison import write_comparison
-from tasks.evaluate.plan import EvaluationPlan, lineage_record, make_plan
+from tasks.evaluate.plan import EvaluationPlan, lineage_record, make_plan, started_record
 from tasks.evaluate.weights import EncoderSpec
 from tasks.io import lineage
 
@@ -54,6 +54,13 @@ def publish_comparison(report_paths: list[str], out: str) -> str:
     create_markdown_artifact(key=bm.COMPARISON_ARTIFACT_KEY, markdown=markdown,
                              description=f"label propagation, {len(report_paths)} encoders ({path})")
     return markdown
+
+
+@task(name="record_evaluation_started", cache_policy=NO_CACHE)
+def record_evaluation_started(config: EvaluateConfig, plan: EvaluationPlan, run_id: str,
+                              flow_run_id: str | None = None) -> str:
+    """Append the run's ``started`` record to OUT/lineage/ before any encoder runs. Its path."""
+    return lineage.write_record(str(Path(config.out) / bm.LINEAGE_DIR), started_record(config, plan, run_id, flow_run_id))
 
 
 @task(name="record_evaluation_lineage", cache_policy=NO_CACHE)
