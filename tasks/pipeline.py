@@ -36,7 +36,8 @@ RUNS_DIR = "runs"
 EVAL_DIR = "eval"
 REPORT = "report.md"
 # PretrainConfig fields that say where or how a run goes, not what it computes.
-_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check")
+_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check",
+                    "run.tensorboard")
 
 
 @dataclass(frozen=True)
