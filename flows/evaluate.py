@@ -7,7 +7,8 @@
                                          also the Prefect artifact "evaluation-comparison"
     DIR/overlays/<name>/<seq>.png        a few frames: prediction | ground truth
     DIR/masks/<name>/<seq>/00000.png     with --save-masks: DAVIS results layout (palette PNGs)
-    DIR/lineage/*.json                   the run's lineage record
+    DIR/lineage/*.json                   the run's lineage records (started, completed) and
+                                         their OpenLineage events in DIR/lineage/openlineage/
     DIR/data.zarr                        when --data is a folder: its videos, ingested at native size
 """
 
@@ -26,6 +27,7 @@ from tasks.evaluate.tasks import (
     plan_evaluation,
     publish_comparison,
     record_evaluation_lineage,
+    record_evaluation_started,
 )
 from tasks.io.lineage import run_id as new_run_id
 from tasks.io.store import is_store
@@ -46,6 +48,7 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluationResult:
     store = config.data if is_store(config.data) else ingest_flow(ingest_config_for(config)).store
     plan = plan_evaluation(config, store)
     run_id, parent = new_run_id(), str(flow_run.id) if flow_run.id else None
+    record_evaluation_started(config, plan, run_id, parent)
     reports = [evaluate_encoder(spec, plan, config, run_id, parent) for spec in plan.encoders]
     markdown = publish_comparison(reports, config.out)
     record = record_evaluation_lineage(config, plan, reports, run_id, parent)

@@ -16,6 +16,7 @@ from tasks.ingest.tasks import (
     record_ingest_lineage,
     record_ingest_started,
 )
+from tasks.io.lineage import run_id as new_run_id
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ class IngestResult:
 @flow(name="ingest_flow")
 def ingest_flow(config: IngestConfig) -> IngestResult:
     """Plan (hash sources against the catalog), decode what is new on Dask, publish a summary."""
-    run_id = str(flow_run.id or "local")
-    record_ingest_started(config, run_id, str(flow_run.id) if flow_run.id else None)
+    run_id, parent = new_run_id(), str(flow_run.id) if flow_run.id else None
+    record_ingest_started(config, run_id, parent)
     plan = plan_ingest(config)
     decoded = decode_videos(plan, config, run_id=run_id)
     outcomes = plan.up_to_date + decoded
-    record_ingest_lineage(config, outcomes, run_id, str(flow_run.id) if flow_run.id else None)
+    record_ingest_lineage(config, outcomes, run_id, parent)
     summary = publish_ingest_summary(config.store, outcomes)
     return IngestResult(config.store, outcomes, summary)

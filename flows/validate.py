@@ -6,10 +6,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.validation import ValidateConfig, ValidationSummary
+from tasks.io.lineage import run_id as new_run_id
 from tasks.validate.tasks import (
     build_validation_tables,
     publish_validation_report,
     record_validation,
+    record_validation_started,
     run_expectation_suites,
 )
 
@@ -37,9 +39,11 @@ def validate_flow(config: ValidateConfig) -> ValidationSummary:
     Critical failures raise ValidationFailedError, but only after the stamp, the report and the
     artifact exist.
     """
+    run_id, parent = new_run_id(), str(flow_run.id) if flow_run.id else None
+    record_validation_started(config, run_id, parent)
     tables = build_validation_tables(config)
     results = run_expectation_suites(tables, config.thresholds)
-    summary = record_validation(config, tables, results, flow_run_id=str(flow_run.id) if flow_run.id else None)
+    summary = record_validation(config, tables, results, flow_run_id=parent, run_id=run_id)
     publish_validation_report(summary)
     if not summary.passed:
         raise ValidationFailedError(summary)

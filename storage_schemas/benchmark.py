@@ -42,6 +42,7 @@ OVERLAYS_DIR = "overlays"
 MASKS_DIR = "masks"
 LINEAGE_DIR = "lineage"
 COMPARISON_ARTIFACT_KEY = "evaluation-comparison"
+COMPARISON_TABLE_ARTIFACT_KEY = "evaluation-comparison-table"
 
 
 def benchmark_filename(name: str) -> str:

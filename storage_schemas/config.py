@@ -107,6 +107,8 @@ class RunParams(BaseModel):
     skip_validation_check: bool = False
     check_replicas: bool = Field(False, description="DDP: compare a weight checksum across ranks after every step")
     progress: bool = True
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tensorboard (rank 0), when the "
+                                                "tensorboard extra is installed")
 
 
 class PretrainConfig(BaseModel):

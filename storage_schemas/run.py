@@ -9,6 +9,7 @@ audit and the evaluation read it.
   loss_curve.png               losses and schedules so far
   previews/step-000100.png     frame 1 | frame 2 | mask | online recon | target recon
   encoder.pt                   the online encoder as a dense state_dict, with its ModelConfig
+  tensorboard/events.out.*     the metrics.jsonl scalars and the previews, for `tensorboard --logdir RUN`
   lineage/*.json               append-only lineage records (storage_schemas.layout.LINEAGE_DIR)
 ```
 """
@@ -23,6 +24,7 @@ METRICS = "metrics.jsonl"
 LOSS_CURVE = "loss_curve.png"
 PREVIEWS_DIR = "previews"
 ENCODER = "encoder.pt"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def checkpoint_name(step: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ RUNS_DIR = "runs"
 EVAL_DIR = "eval"
 REPORT = "report.md"
 # PretrainConfig fields that say where or how a run goes, not what it computes.
-_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check")
+_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check",
+                    "run.tensorboard")
 
 
 @dataclass(frozen=True)
@@ -174,18 +176,31 @@ def _evaluated_encoder(out: Path) -> str | None:
     return None
 
 
+def _figures(run_dir: Path, report_dir: Path) -> list[tuple[str, str]]:
+    """(caption, path relative to the report's folder) of the run's loss curve and latest previews:
+    relative, so the links hold when the output folder moves or is copied elsewhere."""
+    previews = sorted((run_dir / PREVIEWS_DIR).glob("*.png"))
+    found = [("loss curve", run_dir / LOSS_CURVE)] + ([("reconstructions", previews[-1])] if previews else [])
+    return [(caption, Path(os.path.relpath(path.resolve(), report_dir.resolve())).as_posix())
+            for caption, path in found if path.exists()]
+
+
 @task(name="write_pipeline_report", cache_policy=NO_CACHE)
 def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, evaluated, train_store: str,
                           eval_store: str) -> PipelineResult:
-    """``{out}/report.md``: what each stage did and where its outputs are; also a Prefect artifact."""
+    """``{out}/report.md``: what each stage did and where its outputs are, its figures linked
+    relative to it; also the ``pipeline-report`` artifact, which names the figures instead (the
+    Prefect UI cannot show files on the machine that ran the flow)."""
     run_dir = Path(plan.run_dir)
     stamp = validation_status(train_store)
     eval_out = Path(config.out) / EVAL_DIR / run_dir.name
     comparison = (eval_out / COMPARISON).read_text() if (eval_out / COMPARISON).exists() else "_(no evaluation)_"
     metrics = run_dir / METRICS
     last = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() and metrics.read_text().strip() else {}
-    previews = sorted((run_dir / PREVIEWS_DIR).glob("*.png"))
-    lines = [
+    report = Path(config.out) / REPORT
+    report.parent.mkdir(parents=True, exist_ok=True)
+    figures = _figures(run_dir, report.parent)
+    head = [
         "# vmac pipeline report",
         "",
         "| stage | outcome | outputs |",
@@ -197,17 +212,11 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
         f"| `{run_dir}` |",
         f"| evaluate | {'evaluated' if evaluated else 'reused'} | `{eval_out}` |",
         "",
-        f"![loss curve]({(run_dir / LOSS_CURVE).resolve()})",
-        "",
-        f"![reconstructions]({previews[-1].resolve()})" if previews else "",
-        "",
-        "## Label propagation",
-        "",
-        comparison,
     ]
-    report = Path(config.out) / REPORT
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text("\n".join(lines) + "\n")
-    create_markdown_artifact(key="pipeline-report", markdown="\n".join(lines), description=str(report))
+    tail = ["## Label propagation", "", comparison]
+    in_file = [line for caption, rel in figures for line in (f"![{caption}]({rel})", "")]
+    named = [f"Figures beside `{report}`: " + ", ".join(f"{c} `{rel}`" for c, rel in figures) + ".", ""] if figures else []
+    report.write_text("\n".join(head + in_file + tail) + "\n")
+    create_markdown_artifact(key="pipeline-report", markdown="\n".join(head + named + tail), description=str(report))
     return PipelineResult(str(report), train_store, eval_store, str(run_dir), plan.action, ingested.frames_decoded,
                           str(eval_out) if evaluated else None)

@@ -37,18 +37,33 @@ def _protocol_line(reports: list[BenchmarkReport]) -> str:
             "Scores in %; random-init rows are the floor.")
 
 
+def _weights(rep: BenchmarkReport) -> str:
+    if rep.random_init:
+        return f"random init (seed {rep.checkpoint.seed})"
+    step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
+    return f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
+
+
+def _score(rep: BenchmarkReport, benchmark: str, key: str) -> float | None:
+    """A benchmark mean in %, one decimal; None when not evaluated or not a number."""
+    value = rep.summary[benchmark].metrics.get(key) if benchmark in rep.summary else None
+    return None if value is None or math.isnan(value) else round(100 * value, 1)
+
+
+def comparison_table(reports: list[BenchmarkReport]) -> list[dict]:
+    """The main table of the comparison as rows (a Prefect table artifact): one per encoder."""
+    return [{"model": rep.name, "encoder": rep.encoder, "weights": _weights(rep).replace("`", ""),
+             **{header: _score(rep, b, k) for b, k, header in _COLUMNS},
+             "s/frame": round(rep.timing.seconds_per_frame, 2)} for rep in reports]
+
+
 def _encoder_rows(reports: list[BenchmarkReport]) -> list[str]:
     """The main table: one row per encoder, the benchmark means of _COLUMNS and s/frame."""
     lines = ["| model | encoder | weights | " + " | ".join(h for _, _, h in _COLUMNS) + " | s/frame |",
              "|---|---|---|" + "---:|" * (len(_COLUMNS) + 1)]
     for rep in reports:
-        if rep.random_init:
-            weights = f"random init (seed {rep.checkpoint.seed})"
-        else:
-            step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
-            weights = f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
         cells = [_pct(rep.summary[b].metrics.get(k)) if b in rep.summary else "–" for b, k, _ in _COLUMNS]
-        lines.append(f"| {rep.name} | {rep.encoder} | {weights} | " + " | ".join(cells)
+        lines.append(f"| {rep.name} | {rep.encoder} | {_weights(rep)} | " + " | ".join(cells)
                      + f" | {rep.timing.seconds_per_frame:.2f} |")
     return lines
 
@@ -106,9 +121,11 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(report_paths: list[str], out: str) -> tuple[str, str]:
-    """Write ``OUT/comparison.md`` from the benchmark JSONs at ``report_paths``; return (path, markdown)."""
-    markdown = comparison_markdown([read_report(p) for p in report_paths])
+def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[dict]]:
+    """Write ``OUT/comparison.md`` from the benchmark JSONs at ``report_paths``; return (path,
+    markdown, the main table's rows)."""
+    reports = [read_report(p) for p in report_paths]
+    markdown = comparison_markdown(reports)
     path = Path(out) / bm.COMPARISON
     write_atomic(path, markdown)
-    return str(path), markdown
+    return str(path), markdown, comparison_table(reports)

@@ -63,6 +63,13 @@ def _inputs(plan: EvaluationPlan) -> list[Dataset]:
     return inputs
 
 
+def started_record(config: EvaluateConfig, plan: EvaluationPlan, run_id: str,
+                   flow_run_id: str | None = None) -> LineageRecord:
+    """The run's ``started`` record, before any encoder runs: a run killed mid-way leaves it unclosed."""
+    return lineage.make_record("evaluate", "started", run_id, _inputs(plan), [], config.model_dump(mode="json"),
+                               flow_run_id)
+
+
 def lineage_record(config: EvaluateConfig, plan: EvaluationPlan, report_paths: list[str], run_id: str,
                    flow_run_id: str | None = None) -> LineageRecord:
     """The run's lineage: weights and videos in; benchmark files and comparison.md (when written) out."""

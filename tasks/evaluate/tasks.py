@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
@@ -15,7 +15,7 @@ from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import EvaluateConfig
 from tasks.evaluate import evaluation
 from tasks.evaluate.comparison import write_comparison
-from tasks.evaluate.plan import EvaluationPlan, lineage_record, make_plan
+from tasks.evaluate.plan import EvaluationPlan, lineage_record, make_plan, started_record
 from tasks.evaluate.weights import EncoderSpec
 from tasks.io import lineage
 
@@ -49,11 +49,22 @@ def evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateCo
 
 @task(name="publish_comparison", cache_policy=NO_CACHE)
 def publish_comparison(report_paths: list[str], out: str) -> str:
-    """comparison.md, also as the Prefect markdown artifact ``evaluation-comparison``."""
-    path, markdown = write_comparison(report_paths, out)
+    """comparison.md, also as the Prefect markdown artifact ``evaluation-comparison``, and its
+    main table as the table artifact ``evaluation-comparison-table`` (scores in %)."""
+    path, markdown, table = write_comparison(report_paths, out)
     create_markdown_artifact(key=bm.COMPARISON_ARTIFACT_KEY, markdown=markdown,
                              description=f"label propagation, {len(report_paths)} encoders ({path})")
+    create_table_artifact(table, key=bm.COMPARISON_TABLE_ARTIFACT_KEY,
+                          description=f"label propagation, {len(report_paths)} encoders: scores in %, "
+                                      "random-init rows are the floor")
     return markdown
+
+
+@task(name="record_evaluation_started", cache_policy=NO_CACHE)
+def record_evaluation_started(config: EvaluateConfig, plan: EvaluationPlan, run_id: str,
+                              flow_run_id: str | None = None) -> str:
+    """Append the run's ``started`` record to OUT/lineage/ before any encoder runs. Its path."""
+    return lineage.write_record(str(Path(config.out) / bm.LINEAGE_DIR), started_record(config, plan, run_id, flow_run_id))
 
 
 @task(name="record_evaluation_lineage", cache_policy=NO_CACHE)

@@ -58,12 +58,19 @@ def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id:
 
 
 def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callable[[str], None],
-               on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
-    """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order."""
+               on_outcome: Callable[[Outcome], None], on_progress: Callable[[int, int, str], None] | None = None,
+               on_dashboard: Callable[[str, int], None] | None = None) -> list[Outcome]:
+    """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order.
+    ``on_progress(frames, total, note)`` follows the bar; ``on_dashboard(link, workers)`` gets the
+    Dask dashboard's address while the cluster runs (the Prefect task publishes both)."""
     total = sum(plan.expected_frames.values())
     outcomes: list[Outcome] = []
+    done = 0
     with dask_client(config) as client:
-        log(f"Dask dashboard: {client.dashboard_link} ({len(client.scheduler_info()['workers'])} workers)")
+        workers = len(client.scheduler_info()["workers"])
+        log(f"Dask dashboard: {client.dashboard_link} ({workers} workers)")
+        if on_dashboard and client.dashboard_link:
+            on_dashboard(client.dashboard_link, workers)
         queue_name = f"vmac-progress-{uuid.uuid4().hex}"
         queue = Queue(queue_name, client=client)
         futures = [
@@ -74,13 +81,19 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
         with progress_bar("decoding", total, "frames", config.progress) as advance:
             pending = as_completed(futures)
             while not pending.is_empty():
-                advance(drain(queue))
+                frames = drain(queue)
+                advance(frames)
+                done += frames
                 for future in pending.next_batch(block=False) if pending.has_ready() else []:
                     outcome = future.result()
                     outcomes.append(outcome)
                     on_outcome(outcome)
+                if on_progress:
+                    on_progress(done, total, f"{len(outcomes)}/{len(futures)} videos")
                 time.sleep(0.05)
             advance(drain(queue))
+    if on_progress:
+        on_progress(total, total, f"{len(outcomes)} videos")
     return outcomes
 
 

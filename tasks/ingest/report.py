@@ -38,6 +38,16 @@ def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id:
     return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
 
 
+def _failures_first(outcomes: list[Outcome]) -> list[Outcome]:
+    return sorted(outcomes, key=lambda o: (o.action != "failed", o.video_id))
+
+
+def summary_table(outcomes: list[Outcome]) -> list[dict]:
+    """Every source's outcome in this run as table rows (a Prefect table artifact), failures first."""
+    return [{"video_id": o.video_id, "outcome": o.action, "frames": o.frames, "seconds": round(o.seconds, 2),
+             "source": o.uri, "reason": o.reason or ""} for o in _failures_first(outcomes)]
+
+
 def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
     """A markdown table of every source's outcome in this run, failures first."""
     counts = {a: sum(o.action == a for o in outcomes) for a in ("decoded", "skipped", "failed")}
@@ -49,7 +59,7 @@ def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
         "| video_id | outcome | frames | seconds | source | reason |",
         "|---|---|---:|---:|---|---|",
     ]
-    for o in sorted(outcomes, key=lambda o: (o.action != "failed", o.video_id)):
+    for o in _failures_first(outcomes):
         reason = (o.reason or "").replace("|", "\\|")
         source = o.uri.replace("|", "\\|")
         lines.append(f"| {o.video_id} | {o.action} | {o.frames} | {o.seconds:.2f} | {source} | {reason} |")

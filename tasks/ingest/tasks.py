@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from storage_schemas.config import IngestConfig
 from tasks.ingest.cluster import decode_all
 from tasks.ingest.plan import IngestPlan, Outcome, plan_sources
-from tasks.ingest.report import summary_markdown, write_finished_record, write_started_record
+from tasks.ingest.report import summary_markdown, summary_table, write_finished_record, write_started_record
+from tasks.progress import ProgressArtifact
+
+PROGRESS_ARTIFACT_KEY = "ingest-progress"
+SUMMARY_ARTIFACT_KEY = "ingest-summary"
+TABLE_ARTIFACT_KEY = "ingest-outcomes"
+DASHBOARD_ARTIFACT_KEY = "dask-dashboard"
 
 
 @task(name="plan_ingest")
@@ -22,7 +28,8 @@ def plan_ingest(config: IngestConfig) -> IngestPlan:
 
 @task(name="decode_videos")
 def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[Outcome]:
-    """Decode every planned item on Dask, one unit of work per video, with a frame progress bar."""
+    """Decode every planned item on Dask, one unit of work per video, with a frame progress bar, the
+    ``ingest-progress`` artifact (frames decoded) and a ``dask-dashboard`` link artifact."""
     if not plan.todo:
         return []
     logger = get_run_logger()
@@ -34,7 +41,13 @@ def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[O
             logger.info("%s %s: %d frames in %.2fs", outcome.action, outcome.video_id, outcome.frames,
                         outcome.seconds)
 
-    return decode_all(plan, config, run_id, logger.info, log_outcome)
+    def link_dashboard(link: str, workers: int) -> None:
+        create_link_artifact(link, link_text="Dask dashboard", key=DASHBOARD_ARTIFACT_KEY,
+                             description=f"ingest into {config.store}: {len(plan.todo)} videos on {workers} "
+                                         "workers; the page lives as long as the run's cluster")
+
+    progress = ProgressArtifact(PROGRESS_ARTIFACT_KEY, f"decoding {len(plan.todo)} videos into {config.store}")
+    return decode_all(plan, config, run_id, logger.info, log_outcome, progress, link_dashboard)
 
 
 @task(name="record_ingest_started")
@@ -51,7 +64,10 @@ def record_ingest_lineage(config: IngestConfig, outcomes: list[Outcome], run_id:
 
 @task(name="publish_ingest_summary")
 def publish_ingest_summary(store: str, outcomes: list[Outcome]) -> str:
-    """The ``ingest-summary`` markdown artifact (and its text)."""
+    """The ``ingest-summary`` markdown artifact and the ``ingest-outcomes`` table (one row per
+    source); the markdown's text."""
     markdown = summary_markdown(store, outcomes)
-    create_markdown_artifact(markdown=markdown, key="ingest-summary", description=f"ingest into {store}")
+    create_markdown_artifact(markdown=markdown, key=SUMMARY_ARTIFACT_KEY, description=f"ingest into {store}")
+    create_table_artifact(summary_table(outcomes), key=TABLE_ARTIFACT_KEY,
+                          description=f"ingest into {store}: one row per source, failures first")
     return markdown

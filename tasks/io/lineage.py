@@ -1,11 +1,12 @@
-"""Write lineage records (storage_schemas.lineage) as append-only JSON files over fsspec."""
+"""Write lineage records (storage_schemas.lineage) as append-only JSON files over fsspec, each
+mirrored as an OpenLineage run event (``tasks.io.openlineage``): the stages write one record and
+get both formats."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-import os
 import socket
 import subprocess
 from datetime import datetime, timezone
@@ -13,9 +14,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import fsspec
+from openlineage.client.uuid import generate_new_uuid
 
 from storage_schemas.lineage import Dataset, LineageRecord
 from tasks.io.files import write_atomic
+from tasks.io.openlineage import emit_record
 
 
 def code_version() -> str:
@@ -58,7 +61,8 @@ def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outp
 
 
 def write_record(folder: str, record: LineageRecord) -> str:
-    """Write ``record`` as a new file in ``folder`` (never overwriting one) and return its path."""
+    """Write ``record`` as a new file in ``folder`` (never overwriting one), then its OpenLineage
+    event into ``folder``/openlineage/ (and to a configured backend); return the record's path."""
     fs, root = fsspec.core.url_to_fs(folder)
     stamp = record.time.replace(":", "").replace("-", "").replace(".", "")
     name = f"{stamp}-{record.kind}-{record.status}-{record.id[:12]}.json"
@@ -68,6 +72,7 @@ def write_record(folder: str, record: LineageRecord) -> str:
         write_atomic(shown, json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True), exclusive=True)
     except FileExistsError:
         raise FileExistsError(f"lineage record {shown} exists; records are append-only") from None
+    emit_record(folder, record)
     return shown
 
 
@@ -82,4 +87,5 @@ def read_records(folder: str) -> list[LineageRecord]:
 
 
 def run_id() -> str:
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}"
+    """A new run id: a UUID (version 7, so ids sort by start time), as OpenLineage's runId wants."""
+    return str(generate_new_uuid())

@@ -9,6 +9,9 @@ from prefect.runtime import flow_run
 from storage_schemas.config import PretrainConfig
 from tasks.io.stamp import require_validated
 from tasks.pretrain.train import TrainResult, train
+from tasks.progress import ProgressArtifact
+
+PROGRESS_ARTIFACT_KEY = "pretrain-progress"
 
 
 @task(name="check_stores_validated")
@@ -23,8 +26,17 @@ def check_stores_validated(config: PretrainConfig) -> None:
 
 @task(name="pretrain_videomac")
 def pretrain_videomac(config: PretrainConfig) -> TrainResult:
+    """Train (``tasks.pretrain.train``), with the ``pretrain-progress`` artifact updated as steps go:
+    a run on a remote pool shows its progress in the UI before it ends. Under torchrun this task
+    runs on rank 0 only; the other ranks train without Prefect."""
     logger = get_run_logger()
-    return train(config, log=logger.info, flow_run_id=str(flow_run.id) if flow_run.id else None)
+    progress = ProgressArtifact(PROGRESS_ARTIFACT_KEY, f"pre-training {config.preset or config.model.encoder} "
+                                                       f"into {config.out}")
+
+    def report(step: int, total: int, row: dict) -> None:
+        progress(step, total, f"loss {row['loss']:.4f}")
+
+    return train(config, log=logger.info, flow_run_id=str(flow_run.id) if flow_run.id else None, on_progress=report)
 
 
 @task(name="publish_pretrain_summary")

@@ -1,8 +1,8 @@
 """VideoMAC pre-training: resumable, single- or multi-process (DDP), writing a run directory.
 
 ``train`` is a short sequence: build, restore, then per step ``optimiser_step``
-(``tasks.pretrain.step``) and ``after_step`` (metrics, plots, previews, checkpoint), then finish
-(the exported encoder and the lineage record). Plain functions; ``flows.pretrain`` wraps them in
+(``tasks.pretrain.step``) and ``after_step`` (metrics, TensorBoard, plots, previews, checkpoint),
+then finish (the exported encoder and the lineage record). Plain functions; ``flows.pretrain`` wraps them in
 Prefect. Under ``torchrun`` every rank runs ``train``; only rank 0 writes. The run directory's
 layout is ``storage_schemas.run``.
 """
@@ -37,12 +37,14 @@ from tasks.pretrain.metrics import append_metrics, describe, read_metrics, trunc
 from tasks.pretrain.plan import batch_geometry, step_schedule
 from tasks.pretrain.plots import plot_loss_curve, plot_previews, preview_batch
 from tasks.pretrain.step import Training, optimiser_step
+from tasks.pretrain.tensorboard import TensorBoardLog, open_tensorboard
 from tasks.pretrain.world import World, amp_dtype, check_replicas, close_world, set_cpu_threads, setup_world
 from tasks.progress import progress_bar
 from vmac_core.checkpoint import check_config
 from vmac_core.videomac import VideoMAC
 
 Log = Callable[[str], None]
+Progress = Callable[[int, int, dict], None]  # (step, total steps, the step's metrics row), rank 0 only
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,11 @@ class TrainResult:
     resumed_from: int
 
 
-def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = None) -> TrainResult:
+def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = None,
+          on_progress: Progress | None = None) -> TrainResult:
     """Pre-train VideoMAC per ``config``; resume from the run directory's last checkpoint if asked.
+    Rank 0 calls ``on_progress`` after every step (the Prefect task publishes it; plain calls,
+    benchmarks and other ranks pass none).
 
     Raises FileExistsError for a run directory with checkpoints and no ``resume``,
     NonFiniteLossError on a NaN/inf loss, ConfigMismatchError when a checkpoint to resume or
@@ -73,6 +78,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     if record:
         start_run_directory(config, run_dir, training.step)
         record("started")
+    board = open_tensorboard(config, run_dir, training.step) if world.is_main else None
     s = training.schedule
     log(f"pretrain: {s.pairs} pairs/epoch, {s.steps_per_epoch} steps/epoch, {s.total_steps} steps, "
         f"batch {config.optimiser.batch_size} = {training.geometry.micro_batch} x {training.geometry.accumulation} "
@@ -85,15 +91,19 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
         with progress_bar("pretrain", s.total_steps, "steps", enabled, completed=training.step) as advance:
             while training.step < s.total_steps:
                 row = optimiser_step(training, config, world)
-                after_step(training, config, world, row, preview, log)
+                after_step(training, config, world, row, preview, log, board)
                 advance(1, f"loss {row['loss']:.4f}")
                 last_loss = row["loss"]
+                if on_progress and world.is_main:
+                    on_progress(training.step, s.total_steps, row)
     except BaseException as exc:
         if record:
             record("failed", error=f"{exc.__class__.__name__}: {exc}"[:500])
         raise
     finally:
         close_world(world)
+        if board:
+            board.close()
     encoder = finish(training, config, record) if record else None
     checkpoint = training.last_checkpoint
     return TrainResult(str(run_dir), training.step, last_loss, str(checkpoint) if checkpoint else None,
@@ -159,9 +169,10 @@ def start_run_directory(config: PretrainConfig, run_dir: Path, step: int) -> Non
     truncate_metrics(run_dir / METRICS, step)
 
 
-def after_step(training: Training, config: PretrainConfig, world: World, row: dict, preview, log: Log) -> None:
-    """Compare replicas (all ranks); on rank 0 append the metrics row, log, plot and preview at
-    their intervals; checkpoint at its interval and at the last step."""
+def after_step(training: Training, config: PretrainConfig, world: World, row: dict, preview, log: Log,
+               board: TensorBoardLog | None = None) -> None:
+    """Compare replicas (all ranks); on rank 0 append the metrics row (and its TensorBoard
+    scalars), log, plot and preview at their intervals; checkpoint at its interval and at the last step."""
     step, total, run = training.step, training.schedule.total_steps, config.run
     run_dir = Path(config.out)
 
@@ -172,12 +183,16 @@ def after_step(training: Training, config: PretrainConfig, world: World, row: di
         row["replica_checksum"] = check_replicas(training.model, world)
     if world.is_main:
         append_metrics(run_dir / METRICS, row)
+        if board:
+            board.scalars(row)
         if due(run.log_every):
             log(describe(row, total))
         if due(run.plot_every):
             plot_loss_curve(read_metrics(run_dir / METRICS), run_dir / LOSS_CURVE)
         if due(run.preview_every):
             plot_previews(training.model, *preview, step, run_dir / PREVIEWS_DIR / preview_name(step))
+            if board:
+                board.image(run_dir / PREVIEWS_DIR / preview_name(step), step)
     if due(run.checkpoint_every):
         if world.is_main:
             save_checkpoint(run_dir, config, training.model, training.optimizer, training.scaler,

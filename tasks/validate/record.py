@@ -97,9 +97,10 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
 
 
 def record_summary(config: ValidateConfig, tables: ValidationTables, results: dict[str, dict],
-                   flow_run_id: str | None = None) -> ValidationSummary:
+                   flow_run_id: str | None = None, run_id: str | None = None) -> ValidationSummary:
     """Write the GE result JSON and the markdown report into the store, then stamp its root and
-    append the lineage record.
+    append the lineage record (of run ``run_id``, the one ``record_started`` opened; else a run of
+    its own named by the validation id).
 
     The stamp goes after the files, so it only ever points at files that exist. Raises
     FileExistsError if a result file of the same id exists (results are append-only).
@@ -113,16 +114,25 @@ def record_summary(config: ValidateConfig, tables: ValidationTables, results: di
     write_new(stamp.result_path, json.dumps(document, indent=1, allow_nan=False, default=str))
     write_new(stamp.report_path, markdown)
     open_store(config.store, mode="a").attrs[VALIDATION_ATTR] = stamp.model_dump(mode="json")
-    record_lineage(config, stamp, flow_run_id)
+    record_lineage(config, stamp, flow_run_id, run_id or stamp.validation_id)
     return ValidationSummary(stamp=stamp, rules=rules, not_complete=not_complete, report_markdown=markdown)
 
 
-def record_lineage(config: ValidateConfig, stamp: ValidationStamp, flow_run_id: str | None) -> None:
+def record_started(config: ValidateConfig, run_id: str, flow_run_id: str | None) -> str:
+    """Append the ``started`` record of validation run ``run_id`` before reading the store; its path.
+    A path that is not a store fails here, as reading it would, before anything is written."""
+    open_store(config.store, mode="r")
+    inputs = [Dataset(uri=config.store, kind="store")]
+    record = lineage.make_record("validate", "started", run_id, inputs, [], config.model_dump(mode="json"), flow_run_id)
+    return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", record)
+
+
+def record_lineage(config: ValidateConfig, stamp: ValidationStamp, flow_run_id: str | None, run_id: str) -> None:
     """Append a ``validate`` lineage record: the store's catalog in, the result and report out."""
     inputs = [Dataset(uri=config.store, kind="store", facets={"catalog_fingerprint": stamp.catalog_fingerprint})]
     outputs = [Dataset(uri=stamp.result_path, kind="validation", sha256=file_sha256(stamp.result_path),
                        facets={"passed": stamp.passed, "validation_id": stamp.validation_id}),
                Dataset(uri=stamp.report_path, kind="report", sha256=file_sha256(stamp.report_path))]
-    record = lineage.make_record("validate", "completed" if stamp.passed else "failed", stamp.validation_id,
+    record = lineage.make_record("validate", "completed" if stamp.passed else "failed", run_id,
                                  inputs, outputs, config.model_dump(mode="json"), flow_run_id)
     lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", record)

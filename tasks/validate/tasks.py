@@ -10,9 +10,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage_schemas.validation import Severity, ValidateConfig, ValidationSummary, ValidationThresholds
-from tasks.validate.record import record_summary
+from tasks.validate.record import record_started, record_summary
 from tasks.validate.suites import run_suites
 from tasks.validate.tables import ValidationTables, build_tables
+
+
+@task(name="record_validation_started", cache_policy=NO_CACHE)
+def record_validation_started(config: ValidateConfig, run_id: str, flow_run_id: str | None = None) -> str:
+    """Append the run's ``started`` lineage record before the store is read."""
+    return record_started(config, run_id, flow_run_id)
 
 
 @task(name="build_validation_tables", cache_policy=NO_CACHE)
@@ -35,9 +41,9 @@ def run_expectation_suites(tables: ValidationTables, thresholds: ValidationThres
 
 @task(name="record_validation", cache_policy=NO_CACHE)
 def record_validation(config: ValidateConfig, tables: ValidationTables, results: dict[str, dict],
-                      flow_run_id: str | None = None) -> ValidationSummary:
+                      flow_run_id: str | None = None, run_id: str | None = None) -> ValidationSummary:
     """Result files, stamp and lineage record (``record_summary``); logs every failed rule."""
-    summary = record_summary(config, tables, results, flow_run_id)
+    summary = record_summary(config, tables, results, flow_run_id, run_id)
     logger = get_run_logger()
     logger.info("validation %s of %s: %s; report %s", summary.stamp.validation_id, config.store,
                 "passed" if summary.passed else "FAILED", summary.stamp.report_path)

@@ -69,8 +69,10 @@ def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
 
     assert asyncio.run(artifact()) == (out / "comparison.md").read_text()
 
-    # One lineage record: weights and stored videos in, benchmark files and the report out.
-    (record,) = read_records(str(out / "lineage"))
+    # One run's lineage: started before any encoder ran; completed with weights and stored videos in,
+    # benchmark files and the report out.
+    started, record = read_records(str(out / "lineage"))
+    assert started.status == "started" and started.run_id == record.run_id
     assert record.kind == "evaluate" and record.status == "completed" and record.flow_run_id == trained.flow_run_id
     kinds = sorted(d.kind for d in record.inputs)
     assert kinds == ["encoder", "store", "video", "video"]

@@ -62,6 +62,16 @@ def test_every_deployment_config_validates():
     assert {d["name"] for d in deployments} >= {"pipeline_flow", "pretrain_flow"}
 
 
+def test_pipeline_and_pretrain_deployments_carry_tags_and_a_concurrency_limit():
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
+    deployments = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    for name in ("pipeline_flow", "pretrain_flow"):
+        assert "vmac" in deployments[name]["tags"]
+        limit = ConcurrencyLimitConfig.model_validate(deployments[name]["concurrency_limit"])
+        assert limit.limit == 1, name
+
+
 @pytest.mark.slow
 def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
     port = _free_port()
@@ -93,6 +103,10 @@ def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
         assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
         for name in ("pipeline_flow", "ingest_flow", "validate_flow", "pretrain_flow", "evaluate_flow"):
             assert f"{name}/{name}" in deployed.stdout
+        inspected = subprocess.run([PREFECT, "deployment", "inspect", "pretrain_flow/pretrain_flow", "--output", "json"],
+                                   cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        pretrain = json.loads(inspected.stdout)
+        assert "gpu" in pretrain["tags"] and pretrain["global_concurrency_limit"]["limit"] == 1, inspected.stdout
         start("worker-process", "worker", "start", "--pool", "process")
         start("worker-gpu", "worker", "start", "--pool", "gpu")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from storage_schemas.config import PipelineConfig, nest_overrides
@@ -27,6 +31,7 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     assert "| validate | passed |" in report and "random-init" in report and "| pretrain | new:" in report
     run_dir = out / "runs" / "tiny-cpu-001"
     assert (run_dir / "encoder.pt").exists()
+    _check_report_links_and_artifacts(out, report)
 
     # Nothing new: nothing decoded, nothing trained, nothing re-evaluated.
     config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), dask_workers=1,
@@ -45,3 +50,32 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     assert third.frames_decoded == 40
     assert third.pretrain_action == "continue" and third.run_dir == str(out / "runs" / "tiny-cpu-002")
     assert len(read_catalog(config.train_store())) == len(list(sample_videos.glob("*.mp4"))) + 1
+
+
+def _latest_artifacts(keys: list[str]) -> dict:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_latest_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    return {a.key: a for a in found}
+
+
+def _check_report_links_and_artifacts(out: Path, report: str) -> None:
+    """report.md links its figures relative to itself; the UI gets progress, tables, a dashboard link
+    and a report without links to files it cannot reach."""
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(links) == 2 and all(not Path(link).is_absolute() and (out / link).is_file() for link in links), links
+    keys = ["ingest-progress", "ingest-outcomes", "dask-dashboard", "pretrain-progress", "evaluation-comparison-table",
+            "pipeline-report"]
+    found = _latest_artifacts(keys)
+    assert set(found) == set(keys)
+    assert found["ingest-progress"].type == found["pretrain-progress"].type == "progress"
+    assert found["pretrain-progress"].data == found["ingest-progress"].data == 100
+    outcomes = json.loads(found["ingest-outcomes"].data)
+    assert outcomes and {"video_id", "outcome", "frames", "source"} <= set(outcomes[0])
+    assert re.fullmatch(r"\[Dask dashboard\]\(http://[^)]+\)", found["dask-dashboard"].data)  # Prefect's link artifact
+    rows = json.loads(found["evaluation-comparison-table"].data)
+    assert any(r["weights"].startswith("random init") for r in rows) and "DAVIS J&F" in rows[0]
+    shown = found["pipeline-report"].data
+    assert "loss curve" in shown and not re.findall(r"\]\((?!https?://)[^)]*\)", shown)  # no link to a local file
