@@ -12,10 +12,9 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import fsspec
-
 from storage_schemas.lineage import Dataset, LineageRecord
 from tasks.io.files import write_atomic
+from tasks.io.uris import filesystem
 
 
 def code_version() -> str:
@@ -59,7 +58,7 @@ def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outp
 
 def write_record(folder: str, record: LineageRecord) -> str:
     """Write ``record`` as a new file in ``folder`` (never overwriting one) and return its path."""
-    fs, root = fsspec.core.url_to_fs(folder)
+    fs, root = filesystem(folder)
     stamp = record.time.replace(":", "").replace("-", "").replace(".", "")
     name = f"{stamp}-{record.kind}-{record.status}-{record.id[:12]}.json"
     path = f"{root.rstrip('/')}/{name}"
@@ -73,7 +72,7 @@ def write_record(folder: str, record: LineageRecord) -> str:
 
 def read_records(folder: str) -> list[LineageRecord]:
     """Every record in ``folder``, oldest first."""
-    fs, root = fsspec.core.url_to_fs(folder)
+    fs, root = filesystem(folder)
     if not fs.exists(root):
         return []
     # Inside a store the lineage folder is also a Zarr group: its zarr.json is not a record.
