@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from vmac_core.model_config import ModelConfig
+
 DDP_PREFIX = "module."
 ENCODER_PREFIX = "encoder."
 DECODER_PARTS = ("proj", "mask_token", "decoder", "pred")  # VideoMAC's top-level decoder modules
@@ -151,3 +153,23 @@ def map_official_weights(source: Mapping[str, Tensor], target: Mapping[str, Tens
         raise WeightsMappingError(f"the source lacks {len(missing)} encoder weights: {', '.join(missing[:5])}{more}")
     layout = "minkowski" if any(k.endswith(".kernel") for k in source) else "dense"
     return MappedWeights(mapped, layout, ddp, dropped, source_keys)
+
+
+def official_model_config(encoder: str, source: Mapping[str, Tensor], args: Mapping) -> ModelConfig:
+    """The ModelConfig an imported encoder.pt embeds: the paper's defaults, with what the file says.
+
+    From the training run's ``args`` (when the checkpoint kept them): ``input_size``,
+    ``mask_ratio``, ``norm_pix_loss``; from the decoder's weights: its width (``proj`` (D, C, 1, 1))
+    and depth (``decoder.<i>`` blocks).
+    """
+    values: dict = {"encoder": encoder}
+    for name in ("input_size", "mask_ratio", "norm_pix_loss"):
+        if isinstance(args.get(name), (int, float, bool)):
+            values[name] = args[name]
+    bare = {k.removeprefix(DDP_PREFIX): v for k, v in source.items()}
+    if "proj.weight" in bare:
+        values["decoder_dim"] = int(bare["proj.weight"].shape[0])
+    blocks = {k.split(".")[1] for k in bare if k.startswith("decoder.") and k.split(".")[1].isdigit()}
+    if blocks:
+        values["decoder_depth"] = len(blocks)
+    return ModelConfig(**values)
