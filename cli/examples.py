@@ -42,6 +42,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac pretrain --store data/sample.zarr --preset tiny-cpu --out runs/tiny --resume",
         "vmac pretrain --store a.zarr --store b.zarr --preset paper-r50 --out runs/r50 --set base_lr=1.5e-3 "
         "--set clip_grad=3",
+        "torchrun --nproc-per-node 2 -m cli.main pretrain --store data/sample.zarr --preset tiny-cpu --out runs/ddp",
         "vmac pretrain --store s3://bucket/frames.zarr --preset tiny-cpu --out runs/s3",
     ],
     "evaluate": [
@@ -93,4 +94,4 @@ def bench_description() -> str:
         return "Run a benchmark script from benchmarks/ (none found: they run from a source checkout)."
     width = max(map(len, listed))
     lines = [f"  {name:<{width}}  {summary}" for name, summary in listed.items()]
-    return "Run a benchmark script from benchmarks/; its JSON goes to benchmarks/results/.\n\nbenchmarks:\n" + "\n".join(lines)
+    return "Run a benchmark script from benchmarks/ (the README's Performance tables quote them).\n\nbenchmarks:\n" + "\n".join(lines)

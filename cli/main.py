@@ -348,7 +348,8 @@ class VersionAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         sha = git_sha()
-        parser.exit(message=f"vmac {code_version()}" + (f" (git {sha[:12]})" if sha else "") + "\n")
+        print(f"vmac {code_version()}" + (f" (git {sha[:12]})" if sha else ""))
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
