@@ -43,9 +43,11 @@ test-slow: install-dev
 minkowski: install-dev
 	bash scripts/build_minkowski.sh $(abspath $(VENV))
 
+# Every script in benchmarks/, one after the other (each writes its JSON to benchmarks/results/).
+BENCHMARK_SCRIPTS := $(sort $(wildcard benchmarks/*.py))
+
 bench: install
-	$(PY) benchmarks/ingest.py
-	$(PY) benchmarks/model.py
+	@set -e; for script in $(BENCHMARK_SCRIPTS); do echo "== $$script"; $(PY) $$script; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

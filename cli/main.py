@@ -12,7 +12,6 @@ import json
 import os
 import runpy
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
@@ -26,12 +25,12 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
+from cli.examples import BENCHMARKS, bench_description, epilog
 from storage_schemas.benchmark import FeatureParams, PropagationParams
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
+from tasks.io.lineage import code_version, git_sha
+from vmac_core.architectures import ENCODER_NAMES
 
 # --- commands ------------------------------------------------------------------------------------
 
@@ -45,9 +44,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    config = ingest_config_from_args(args)
+    if args.dry_run:
+        # The planning step alone, without Prefect or Dask: it hashes and probes, and writes nothing.
+        from tasks.ingest.plan import plan_sources
+
+        render.print_ingest_plan(config.store, plan_sources(config))
+        return 0
     from flows.ingest import ingest_flow
 
-    return render.print_ingest(ingest_flow(ingest_config_from_args(args)))
+    return render.print_ingest(ingest_flow(config))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,6 +143,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1 if report.drifted else 0
 
 
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    """Write the official weights file as a vmac encoder.pt; 2 when it cannot be read or does not fit."""
+    from tasks.pretrain.imported import import_weights
+
+    try:
+        result = import_weights(args.source, args.encoder, args.out)
+    except (OSError, ValueError) as exc:
+        print(f"vmac import-weights: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {result.tensors} tensors of {args.encoder} from {args.source} ({result.layout} layout"
+          f"{', module. prefix' if result.ddp_prefix else ''}; {result.dropped} decoder tensors left out)")
+    print(f"encoder: {result.out}\nsource sha256: {result.source_sha256}\nlineage: {result.lineage}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     script = BENCHMARKS / f"{args.name}.py"
     if not script.exists():
@@ -178,6 +199,8 @@ def add_ingest_parser(sub) -> None:
     p = sub.add_parser("ingest", help="decode videos and frame folders into a Zarr store (Dask-parallel, incremental)")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="files, folders, globs or fsspec URLs")
     p.add_argument("--store", required=True, help="store path or fsspec URL")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be decoded, what is up to date and what would be retried; write nothing")
     add_decode_options(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -295,20 +318,52 @@ def add_audit_parser(sub) -> None:
     p.set_defaults(func=cmd_audit)
 
 
+def add_import_weights_parser(sub) -> None:
+    p = sub.add_parser(
+        "import-weights", help="an official VideoMAC weights file (.pth) as a vmac encoder.pt, with a lineage record",
+        description="Map the official VideoMAC release's parameter names (MinkowskiEngine or dense layout, with or "
+                    "without DDP's module. prefix) onto a vmac encoder; the decoder is left out. Nothing is "
+                    "downloaded: bring the file.",
+    )
+    p.add_argument("source", metavar="OFFICIAL.pth", help="a training checkpoint or a converted encoder file")
+    p.add_argument("--encoder", required=True, choices=ENCODER_NAMES, metavar="NAME",
+                   help=f"the architecture the file holds: {', '.join(ENCODER_NAMES)}")
+    p.add_argument("--out", required=True, help="the encoder.pt to write (its folder gets lineage/)")
+    p.set_defaults(func=cmd_import_weights)
+
+
 def add_bench_parser(sub) -> None:
     names = ", ".join(sorted(p.stem for p in BENCHMARKS.glob("*.py"))) or "none found"
-    p = sub.add_parser("bench", help=f"run a benchmark script from benchmarks/ ({names})")
+    p = sub.add_parser("bench", help=f"run a benchmark script from benchmarks/ ({names})",
+                       description=bench_description())
     p.add_argument("name", help=names)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_bench)
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the installed version and, from a git checkout, the commit (asked only when given)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sha = git_sha()
+        print(f"vmac {code_version()}" + (f" (git {sha[:12]})" if sha else ""))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmac", description="VideoMAC pipeline: ingest, validate, pretrain, evaluate.")
+    parser.add_argument("--version", action=VersionAction, help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_sample_parser, add_ingest_parser, add_run_parser, add_validate_parser, add_evaluate_parser,
-                add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser):
+                add_import_weights_parser, add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser):
         add(sub)
+    for name, subparser in sub.choices.items():
+        # Below the options, the README's examples of the command (cli.examples), shown as written.
+        subparser.epilog = epilog(name)
+        subparser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

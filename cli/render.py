@@ -33,6 +33,26 @@ def print_ingest(result) -> int:
     return 1 if counts["failed"] else 0
 
 
+def print_ingest_plan(store: str, plan) -> None:
+    """What ``vmac ingest --dry-run`` found: to decode (new), to retry (held, but decoded again, and
+    why) and up to date, one table; then the counts."""
+    console = Console()
+    table = Table(title=f"ingest plan for {store} (dry run: nothing written)")
+    for column in ("video_id", "plan", "frames (est.)", "source", "why"):
+        table.add_column(column, overflow="fold")
+    for item in sorted(plan.todo, key=lambda i: (i.video_id in plan.retry, i.video_id)):
+        retried = item.video_id in plan.retry
+        why = plan.retry[item.video_id] if retried else (item.error or "not in the store")
+        table.add_row(item.video_id, "to retry" if retried else "to decode", str(plan.expected_frames.get(item.video_id, 0)),
+                      item.uri, why, style="yellow" if retried else None)
+    for o in sorted(plan.up_to_date, key=lambda o: o.video_id):
+        why = "complete, same source and parameters" if o.action == "skipped" else f"failed for good: {o.reason}"
+        table.add_row(o.video_id, "up to date", "", o.uri, why, style="dim")
+    console.print(table)
+    retry = len(plan.retry)
+    console.print(f"{len(plan.todo) - retry} to decode, {retry} to retry, {len(plan.up_to_date)} up to date")
+
+
 def print_validation_summary(summary: ValidationSummary, console=None) -> None:
     """A rich table of the failing rules (critical first) and where the report is."""
     console = console or Console()

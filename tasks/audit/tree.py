@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 
-import fsspec
-
 from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import VideoRecord
@@ -28,7 +26,7 @@ from tasks.audit.records import (
 )
 from tasks.io.files import file_sha256
 from tasks.io.store import fingerprint_of, is_store, open_store, read_catalog
-from tasks.io.uris import ancestors, exists, is_url, isdir, join, normalize
+from tasks.io.uris import ancestors, exists, is_url, isdir, join, normalize, open_uri
 
 
 def _node(uri: str, kind: str, sha256: str | None = None, record: dict | None = None,
@@ -197,7 +195,7 @@ class LineageIndex:
         uri = join(store, VALIDATION_DIR, os.path.splitext(name)[0] + ".json")
         stamp = {}
         if exists(uri):
-            with fsspec.open(uri, "r") as handle:
+            with open_uri(uri, "r") as handle:
                 stamp = json.load(handle).get("stamp", {})
         return _node(join(store, VALIDATION_DIR, name), "validation", None, children=[self.store(store)],
                      validation={k: stamp.get(k) for k in ("validation_id", "passed", "validated_at",

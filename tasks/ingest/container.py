@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
-import fsspec
 import numpy as np
 
 from storage_schemas.layout import FRAMES, TIMESTAMPS
@@ -26,7 +25,7 @@ from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.io.ffmpeg import FfmpegDecode, output_size
 from tasks.io.probe import Probe, VideoError, count_packets, probe
 from tasks.io.shards import ShardWriter
-from tasks.io.uris import is_url
+from tasks.io.uris import is_url, open_uri
 
 # A stream is variable-rate when its frame intervals spread by more than this fraction of the
 # median interval (timestamp rounding in a 1/1000 time base stays far below it).
@@ -44,7 +43,7 @@ def local_copy(uri: str) -> Iterator[str]:
     suffix = os.path.splitext(uri)[1]
     with tempfile.TemporaryDirectory(prefix="vmac-src-") as tmp:
         path = os.path.join(tmp, f"source{suffix}")
-        with fsspec.open(uri, "rb") as src, open(path, "wb") as dst:
+        with open_uri(uri) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         yield path
 

@@ -1,8 +1,9 @@
 """Whole files: streamed hashing, and atomic writes (a reader never sees half a file).
 
 An atomic write goes to a temporary name in the same folder, is flushed and fsynced, then
-renamed over the target (``os.replace``); on a remote filesystem the temporary object is moved
-into place. A crash leaves at worst a ``.<name>.tmp-<pid>`` file, never a truncated target.
+renamed over the target (``os.replace``). A crash leaves at worst a ``.<name>.tmp-<pid>`` file,
+never a truncated target. On an object store (s3, gcs, memory) one PUT is already atomic: a
+reader sees the old object or the new one, never part of it, so the object is written in place.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
-
-from tasks.io.uris import local_path
+from tasks.io.uris import filesystem, local_path, open_uri
 
 BLOCK = 1 << 20  # bytes read per hashing step: memory stays at one block whatever the file size
 
@@ -24,7 +23,7 @@ def hash_file(uri: str, block: int = BLOCK) -> tuple[str, int]:
     """(sha256 hex, size in bytes) of a local file or fsspec URL, streamed."""
     digest = hashlib.sha256()
     size = 0
-    with fsspec.open(uri, "rb") as handle:
+    with open_uri(uri) as handle:
         while chunk := handle.read(block):
             digest.update(chunk)
             size += len(chunk)
@@ -67,18 +66,18 @@ def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) ->
     """Write ``data`` to a local path or fsspec URL in one step (text is UTF-8).
 
     ``exclusive``: refuse to replace an existing file (append-only folders); raises
-    FileExistsError.
+    FileExistsError. On S3 the server refuses (a conditional PUT, ``If-None-Match: *``), so two
+    writers racing for one name cannot both succeed; fsspec checks first on other stores.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path = local_path(str(uri))
     if path is None:
-        fs, remote = fsspec.core.url_to_fs(str(uri))
-        if exclusive and fs.exists(remote):
-            raise FileExistsError(f"{uri} exists")
+        fs, remote = filesystem(str(uri))
         fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{remote}.tmp-{os.getpid()}"
-        fs.pipe_file(tmp, payload)
-        fs.mv(tmp, remote)
+        try:
+            fs.pipe_file(remote, payload, mode="create" if exclusive else "overwrite")
+        except FileExistsError:
+            raise FileExistsError(f"{uri} exists") from None
         return
     if exclusive and os.path.exists(path):
         raise FileExistsError(f"{path} exists")

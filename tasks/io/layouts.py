@@ -20,13 +20,13 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
-import fsspec
 import numpy as np
 from PIL import Image
 
 from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.records import SourceKind
 from tasks.io.items import SourceItem, is_image, video_id_for
+from tasks.io.uris import open_uri
 
 DAVIS_RESOLUTIONS = ("480p", "Full-Resolution", "1080p")
 JHMDB_MAT = "joint_positions.mat"
@@ -165,7 +165,7 @@ def _jhmdb(fs, root: str, to_uri) -> list[SourceItem]:
 
 
 def _open_image(uri: str) -> Image.Image:
-    with fsspec.open(uri, "rb") as handle:
+    with open_uri(uri) as handle:
         image = Image.open(io.BytesIO(handle.read()))
         image.load()
     return image
@@ -266,7 +266,7 @@ def read_keypoints(item: SourceItem, scale_x: float, scale_y: float, width: int,
     """
     from scipy.io import loadmat
 
-    with fsspec.open(item.keypoints_uri, "rb") as handle:
+    with open_uri(item.keypoints_uri) as handle:
         mat = loadmat(io.BytesIO(handle.read()))
     if "pos_img" not in mat:
         raise ValueError(f"{JHMDB_MAT} has no pos_img")

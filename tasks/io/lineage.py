@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import fsspec
 from openlineage.client.uuid import generate_new_uuid
 
 from storage_schemas.lineage import Dataset, LineageRecord
 from tasks.io.files import write_atomic
 from tasks.io.openlineage import emit_record
+from tasks.io.uris import filesystem
 
 
 def code_version() -> str:
@@ -63,7 +63,7 @@ def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outp
 def write_record(folder: str, record: LineageRecord) -> str:
     """Write ``record`` as a new file in ``folder`` (never overwriting one), then its OpenLineage
     event into ``folder``/openlineage/ (and to a configured backend); return the record's path."""
-    fs, root = fsspec.core.url_to_fs(folder)
+    fs, root = filesystem(folder)
     stamp = record.time.replace(":", "").replace("-", "").replace(".", "")
     name = f"{stamp}-{record.kind}-{record.status}-{record.id[:12]}.json"
     path = f"{root.rstrip('/')}/{name}"
@@ -78,7 +78,7 @@ def write_record(folder: str, record: LineageRecord) -> str:
 
 def read_records(folder: str) -> list[LineageRecord]:
     """Every record in ``folder``, oldest first."""
-    fs, root = fsspec.core.url_to_fs(folder)
+    fs, root = filesystem(folder)
     if not fs.exists(root):
         return []
     # Inside a store the lineage folder is also a Zarr group: its zarr.json is not a record.

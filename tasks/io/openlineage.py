@@ -27,7 +27,6 @@ import uuid
 from urllib.parse import urlsplit
 
 import attr
-import fsspec
 from openlineage.client import OpenLineageClient
 from openlineage.client.constants import __version__ as CLIENT_VERSION
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
@@ -45,7 +44,7 @@ from openlineage.client.transport.noop import NoopConfig, NoopTransport
 
 from storage_schemas import openlineage as spec
 from storage_schemas.lineage import Dataset, LineageRecord
-from tasks.io.uris import join, local_path
+from tasks.io.uris import filesystem, join, local_path
 
 log = logging.getLogger("vmac.lineage")
 
@@ -187,7 +186,7 @@ def configured_client() -> OpenLineageClient | None:
 
 def read_events(lineage_folder: str) -> list[dict]:
     """Every RunEvent in ``<lineage_folder>/openlineage/`` as JSON, in eventTime order."""
-    fs, root = fsspec.core.url_to_fs(events_folder(lineage_folder))
+    fs, root = filesystem(events_folder(lineage_folder))
     if not fs.exists(root):
         return []
     events = [json.loads(fs.cat_file(p)) for p in fs.ls(root, detail=False) if p.endswith(".json")]

@@ -19,7 +19,7 @@ from storage_schemas.records import SourceKind
 from tasks.io import layouts
 from tasks.io.files import hash_file
 from tasks.io.items import SourceItem, video_id_for
-from tasks.io.uris import is_url, local_path
+from tasks.io.uris import filesystem, is_url, local_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -35,7 +35,7 @@ def expand_sources(sources: list[str]) -> list[SourceItem]:
 
 def _expand_one(source: str) -> list[SourceItem]:
     if is_url(source):
-        fs, root = fsspec.core.url_to_fs(source)
+        fs, root = filesystem(source)
         protocol = source.split("://", 1)[0]
 
         def to_uri(path: str) -> str:

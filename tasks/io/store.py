@@ -32,14 +32,14 @@ from storage_schemas.records import StoreInfo, VideoRecord
 
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
 from storage_schemas.validation import catalog_fingerprint
-from tasks.io.uris import exists, isdir, join, local_path
+from tasks.io.uris import exists, isdir, join, local_path, storage_options
 
 
 def _zarr_store(store: str, read_only: bool = False):
     path = local_path(store)
     if path is not None:
         return LocalStore(path, read_only=read_only)
-    return FsspecStore.from_url(store, read_only=read_only)
+    return FsspecStore.from_url(store, read_only=read_only, storage_options=storage_options(store))
 
 
 def open_store(store: str, mode: str = "a", created_by: str = "vmac") -> zarr.Group:

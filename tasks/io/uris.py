@@ -54,11 +54,31 @@ def ancestors(uri: str) -> Iterator[str]:
         uri = up
 
 
+def storage_options(uri: str) -> dict:
+    """fsspec options for ``uri``: remote filesystems keep no directory listings between calls.
+
+    Other processes write a remote store while this one reads it (Dask workers during ingest,
+    concurrent runs); s3fs and gcsfs would otherwise answer from a listing cached before they
+    wrote, and a catalog read after a decode would miss the videos just decoded.
+    """
+    return {"use_listings_cache": False} if is_url(uri) else {}
+
+
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path within it) of a local path or fsspec URL, with ``storage_options``."""
+    return fsspec.core.url_to_fs(uri, **storage_options(uri))
+
+
+def open_uri(uri: str, mode: str = "rb"):
+    """``fsspec.open`` of a local path or fsspec URL, with ``storage_options``."""
+    return fsspec.open(uri, mode, **storage_options(uri))
+
+
 def exists(uri: str) -> bool:
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem(uri)
     return fs.exists(path)
 
 
 def isdir(uri: str) -> bool:
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = filesystem(uri)
     return fs.isdir(path)

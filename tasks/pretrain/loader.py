@@ -24,14 +24,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from fsspec.core import url_to_fs
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from zarr.core.sync import sync
 
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP
 from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
-from tasks.io.uris import local_path
+from tasks.io.uris import filesystem, local_path
 from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler
 from vmac_core.augment import augment_pair_batch
 
@@ -69,7 +68,7 @@ class FramePairDataset(Dataset):
         if handle is None:
             entry = self.index.videos[video]
             if entry.store not in self._roots:
-                fs, root_path = url_to_fs(local_path(entry.store) or entry.store)
+                fs, root_path = filesystem(local_path(entry.store) or entry.store)
                 self._roots[entry.store] = (open_store(entry.store, mode="r"), fs, root_path)
             root, fs, root_path = self._roots[entry.store]
             array = root[f"{VIDEOS_GROUP}/{entry.video_id}/{FRAMES}"]

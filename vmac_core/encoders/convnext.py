@@ -100,7 +100,10 @@ class ConvNeXtV2Encoder(nn.Module):
             self.downsample_layers.append(
                 nn.Sequential(nn.LayerNorm(dims[i], eps=LN_EPS), nn.Conv2d(dims[i], dims[i + 1], kernel_size=2, stride=2))
             )
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        # Stochastic depth rising linearly over the blocks (torch.linspace's values, in plain Python so
+        # that the encoder also builds on the meta device, for its parameter shapes alone).
+        total = sum(depths)
+        rates = [drop_path_rate * j / max(total - 1, 1) for j in range(total)]
         self.stages = nn.ModuleList()
         start = 0
         for depth, dim in zip(depths, dims):
