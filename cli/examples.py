@@ -27,7 +27,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac ingest data/sample --store data/sample.zarr",
         "vmac ingest 'clips/**/*.mp4' /data/DAVIS --store data/mixed.zarr --short-side 0",
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr --dask-address tcp://sched:8786",
-        "vmac ingest data/new_clips --store data/sample.zarr --fps 15 --workers 2",
+        "vmac ingest data/new_clips --store data/sample.zarr --fps 15 --dask-workers 2",
         "vmac ingest data/new_clips --store data/sample.zarr --dry-run   # the plan; nothing is written",
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr",
         "vmac ingest /data/videos --store s3://bucket/frames.zarr --dask-address tcp://HOST:8786",
