@@ -15,13 +15,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import fsspec
 from distributed import Client, LocalCluster, Queue, as_completed
+from fsspec.implementations.memory import MemoryFileSystem
 
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
 from tasks.ingest.plan import IngestPlan, Outcome
 from tasks.ingest.video import ingest_video
 from tasks.io.items import SourceItem
+from tasks.io.uris import is_url
 from tasks.progress import progress_bar
 
 
@@ -29,8 +32,9 @@ from tasks.progress import progress_bar
 def dask_client(config: IngestConfig) -> Iterator[Client]:
     """A client on ``config.dask_address``, or on a LocalCluster of single-threaded workers.
 
-    The LocalCluster uses processes, one per core by default, except for ``memory://`` stores,
-    which exist only inside this process, so its workers are threads here.
+    The LocalCluster uses processes, one per core by default, except for stores on an in-memory
+    filesystem (``memory://`` and its subclasses), which exist only inside this process, so its
+    workers are threads here.
     """
     # Cluster start-up and shutdown chatter would bury the per-video log lines.
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
@@ -40,7 +44,7 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
             yield client
         return
     workers = config.workers or os.cpu_count() or 1
-    processes = not config.store.startswith("memory://")
+    processes = not in_process_store(config.store)
     with LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
@@ -49,6 +53,13 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
         silence_logs=40,
     ) as cluster, Client(cluster) as client:
         yield client
+
+
+def in_process_store(store: str) -> bool:
+    """True when ``store`` lives in this process's memory (fsspec's MemoryFileSystem or a subclass)."""
+    if not is_url(store):
+        return False
+    return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
 
 
 def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str) -> Outcome:
