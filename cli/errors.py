@@ -8,6 +8,7 @@ Prefect logs for every failed flow and task run, are left out unless ``--debug``
 from __future__ import annotations
 
 import contextlib
+import linecache
 import logging
 from collections.abc import Iterator
 
@@ -15,21 +16,28 @@ from collections.abc import Iterator
 PROJECT_PACKAGES = {"cli", "flows", "tasks", "vmac_core", "vmac_synthetic", "storage_schemas", "benchmarks"}
 
 
+def _project(module: str) -> bool:
+    return module.split(".")[0] in PROJECT_PACKAGES
+
+
 def failure_line(exc: BaseException) -> str:
     """One line saying why a command failed.
 
-    An OSError gives the system's words and the path; an exception raised by vmac's own code
-    gives its message, which names fields and paths; anything else (a library's internals) is
-    named as a defect, with where to find more.
+    vmac's own words where it has them: an exception class of vmac's, or one raised by a
+    ``raise`` statement in vmac's code (messages that name fields and paths); an OSError in the
+    system's words, with the path. Anything else (a library's internals, such as a numpy shape
+    error) is named as a defect, with where to find more.
     """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     module = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    if module.split(".")[0] in PROJECT_PACKAGES and lines:
+    raised_here = tb is not None and linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith(
+        "raise")
+    if lines and (_project(type(exc).__module__) or isinstance(exc, OSError) or (_project(module) and raised_here)):
         return lines[0]
     return (f"unexpected {type(exc).__name__} in {module or 'an unknown place'}: a defect in vmac or a library it "
             "uses; run again with --debug for the traceback")

@@ -45,14 +45,37 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
         return
     workers = config.workers or os.cpu_count() or 1
     processes = not in_process_store(config.store)
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=processes,
-        dashboard_address=":0",
-        silence_logs=40,
-    ) as cluster, Client(cluster) as client:
+    levels: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        # Exits run last in, first out: quieten, close the client, close the cluster, restore.
+        stack.callback(_restore_levels, levels)
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=":0",
+            silence_logs=40,
+        ))
+        client = stack.enter_context(Client(cluster))
+        stack.callback(_quieten, levels)
         yield client
+
+
+# Loggers that report the races of a cluster closing (a stream closed under a pending message, an
+# RPC cancelled): noise once every result is in, silenced while the cluster closes.
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _quieten(levels: dict[str, int]) -> None:
+    """Raise the shutdown loggers to CRITICAL, keeping their levels in ``levels``."""
+    for name in SHUTDOWN_LOGGERS:
+        levels[name] = logging.getLogger(name).level
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def in_process_store(store: str) -> bool:

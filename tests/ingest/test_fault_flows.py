@@ -13,7 +13,7 @@ from storage_schemas.layout import LINEAGE_DIR
 from tasks.ingest.tasks import STORE_BACKOFF_SECONDS, STORE_RETRIES
 from tasks.io.lineage import read_records
 from tasks.io.store import read_catalog
-from tests.ingest import filesystems
+from tests import filesystems
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ and the entries a folder walk skips.
 Each machine fault is real where this machine allows it: a size-limited tmpfs for the full disk
 and a read-only remount for the unwritable store (root only); otherwise an fsspec filesystem with
 a quota, or one that refuses writes. The remote timeout is an fsspec filesystem whose shard
-writes time out (``tests/ingest/filesystems.py``).
+writes time out (``tests/filesystems.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from tasks.io.faults import environment_reason, is_environmental, is_transient
 from tasks.io.probe import VideoError
 from tasks.io.sources import NothingToIngestError, expand_sources, scan_sources
 from tasks.io.store import read_catalog
+from tests import filesystems
 from tests.conftest import write_bad_inputs
-from tests.ingest import filesystems
 
 PARAMS = DecodeParams(short_side=48, shard_frames=8)
 

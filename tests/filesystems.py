@@ -1,4 +1,4 @@
-"""Filesystems that fail the way real machines do, for the ingest fault tests.
+"""Filesystems that fail the way real machines do, for the fault and usage-error tests.
 
 - ``tmpfs``: a real size-limited tmpfs (root only), so a full disk is the kernel's own ENOSPC.
 - ``stalling://``: an in-memory filesystem whose frame-shard writes time out, as a remote
