@@ -3,15 +3,21 @@ flow and renders the result (``cli.render``).
 
 The flows are imported inside each ``cmd_*``: they load Prefect, torch and Zarr (several
 seconds), which ``vmac --help``, a usage error or ``vmac lineage`` should not wait for.
+
+Exit codes: 0 done; 1 the work failed (one line on stderr saying why); 2 a usage error (an
+option's value, or a path it names, is unusable), found before any work starts. ``--debug``
+adds the traceback, and Prefect's own, which are otherwise left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import runpy
 import sys
+import traceback
 
 from rich.console import Console
 
@@ -25,6 +31,8 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
+from cli.checks import existing_path, existing_store, writable_folder
+from cli.errors import failure_line, tracebacks_left_out
 from cli.examples import BENCHMARKS, bench_description, epilog
 from storage_schemas.benchmark import FeatureParams, PropagationParams
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
@@ -36,6 +44,7 @@ from vmac_core.architectures import ENCODER_NAMES
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    writable_folder("DIR", args.dir)
     from flows.sample import sample_flow
 
     manifest = sample_flow(args.dir, seed=args.seed, small=args.small)
@@ -51,13 +60,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         render.print_ingest_plan(config.store, plan_sources(config))
         return 0
-    from flows.ingest import ingest_flow
+    writable_folder("--store", config.store)
+    from flows.ingest import IngestIncompleteError, ingest_flow
 
-    return render.print_ingest(ingest_flow(config))
+    try:
+        return render.print_ingest(ingest_flow(config))
+    except IngestIncompleteError as exc:
+        render.print_ingest(exc.result)
+        raise
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = pipeline_config_from_args(args)  # before the slow import: a config error exits at once
+    for option, path in (("--out", config.out), ("--store", args.store), ("--eval-store", args.eval_store)):
+        if path:
+            writable_folder(option, path)
     from flows.pipeline import pipeline_flow
 
     result = pipeline_flow(config)
@@ -68,22 +85,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run validate_flow; print the summary; 1 when a critical rule failed, 2 without a store."""
+    config = validate_config_from_args(args)
+    existing_store("--store", config.store)
+    writable_folder("--store", config.store)  # the stamp and the report are written into it
     from flows.validate import ValidationFailedError, validate_flow
 
-    config = validate_config_from_args(args)
     try:
         summary = validate_flow(config)
     except ValidationFailedError as exc:
         summary = exc.summary
-    except FileNotFoundError as exc:
-        print(f"vmac validate: {exc}")
-        return 2
     render.print_validation_summary(summary)
     return 0 if summary.passed else 1
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     config = pretrain_config_from_args(args)
+    for store in config.stores:
+        existing_store("--store", store)
+    writable_folder("--out", config.out)
     if int(os.environ.get("RANK", "0")) != 0:
         # Under torchrun only rank 0 runs the Prefect flow; the other ranks train directly.
         from tasks.pretrain.train import train
@@ -99,9 +118,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    config = evaluate_config_from_args(args)
+    for checkpoint in config.checkpoints:
+        existing_path("--checkpoint", checkpoint)
+    existing_path("--data", config.data)
+    writable_folder("--out", config.out)
     from flows.evaluate import evaluate_flow
 
-    result = evaluate_flow(evaluate_config_from_args(args))
+    result = evaluate_flow(config)
     print(result.comparison_markdown)
     print(f"report: {result.out}/comparison.md ({len(result.reports)} benchmark files, lineage {result.lineage})")
     return 0
@@ -115,11 +139,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     """
     from tasks.audit.tree import lineage_tree
 
-    try:
-        tree = lineage_tree(args.path)
-    except FileNotFoundError as exc:
-        print(f"vmac lineage: {exc}")
-        return 2
+    existing_path("PATH", args.path)
+    tree = lineage_tree(args.path)
     if args.json:
         print(json.dumps(tree, indent=2))
     else:
@@ -129,13 +150,15 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
+    existing_path("STORE_OR_RUN", args.path)
     from flows.audit import audit_flow
+    from tasks.audit.rehash import audit_kind
 
     try:
-        report = audit_flow(args.path, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"vmac audit: {exc}")
-        return 2
+        audit_kind(args.path)
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+    report = audit_flow(args.path, progress=not args.no_progress)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:
@@ -356,6 +379,8 @@ class VersionAction(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vmac", description="VideoMAC pipeline: ingest, validate, pretrain, evaluate.")
     parser.add_argument("--version", action=VersionAction, help="print the version (and git commit) and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="on failure, print the traceback (vmac's and Prefect's) besides the one-line reason")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_sample_parser, add_ingest_parser, add_run_parser, add_validate_parser, add_evaluate_parser,
                 add_import_weights_parser, add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser):
@@ -373,11 +398,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with contextlib.nullcontext() if args.debug else tracebacks_left_out():
+            return args.func(args)
     except ConfigError as exc:
         for line in exc.lines:
             print(f"vmac {args.command}: {line}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - every failure ends as one line (and the traceback with --debug)
+        if args.debug:
+            traceback.print_exc()
+        print(f"vmac {args.command}: {failure_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,21 +16,26 @@ from storage_schemas.validation import Severity, ValidationSummary
 
 
 def print_ingest(result) -> int:
-    """A table of every source's outcome and the totals; returns the exit code (1 when any failed)."""
+    """A table of every source's outcome and the totals; returns the exit code (1 when any failed
+    or was not stored)."""
     console = Console()
-    counts = {a: sum(o.action == a for o in result.outcomes) for a in ("decoded", "skipped", "failed")}
+    actions = ("decoded", "skipped", "alias", "failed", "retry")
+    counts = {a: sum(o.action == a for o in result.outcomes) for a in actions}
     table = Table(title=f"ingest into {result.store}")
     for column in ("video_id", "outcome", "frames", "seconds", "reason"):
         table.add_column(column, overflow="fold")
-    for o in sorted(result.outcomes, key=lambda o: (o.action != "failed", o.video_id)):
-        style = "red" if o.action == "failed" else None
-        table.add_row(o.video_id, o.action, str(o.frames), f"{o.seconds:.2f}", o.reason or "", style=style)
+    for o in sorted(result.outcomes, key=lambda o: (o.action not in ("failed", "retry"), o.video_id)):
+        style = "red" if o.action == "failed" else "yellow" if o.action == "retry" else None
+        outcome = "not stored" if o.action == "retry" else o.action
+        table.add_row(o.video_id, outcome, str(o.frames), f"{o.seconds:.2f}", o.reason or "", style=style)
     console.print(table)
+    aliases = f", {counts['alias']} aliases of stored videos" if counts["alias"] else ""
+    retry = f", {counts['retry']} not stored (retried next run)" if counts["retry"] else ""
     console.print(
-        f"{counts['decoded']} decoded ({result.frames_decoded} frames), {counts['skipped']} up to date, "
-        f"{counts['failed']} failed"
+        f"{counts['decoded']} decoded ({result.frames_decoded} frames), {counts['skipped']} up to date{aliases}, "
+        f"{counts['failed']} failed{retry}"
     )
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or counts["retry"] else 0
 
 
 def print_ingest_plan(store: str, plan) -> None:

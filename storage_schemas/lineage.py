@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Statuses that report progress and close nothing: a run whose records stop at one of them was
+# interrupted. ``checkpoint``: a pre-training run wrote the checkpoint its outputs name.
+PROGRESS_STATUSES = ("started", "checkpoint")
+
 
 class Dataset(BaseModel):
     """An input or output: a URI (path, store or store/videos/<id>) plus identifying facets."""
@@ -27,7 +31,8 @@ class LineageRecord(BaseModel):
     id: str = ""
     schema_version: int = 1
     kind: str = Field(description="the job: ingest, validate, pretrain, evaluate")
-    status: str = Field(description="started, completed, completed_with_failures, failed")
+    status: str = Field(description="started, checkpoint (progress); completed, completed_with_failures, failed, "
+                        "drift_found (final)")
     run_id: str
     flow_run_id: str | None = None
     time: str

@@ -83,6 +83,9 @@ class VideoRecord(BaseModel):
     has_keypoints: bool = False
     num_joints: int | None = None
     frames_sha256: str | None = Field(None, description="sha256 of the stored frame bytes, C order")
+    aliases: list[str] = Field(
+        default_factory=list, description="other source URIs with the same bytes and decode parameters (a symlinked "
+        "folder, a copy): recorded here instead of storing the frames twice")
     split: str | None = None
     ingest_run_id: str | None = None
     written_at: str | None = None

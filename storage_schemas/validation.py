@@ -235,7 +235,11 @@ class ValidationStamp(BaseModel):
     """Root attribute ``vmac_validation``: the latest validation of this store.
 
     Pretraining compares ``catalog_fingerprint`` with the store's current catalog, so a stamp
-    stops vouching for the store as soon as a video is added, removed or re-decoded.
+    stops vouching for the store as soon as a video is added, removed or re-decoded; and
+    ``data_fingerprint`` with the store's array files as listed now (each one's path, size and
+    modification time or version tag), so it stops vouching as soon as a stored chunk is
+    written, truncated, added or removed. Validation itself re-hashes every complete video's
+    frames against the record, so a stamp that passed vouches for every stored frame byte.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -246,6 +250,9 @@ class ValidationStamp(BaseModel):
     store: str
     suites: list[SuiteVersion]
     catalog_fingerprint: str
+    data_fingerprint: str | None = Field(
+        None, description="digest of every array file under videos/ (path, size, version) when validated; None in "
+        "stamps of vmac before 0.2, which pre-training asks to validate again")
     counts: ValidationCounts
     result_path: str = Field(description="the full GE result JSON, inside the store")
     report_path: str = Field(description="the markdown report, inside the store")

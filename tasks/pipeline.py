@@ -30,7 +30,7 @@ from tasks.io import lineage
 from tasks.io.files import file_sha256
 from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
 from tasks.io.store import fingerprint_of, read_catalog
-from tasks.pretrain.checkpoints import checkpoint_paths
+from tasks.pretrain.checkpoints import checkpoint_paths, latest_recorded_checkpoint
 from tasks.sample.write import MANIFEST_NAME, write_sample
 
 RUNS_DIR = "runs"
@@ -139,9 +139,10 @@ def plan_pretraining(config: PipelineConfig, store: str) -> PretrainPlan:
     if same_config and same_data and (latest / ENCODER).exists():
         return PretrainPlan("reuse", f"{latest.name} finished on the same data and config", str(latest), wanted)
     why = "the store changed" if not same_data else "the config changed"
-    if not same_data and config.on_new_data == "continue" and checkpoint_paths(latest):
-        init = str(checkpoint_paths(latest)[-1])
-        return PretrainPlan("continue", f"{why}; warm start from {init}", str(next_dir()), make(next_dir(), init_from=init))
+    init, _ = latest_recorded_checkpoint(latest) if not same_data and config.on_new_data == "continue" else (None, [])
+    if init is not None:
+        return PretrainPlan("continue", f"{why}; warm start from {init}", str(next_dir()),
+                            make(next_dir(), init_from=str(init)))
     return PretrainPlan("new", why, str(next_dir()), make(next_dir()))
 
 

@@ -13,7 +13,7 @@ from storage_schemas.records import SourceKind, VideoRecord
 from tasks.io.files import file_sha256
 from tasks.io.items import SourceItem
 from tasks.io.sources import expand_sources, hash_source
-from tasks.io.store import frames_sha256
+from tasks.io.store import UnreadableFramesError, frames_sha256
 from tasks.io.uris import exists, join
 
 
@@ -27,9 +27,9 @@ def check_frames(root, store: str, video_id: str, recorded: str | None, record: 
         return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded, detail="missing", record=record)
     try:
         found = frames_sha256(array)
-    except Exception as exc:  # noqa: BLE001 - a damaged shard fails in the codec, with whichever error: that is the finding
+    except UnreadableFramesError as exc:  # a damaged shard: that is the finding
         return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded,
-                     detail=f"unreadable: {exc.__class__.__name__}: {exc}"[:300], record=record)
+                     detail=f"unreadable: {exc}"[:300], record=record)
     if found != recorded:
         return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded, found=found,
                      detail="changed", record=record)

@@ -18,12 +18,14 @@ from storage_schemas.audit import AuditReport, Drift
 from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import Status
+from storage_schemas.run import CHECKPOINTS_DIR
 from tasks.audit.checks import check_catalog_against_lineage, check_file, check_frames, check_source, source_item
 from tasks.audit.records import index_ingest_outputs, ingest_output, locate, read_lineage
 from tasks.io import lineage
+from tasks.io.files import is_temporary
 from tasks.io.items import SourceItem
 from tasks.io.store import is_store, open_store, read_catalog
-from tasks.io.uris import exists, join, normalize
+from tasks.io.uris import exists, join, local_path, normalize
 from tasks.progress import progress_bar
 
 Rehash = tuple[dict[str, int], list[Drift], list[str]]  # (hashes compared, by what; drifts; notes)
@@ -70,11 +72,13 @@ def audit_store(store: str, progress: bool = False) -> Rehash:
 
 def _run_basis(records: list[LineageRecord]) -> tuple[LineageRecord, list[str]]:
     """The pretrain record an audit compares the run's stores with: the last completed one, else
-    the latest; and notes saying when it is not the latest or the run never completed."""
+    the latest that lists the videos (``checkpoint`` records name the stores only); and notes
+    saying when it is not the latest or the run never completed."""
     completed = [r for r in records if r.status == "completed"]
-    basis = completed[-1] if completed else records[-1]
-    notes = [] if basis is records[-1] else [
-        f"the latest pretrain record is {records[-1].status} ({records[-1].time}); audited against the last completed one"]
+    runs = [r for r in records if r.status != "checkpoint"] or records
+    basis = completed[-1] if completed else runs[-1]
+    notes = [] if basis is runs[-1] else [
+        f"the latest pretrain record is {runs[-1].status} ({runs[-1].time}); audited against the last completed one"]
     if not completed:
         notes.append(f"the run has no completed record (latest: {basis.status}, {basis.time}); no outputs to re-hash")
     return basis, notes
@@ -97,7 +101,9 @@ def _rehash_run_files(run_dir: str, files: dict[str, tuple[LineageRecord, Datase
     for uri, (record, dataset) in files.items():
         advance(note=os.path.basename(uri))
         if not exists(uri) and record is not basis:
-            notes.append(f"{uri}: gone; a later completed record ({basis.id[:12]}) superseded the one naming it")
+            why = ("removed by keep_checkpoints once later ones were written" if record.status == "checkpoint"
+                   else f"a later completed record ({basis.id[:12]}) superseded the one naming it")
+            notes.append(f"{uri}: gone; {why}")
             continue
         checked += 1
         drift = check_file(uri, dataset.kind, dataset.sha256, f"{join(run_dir, LINEAGE_DIR)} record {record.id[:12]}")
@@ -127,13 +133,35 @@ def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, str | None
     return checked, drifts
 
 
+def unknown_checkpoint_files(run_dir: str, files: dict[str, tuple[LineageRecord, Dataset]]) -> tuple[list[Drift], list[str]]:
+    """Files in ``<run>/checkpoints`` that no record of the run names: a drift each (a resume
+    does not load them), except the temporaries of killed writes, which are notes (the next start
+    deletes them)."""
+    folder = local_path(join(run_dir, CHECKPOINTS_DIR))
+    if folder is None or not os.path.isdir(folder):
+        return [], []
+    drifts, notes = [], []
+    where = f"{join(run_dir, LINEAGE_DIR)} (every record)"
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if path in files:
+            continue
+        if is_temporary(name):
+            notes.append(f"{path}: the temporary of a killed write; the run's next start deletes it")
+        else:
+            drifts.append(Drift(what="checkpoint", uri=path, detail="unknown: no record of this run names it, "
+                                "so a resume will not load it", record=where))
+    return drifts, notes
+
+
 def audit_run(run_dir: str, progress: bool = False) -> Rehash:
     """Re-hash the checkpoints and encoder a run recorded, then the frames its stores held when it
     trained. Returns (checked counts, drifts, notes).
 
     Each file is compared with the latest record that names it. A checkpoint missing because a
-    later completed record superseded it (``keep_checkpoints`` pruning after a resume) is a note,
-    not drift. Raises ValueError when ``run_dir`` has no pretrain records.
+    later completed record superseded it, or ``keep_checkpoints`` pruned it, is a note, not
+    drift; a file in ``checkpoints/`` that no record names is drift. Raises ValueError when
+    ``run_dir`` has no pretrain records.
     """
     records = [r for r in read_lineage(run_dir) if r.kind == "pretrain"]
     if not records:
@@ -145,7 +173,9 @@ def audit_run(run_dir: str, progress: bool = False) -> Rehash:
     with progress_bar("auditing", len(outputs) + len(videos), "hashes", enabled=progress, transient=True) as advance:
         files, file_drifts, file_notes = _rehash_run_files(run_dir, outputs, basis, advance)
         frames, frame_drifts = _rehash_trained_frames(run_dir, videos, basis, advance)
-    return {"files": files, "frames": frames}, file_drifts + frame_drifts, notes + file_notes
+    unknown, unknown_notes = unknown_checkpoint_files(run_dir, outputs)
+    return ({"files": files, "frames": frames}, file_drifts + unknown + frame_drifts,
+            notes + file_notes + unknown_notes)
 
 
 def audit_kind(path: str) -> Literal["store", "run"]:

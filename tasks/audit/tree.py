@@ -14,7 +14,7 @@ import json
 import os
 
 from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
-from storage_schemas.lineage import Dataset, LineageRecord
+from storage_schemas.lineage import PROGRESS_STATUSES, Dataset, LineageRecord
 from storage_schemas.records import VideoRecord
 from storage_schemas.validation import VALIDATION_ATTR, VALIDATION_DIR
 from tasks.audit.records import (
@@ -76,10 +76,12 @@ class LineageIndex:
         return self._ingests[store]
 
     def summary(self, owner: str, record: LineageRecord) -> dict:
-        """The record as a tree shows it. ``finished`` is False for a ``started`` record that no
-        later record of the same run closes: the run was interrupted (or is still running)."""
-        finished = record.status != "started" or any(
-            r.run_id == record.run_id and r.kind == record.kind and r.status != "started" for r in self.records(owner))
+        """The record as a tree shows it. ``finished`` is False for a progress record (``started``,
+        ``checkpoint``) that no final record of the same run follows: the run was interrupted (or
+        is still running)."""
+        finished = record.status not in PROGRESS_STATUSES or any(
+            r.run_id == record.run_id and r.kind == record.kind and r.status not in PROGRESS_STATUSES
+            for r in self.records(owner))
         return {"id": record.id, "kind": record.kind, "status": record.status, "finished": finished,
                 "time": record.time, "code_version": record.code_version, "git_sha": record.git_sha,
                 "run_id": record.run_id, "flow_run_id": record.flow_run_id, "host": record.host,

@@ -12,6 +12,7 @@ import torch
 from storage_schemas.benchmark import CheckpointInfo, EvaluateConfig
 from tasks.evaluate.outputs import clean_name
 from tasks.io.files import file_sha256
+from tasks.io.weights import load_weights_only
 from vmac_core.encoders import ENCODERS, build_encoder
 
 # Keys of the online encoder in a full pre-training checkpoint's ``model`` state_dict.
@@ -38,9 +39,10 @@ def read_weights(path: str) -> tuple[str, dict[str, torch.Tensor], dict, int | N
 
     ``encoder.pt`` holds ``{"config", "encoder", "state_dict", "step"}``; a full checkpoint holds
     ``{"config", "model", ...}`` whose online encoder keys start with ``online.encoder.``.
-    Loaded with ``weights_only=True``. Raises ValueError for any other file.
+    Loaded with the weights-only unpickler (``tasks.io.weights``). Raises ValueError (a
+    ``WeightsFileError`` for a file that holds anything but weights) for any other file.
     """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_weights_only(path)
     if not isinstance(blob, dict) or "config" not in blob:
         raise ValueError(f"{path}: not a vmac encoder export or checkpoint (no config)")
     config = dict(blob["config"])

@@ -15,13 +15,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
+import fsspec
 from distributed import Client, LocalCluster, Queue, as_completed
+from fsspec.implementations.memory import MemoryFileSystem
 
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
 from tasks.ingest.plan import IngestPlan, Outcome
 from tasks.ingest.video import ingest_video
 from tasks.io.items import SourceItem
+from tasks.io.uris import is_url
 from tasks.progress import progress_bar
 
 
@@ -29,8 +32,9 @@ from tasks.progress import progress_bar
 def dask_client(config: IngestConfig) -> Iterator[Client]:
     """A client on ``config.dask_address``, or on a LocalCluster of single-threaded workers.
 
-    The LocalCluster uses processes, one per core by default, except for ``memory://`` stores,
-    which exist only inside this process, so its workers are threads here.
+    The LocalCluster uses processes, one per core by default, except for stores on an in-memory
+    filesystem (``memory://`` and its subclasses), which exist only inside this process, so its
+    workers are threads here.
     """
     # Cluster start-up and shutdown chatter would bury the per-video log lines.
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
@@ -40,15 +44,45 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
             yield client
         return
     workers = config.dask_workers or os.cpu_count() or 1
-    processes = not config.store.startswith("memory://")
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=processes,
-        dashboard_address=":0",
-        silence_logs=40,
-    ) as cluster, Client(cluster) as client:
+    processes = not in_process_store(config.store)
+    levels: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        # Exits run last in, first out: quieten, close the client, close the cluster, restore.
+        stack.callback(_restore_levels, levels)
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=":0",
+            silence_logs=40,
+        ))
+        client = stack.enter_context(Client(cluster))
+        stack.callback(_quieten, levels)
         yield client
+
+
+# Loggers that report the races of a cluster closing (a stream closed under a pending message, an
+# RPC cancelled): noise once every result is in, silenced while the cluster closes.
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _quieten(levels: dict[str, int]) -> None:
+    """Raise the shutdown loggers to CRITICAL, keeping their levels in ``levels``."""
+    for name in SHUTDOWN_LOGGERS:
+        levels[name] = logging.getLogger(name).level
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def in_process_store(store: str) -> bool:
+    """True when ``store`` lives in this process's memory (fsspec's MemoryFileSystem or a subclass)."""
+    if not is_url(store):
+        return False
+    return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
 
 
 def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str) -> Outcome:

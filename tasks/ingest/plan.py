@@ -3,6 +3,10 @@
 A source is up to date when the store holds it, finished (``complete``, or ``failed`` for good),
 under the same decode key: its content hash plus every decode parameter. Hashing here, in the
 planning process, makes a run with nothing new cheap: no Dask cluster is started for it.
+
+A new source whose decode key another video already has (the same clip reached through a
+symlinked folder, or a copy) is an *alias*: its URI is added to that video's record instead of
+storing the frames twice. Among new sources with the same bytes, the first by URI is decoded.
 """
 
 from __future__ import annotations
@@ -15,14 +19,21 @@ from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.io.items import SourceItem
 from tasks.io.probe import VideoError, probe
-from tasks.io.sources import expand_sources, hash_source
+from tasks.io.sources import NothingToIngestError, Skipped, describe_skipped, hash_source, scan_sources
 from tasks.io.store import read_catalog
 from tasks.io.uris import is_url
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one unit of work did. ``action``: decoded, skipped (up to date) or failed."""
+    """What one unit of work did. ``action``:
+
+    - ``decoded``; ``skipped`` (up to date); ``failed`` (the input's fault, recorded for good);
+    - ``alias`` (the same bytes are stored as ``video_id``; this URI was added to its record);
+    - ``retry``: the machine failed (no space, no permission, a timeout; ``tasks.io.faults``),
+      nothing was recorded and the next run tries again. ``transient``: a timeout or dropped
+      connection, worth retrying within the run.
+    """
 
     video_id: str
     uri: str
@@ -30,11 +41,22 @@ class Outcome:
     frames: int = 0
     seconds: float = 0.0
     reason: str | None = None
+    transient: bool = False
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A new source with the same bytes and decode parameters as the stored (or planned) ``target``."""
+
+    item: SourceItem
+    target: str
+    key: str
 
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """The work of one ingest run: items to decode (with frame estimates) and those up to date.
+    """The work of one ingest run: items to decode (with frame estimates), those up to date,
+    aliases to record, and the entries the source walk skipped.
 
     ``retry``: the items of ``todo`` the store already holds, video_id → why they are decoded again
     (interrupted, changed source or parameters, unreadable record); the others are new.
@@ -43,6 +65,8 @@ class IngestPlan:
     todo: list[SourceItem]
     expected_frames: dict[str, int]
     up_to_date: list[Outcome]
+    aliases: list[Alias] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     retry: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,36 +90,60 @@ def stored_catalog(store: str) -> dict[str, VideoRecord | None]:
 
 
 def plan_sources(config: IngestConfig) -> IngestPlan:
-    """Expand the sources and keep those whose (content hash, decode params) are not yet stored.
+    """Expand the sources; keep those whose (content hash, decode params) are not yet stored, and
+    turn new sources with bytes already stored (or planned) into aliases.
 
-    Reads the sources (hashes, probes) and the store's catalog; writes nothing.
+    Reads the sources (hashes, probes) and the store's catalog; writes nothing (a store that does
+    not exist stays so). Raises NothingToIngestError when the sources hold nothing to ingest.
     """
-    items = expand_sources(config.sources)
+    scan = scan_sources(config.sources)
+    if not scan.items:
+        skipped = f"; skipped {describe_skipped(scan.skipped)}" if scan.skipped else ""
+        raise NothingToIngestError(
+            f"nothing to ingest in {', '.join(config.sources)}: no video files or frame folders{skipped}")
     catalog = stored_catalog(config.store)
-    todo: list[SourceItem] = []
-    up_to_date: list[Outcome] = []
-    expected: dict[str, int] = {}
-    retry: dict[str, str] = {}
-    for item in items:
-        video_id = item.video_id
-        if video_id in catalog:
-            record = catalog[video_id]
-            sha = _content_hash(item) if item.error is None and record is not None else None
-            if sha and is_up_to_date(record, decode_key(sha, config.decode)):
-                action = "skipped" if record.status is Status.complete else "failed"
-                up_to_date.append(Outcome(video_id, item.uri, action, 0, 0.0, record.reason))
-                continue
-            retry[video_id] = item.error or retry_reason(record)
-        todo.append(item)
-        expected[video_id] = expected_frames(item, config.decode)
-    return IngestPlan(todo, expected, up_to_date, retry)
+    # decode key → the video holding it, first by video_id; planned decodes join as they are met.
+    holders: dict[str, str] = {}
+    for video_id, record in catalog.items():
+        if record is not None and record.decode_key and record.status in (Status.complete, Status.failed):
+            holders.setdefault(record.decode_key, video_id)
+    plan = IngestPlan([], {}, [], [], scan.skipped)
+    for item in scan.items:
+        key = source_key(item, config.decode)
+        record = catalog.get(item.video_id)
+        if key and is_up_to_date(record, key):
+            plan.up_to_date.append(Outcome(item.video_id, item.uri, _finished(record), 0, 0.0, record.reason))
+            continue
+        holder = holders.get(key) if key and item.video_id not in catalog else None
+        if holder is not None:
+            twin = catalog.get(holder)
+            if twin is not None and item.uri in twin.aliases:
+                plan.up_to_date.append(Outcome(holder, item.uri, _finished(twin), 0, 0.0, f"{item.uri} is an alias of it"))
+            else:
+                plan.aliases.append(Alias(item, holder, key))
+            continue
+        if key and item.video_id not in catalog:
+            holders[key] = item.video_id
+        if item.video_id in catalog:
+            plan.retry[item.video_id] = item.error or retry_reason(record)
+        plan.todo.append(item)
+        plan.expected_frames[item.video_id] = expected_frames(item, config.decode)
+    return plan
 
 
-def _content_hash(item: SourceItem) -> str | None:
+def source_key(item: SourceItem, params: DecodeParams) -> str | None:
+    """The item's decode key, or None when it cannot be hashed here (the worker records why)."""
+    if item.error is not None:
+        return None
     try:
-        return hash_source(item)[0]
+        sha, size = hash_source(item)
     except (OSError, ValueError):
         return None
+    return decode_key(sha, params) if size else None
+
+
+def _finished(record: VideoRecord) -> str:
+    return "skipped" if record.status is Status.complete else "failed"
 
 
 def retry_reason(record: VideoRecord | None) -> str:

@@ -19,27 +19,41 @@ def write_started_record(config: IngestConfig, run_id: str, flow_run_id: str | N
 
 
 def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id: str, flow_run_id: str | None) -> str:
-    """Append the run's record to ``<store>/lineage/``: each source's hash in, each video group out."""
+    """Append the run's record to ``<store>/lineage/``: each source's hash in, each video group out.
+
+    Status: ``failed`` when the machine kept videos from being stored (``retry``: nothing was
+    recorded for them), else ``completed_with_failures`` when an input failed, else ``completed``.
+    An alias is an input whose output is the video it shares its bytes with.
+    """
     catalog = read_catalog(config.store)
     inputs, outputs = [], []
     for outcome in outcomes:
         record = catalog.get(outcome.video_id)
+        alias = record is not None and outcome.uri in record.aliases
         inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None,
-                              facets={"video_id": outcome.video_id}))
-        if record is not None:
+                              facets={"video_id": outcome.video_id, **({"alias_of": outcome.video_id} if alias else {})}))
+        if record is not None and not alias and outcome.action != "retry":
             outputs.append(Dataset(
                 uri=f"{config.store.rstrip('/')}/{VIDEOS_GROUP}/{outcome.video_id}", kind="video",
                 sha256=record.frames_sha256,
                 facets={"status": record.status.value, "action": outcome.action, "decode_key": record.decode_key,
                         "source_sha256": record.sha256, "reason": record.reason},
             ))
-    status = "completed" if not any(o.action == "failed" for o in outcomes) else "completed_with_failures"
-    made = lineage.make_record("ingest", status, run_id, inputs, outputs, config.model_dump(mode="json"), flow_run_id)
+    not_stored = [o for o in outcomes if o.action == "retry"]
+    error = f"{len(not_stored)} video(s) not stored: {not_stored[0].reason}" if not_stored else None
+    status = ("failed" if not_stored else
+              "completed_with_failures" if any(o.action == "failed" for o in outcomes) else "completed")
+    made = lineage.make_record("ingest", status, run_id, inputs, outputs, config.model_dump(mode="json"), flow_run_id,
+                               error=error)
     return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
 
 
+ACTIONS = ("decoded", "skipped", "alias", "failed", "retry")
+
+
 def _failures_first(outcomes: list[Outcome]) -> list[Outcome]:
-    return sorted(outcomes, key=lambda o: (o.action != "failed", o.video_id))
+    # Failed and retried first, then decoded, up to date and aliases.
+    return sorted(outcomes, key=lambda o: (ACTIONS.index(o.action) < 3, o.video_id))
 
 
 def summary_table(outcomes: list[Outcome]) -> list[dict]:
@@ -50,11 +64,12 @@ def summary_table(outcomes: list[Outcome]) -> list[dict]:
 
 def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
     """A markdown table of every source's outcome in this run, failures first."""
-    counts = {a: sum(o.action == a for o in outcomes) for a in ("decoded", "skipped", "failed")}
+    counts = {a: sum(o.action == a for o in outcomes) for a in ACTIONS}
     lines = [
         f"# Ingest into `{store}`",
         "",
-        f"{counts['decoded']} decoded, {counts['skipped']} up to date, {counts['failed']} failed.",
+        f"{counts['decoded']} decoded, {counts['skipped']} up to date, {counts['alias']} aliases of stored videos, "
+        f"{counts['failed']} failed, {counts['retry']} not stored (retried next run).",
         "",
         "| video_id | outcome | frames | seconds | source | reason |",
         "|---|---|---:|---:|---|---|",

@@ -5,6 +5,7 @@ Plain functions (no Prefect inside), so a Dask worker runs them without starting
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -14,7 +15,9 @@ from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecor
 from tasks.ingest.container import write_video
 from tasks.ingest.folder import write_frame_folder
 from tasks.ingest.plan import Outcome, decode_key, is_up_to_date
+from tasks.io.faults import environment_reason, is_environmental, is_transient, reason_of
 from tasks.io.items import SourceItem
+from tasks.io.layouts import LayoutError
 from tasks.io.lineage import code_version
 from tasks.io.probe import VideoError
 from tasks.io.sources import hash_source
@@ -36,9 +39,24 @@ def ingest_video(
 ) -> Outcome:
     """Decode ``item`` into ``videos/<video_id>`` unless it is already there with the same key.
 
-    Never raises for bad input: every failure becomes a ``failed`` record with a one-line reason.
+    The input's own faults (not a video, corrupt, truncated, labels that do not fit: VideoError,
+    LayoutError) become a ``failed`` record with a one-line reason, which later runs skip. A fault
+    of the machine (``tasks.io.faults``: no space, no permission, a remote store timing out)
+    leaves no record, its partial group removed, and returns ``retry``: the next run decodes it.
+    Anything else is a defect in vmac and propagates.
     """
     started = time.perf_counter()
+    try:
+        return _ingest(item, store, params, run_id, on_frames, started)
+    except Exception as exc:
+        if not is_environmental(exc):
+            raise
+        return Outcome(item.video_id, item.uri, "retry", 0, time.perf_counter() - started,
+                       environment_reason(exc, f"ingesting {item.uri} into {store}"), transient=is_transient(exc))
+
+
+def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | None,
+            on_frames: Callable[[int], None] | None, started: float) -> Outcome:
     base = VideoRecord(
         video_id=item.video_id,
         source_uri=item.uri,
@@ -63,32 +81,88 @@ def ingest_video(
         path = f"{VIDEOS_GROUP}/{item.video_id}"
         existing = read_record(root[path]) if path in root else None
         if key and is_up_to_date(existing, key):
+            if existing.status is Status.complete and run_id is not None and existing.ingest_run_id == run_id:
+                # Stored by this run before a retry of its task: report it as this run's work.
+                return finish(existing, "decoded", existing.frame_count or 0)
             return finish(existing, "skipped" if existing.status is Status.complete else "failed")
-        if reason is not None:
-            record = replace_record(base, status=Status.failed, reason=reason, written_at=_now())
-            reset_video(root, item.video_id, record)
-            return finish(record, "failed")
-        group = reset_video(root, item.video_id, base)
         try:
-            record = _write_arrays(item, group, base, params, on_frames)
-        except (VideoError, OSError, ValueError, RuntimeError) as exc:
-            failed = replace_record(base, status=Status.failed, reason=_reason(exc), written_at=_now())
-            reset_video(root, item.video_id, failed)
-            return finish(failed, "failed")
-        # The record turns complete only now, after every array is written.
-        record = replace_record(record, written_at=_now())
-        write_record(group, record)
-        return finish(record, "decoded", record.frame_count or 0)
+            record = _store(root, item, base, params, on_frames, reason)
+        except Exception as exc:
+            if is_environmental(exc):
+                # Whatever was written is partial: remove it (space back on a full disk); a
+                # removal that fails too leaves a ``writing`` group, which the next run redoes.
+                with contextlib.suppress(Exception):
+                    del root[VIDEOS_GROUP][item.video_id]
+            raise
+        return finish(record, record.status.value if record.status is Status.failed else "decoded",
+                      record.frame_count or 0)
+
+
+def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_frames,
+           reason: str | None) -> VideoRecord:
+    """Reset the video's group and write its arrays, then its final record: ``complete``, or
+    ``failed`` with ``reason`` or the input's fault."""
+    if reason is not None:
+        record = replace_record(base, status=Status.failed, reason=reason, written_at=_now())
+        reset_video(root, item.video_id, record)
+        return record
+    group = reset_video(root, item.video_id, base)
+    try:
+        record = _write_arrays(item, group, base, params, on_frames)
+    except (VideoError, LayoutError) as exc:
+        failed = replace_record(base, status=Status.failed, reason=reason_of(exc), written_at=_now())
+        reset_video(root, item.video_id, failed)
+        return failed
+    # The record turns complete only now, after every array is written.
+    record = replace_record(record, written_at=_now())
+    write_record(group, record)
+    return record
+
+
+def record_alias(item: SourceItem, store: str, params: DecodeParams, target: str, key: str,
+                 run_id: str | None = None) -> Outcome:
+    """Add ``item``'s URI to the record of ``target``, the video stored from the same bytes with
+    the same decode key, instead of storing the frames twice.
+
+    When ``target`` holds another key by now, ``item`` is ingested as itself; when it was not
+    stored (its own run failed for the machine's reason), ``item`` waits for the next run too.
+    """
+    started = time.perf_counter()
+    try:
+        with video_lock(store, target):
+            root = open_store(store)
+            path = f"{VIDEOS_GROUP}/{target}"
+            record = read_record(root[path]) if path in root else None
+            if record is not None and record.decode_key == key and record.status is not Status.writing:
+                if item.uri not in record.aliases:
+                    write_record(root[path], replace_record(record, aliases=[*record.aliases, item.uri]))
+                action = "alias" if record.status is Status.complete else "failed"
+                reason = f"{item.uri} has the same bytes: recorded as an alias" + (
+                    f"; the video failed: {record.reason}" if action == "failed" else "")
+                return Outcome(target, item.uri, action, 0, time.perf_counter() - started, reason)
+    except Exception as exc:
+        if not is_environmental(exc):
+            raise
+        return Outcome(target, item.uri, "retry", 0, time.perf_counter() - started,
+                       environment_reason(exc, f"recording {item.uri} as an alias in {store}"), transient=is_transient(exc))
+    if record is None:
+        return Outcome(item.video_id, item.uri, "retry", 0, time.perf_counter() - started,
+                       f"the same bytes as {target}, which was not stored in this run")
+    return ingest_video(item, store, params, run_id)
 
 
 def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None]:
-    """(sha256, bytes, None), or (None, None, reason) for a source that cannot be read or is empty."""
+    """(sha256, bytes, None), or (None, None, reason) for a source that cannot be read or is empty.
+
+    A read that fails for the machine's reason (permission, I/O, a timeout) propagates."""
     if item.error is not None:
         return None, None, item.error
     try:
         sha, size = hash_source(item)
     except (OSError, ValueError) as exc:
-        return None, None, f"unreadable: {exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+        if is_environmental(exc):
+            raise
+        return None, None, f"unreadable: {reason_of(exc)}"
     return (sha, size, "empty file (0 bytes)") if size == 0 else (sha, size, None)
 
 
@@ -99,13 +173,6 @@ def replace_record(record: VideoRecord, **changes) -> VideoRecord:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _reason(exc: Exception) -> str:
-    """One line for the catalog: the message, or the exception's class when it has none."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else exc.__class__.__name__
-    return line[:300]
 
 
 def _write_arrays(item: SourceItem, group, base: VideoRecord, params: DecodeParams, on_frames) -> VideoRecord:

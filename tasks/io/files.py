@@ -2,7 +2,8 @@
 
 An atomic write goes to a temporary name in the same folder, is flushed and fsynced, then
 renamed over the target (``os.replace``). A crash leaves at worst a ``.<name>.tmp-<pid>`` file,
-never a truncated target. On an object store (s3, gcs, memory) one PUT is already atomic: a
+never a truncated target
+(``remove_stale_temporaries`` deletes those whose process is gone). On an object store (s3, gcs, memory) one PUT is already atomic: a
 reader sees the old object or the new one, never part of it, so the object is written in place.
 """
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from tasks.io.uris import filesystem, local_path, open_uri
 
 BLOCK = 1 << 20  # bytes read per hashing step: memory stays at one block whatever the file size
+# ``temporary_name``'s pattern: .<stem>.tmp-<pid><suffix>
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?")
 
 
 def hash_file(uri: str, block: int = BLOCK) -> tuple[str, int]:
@@ -39,6 +43,36 @@ def temporary_name(path: Path) -> Path:
     """The temporary sibling an atomic write of ``path`` uses in this process:
     ``.<stem>.tmp-<pid><suffix>``, hidden, and with the suffix a writer may choose a format by."""
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def is_temporary(name: str) -> bool:
+    """True for a name ``temporary_name`` makes."""
+    return _TEMPORARY.fullmatch(name) is not None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries of atomic writes in ``folder`` whose writing process is gone (a
+    kill during the write leaves them); return what was deleted. A live writer's are kept."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        found = _TEMPORARY.fullmatch(path.name)
+        if found and path.is_file() and not _alive(int(found["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -21,15 +21,21 @@ import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.records import SourceKind
+from tasks.io.faults import reason_of
 from tasks.io.items import SourceItem, is_image, video_id_for
 from tasks.io.uris import open_uri
 
 DAVIS_RESOLUTIONS = ("480p", "Full-Resolution", "1080p")
 JHMDB_MAT = "joint_positions.mat"
+
+
+class LayoutError(ValueError):
+    """A frame folder whose files cannot make one video (unreadable images, mixed sizes, labels
+    that do not fit): the input's own fault; the message is the one-line reason stored in the catalog."""
 
 
 def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[SourceItem] | None:
@@ -165,9 +171,21 @@ def _jhmdb(fs, root: str, to_uri) -> list[SourceItem]:
 
 
 def _open_image(uri: str) -> Image.Image:
+    """The decoded image; LayoutError when its bytes are not an image PIL can read.
+
+    An OSError with an errno (permission denied, an I/O error) is the machine's and propagates.
+    """
     with open_uri(uri) as handle:
-        image = Image.open(io.BytesIO(handle.read()))
+        data = handle.read()
+    try:
+        image = Image.open(io.BytesIO(data))
         image.load()
+    except UnidentifiedImageError:
+        raise LayoutError(f"{os.path.basename(uri)} is not an image (no image format recognises its bytes)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # PIL reports damaged data ("image file is truncated") as OSErrors without an errno;
+        # some broken PNGs raise SyntaxError.
+        raise LayoutError(f"{os.path.basename(uri)} is not a readable image ({reason_of(exc)})") from None
     return image
 
 
@@ -184,7 +202,7 @@ def frame_names(item: SourceItem) -> list[str]:
 def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int) -> Iterator[np.ndarray]:
     """RGB uint8 chunks (t, H, W, 3) of a frame folder, resized bicubically to (width, height).
 
-    Raises ValueError when a frame's size differs from the first frame's: a sequence has one size,
+    Raises LayoutError when a frame's size differs from the first frame's: a sequence has one size,
     and resizing one odd frame silently would store something the folder does not show.
     """
     first = None
@@ -193,7 +211,7 @@ def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int) ->
         image = _open_image(uri).convert("RGB")
         first = first or (image.size, uri)
         if image.size != first[0]:
-            raise ValueError(f"frame {os.path.basename(uri)} is {_size(image.size)}, the first frame "
+            raise LayoutError(f"frame {os.path.basename(uri)} is {_size(image.size)}, the first frame "
                              f"{os.path.basename(first[1])} is {_size(first[0])}")
         if image.size != (width, height):
             image = image.resize((width, height), Image.Resampling.BICUBIC)
@@ -221,9 +239,9 @@ def label_array(image: Image.Image) -> np.ndarray:
         if set(values.tolist()) <= {0, 255}:
             return (grey > 0).astype(np.uint8)
         if values.max() >= NOT_ANNOTATED:
-            raise ValueError(f"label ids must be below {NOT_ANNOTATED}, found {values.max()}")
+            raise LayoutError(f"label ids must be below {NOT_ANNOTATED}, found {values.max()}")
         return grey.astype(np.uint8)
-    raise ValueError(f"unsupported annotation image mode {image.mode!r}")
+    raise LayoutError(f"unsupported annotation image mode {image.mode!r}")
 
 
 def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, height: int,
@@ -231,7 +249,7 @@ def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, heigh
     """Id masks (t, H, W) uint8, nearest-resized as the frames are; frames without an annotation
     file are NOT_ANNOTATED.
 
-    Raises ValueError when an annotation's size differs from its frame's (``source_size``, width ×
+    Raises LayoutError when an annotation's size differs from its frame's (``source_size``, width ×
     height): labels that do not cover their frame pixel for pixel are never resampled to fit.
     """
     buf: list[np.ndarray] = []
@@ -241,12 +259,12 @@ def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, heigh
         else:
             image = _open_image(uri)
             if image.size != tuple(source_size):
-                raise ValueError(f"annotation {os.path.basename(uri)} is {_size(image.size)}, "
+                raise LayoutError(f"annotation {os.path.basename(uri)} is {_size(image.size)}, "
                                  f"its frames are {_size(source_size)}")
             try:
                 ids = label_array(image)
-            except ValueError as exc:
-                raise ValueError(f"annotation {os.path.basename(uri)}: {exc}") from None
+            except LayoutError as exc:
+                raise LayoutError(f"annotation {os.path.basename(uri)}: {exc}") from None
             if ids.shape != (height, width):
                 ids = np.asarray(Image.fromarray(ids).resize((width, height), Image.Resampling.NEAREST))
             buf.append(ids)
@@ -261,20 +279,24 @@ def read_keypoints(item: SourceItem, scale_x: float, scale_y: float, width: int,
     """Keypoints (T, J, 3) float32 (x, y, visible) from JHMDB's ``pos_img`` (2, J, T), rescaled.
 
     JHMDB has no visibility flag; a joint outside the frame is marked not visible. Raises
-    ValueError when the file has no ``pos_img`` of that shape, or when its T differs from the
+    LayoutError when the file has no ``pos_img`` of that shape, or when its T differs from the
     folder's frame count (keypoints of another clip, or a frame too many or too few).
     """
     from scipy.io import loadmat
 
     with open_uri(item.keypoints_uri) as handle:
-        mat = loadmat(io.BytesIO(handle.read()))
+        data = handle.read()
+    try:
+        mat = loadmat(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - scipy raises several classes for a damaged .mat; all mean the same
+        raise LayoutError(f"{JHMDB_MAT} is not a readable MATLAB file ({reason_of(exc)})") from None
     if "pos_img" not in mat:
-        raise ValueError(f"{JHMDB_MAT} has no pos_img")
+        raise LayoutError(f"{JHMDB_MAT} has no pos_img")
     pos = np.asarray(mat["pos_img"], dtype=np.float64)
     if pos.ndim != 3 or pos.shape[0] != 2:
-        raise ValueError(f"{JHMDB_MAT}: pos_img must be 2 × joints × frames, not {' × '.join(map(str, pos.shape))}")
+        raise LayoutError(f"{JHMDB_MAT}: pos_img must be 2 × joints × frames, not {' × '.join(map(str, pos.shape))}")
     if pos.shape[2] != len(item.frame_uris):
-        raise ValueError(f"{JHMDB_MAT} has keypoints for {pos.shape[2]} frames, the folder has "
+        raise LayoutError(f"{JHMDB_MAT} has keypoints for {pos.shape[2]} frames, the folder has "
                          f"{len(item.frame_uris)} frames")
     xy = pos.transpose(2, 1, 0) * np.array([scale_x, scale_y])  # (T, J, 2)
     inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)

@@ -3,6 +3,10 @@
 A folder is searched recursively. Dataset layouts (DAVIS, VIP, JHMDB) and plain folders of
 image files become frame-folder videos; files with a container extension become videos. A file
 named explicitly is always tried, whatever its extension, so that bad input gets a catalog row.
+
+What a walk passes over is listed with the reason (``SourceScan.skipped``): hidden entries, files
+that are neither videos nor frames, symbolic links to folders (not followed inside a walk, so a
+link cannot loop or reach outside the folder given; name the folder to ingest it) and broken links.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import glob
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 
 import fsspec
 
@@ -22,18 +27,57 @@ from tasks.io.items import SourceItem, video_id_for
 from tasks.io.uris import filesystem, is_url, local_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+# At most this many names per reason in a one-line description of skipped entries.
+SHOWN_SKIPPED = 5
+
+
+class NothingToIngestError(ValueError):
+    """The sources hold no video file and no frame folder."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry a folder walk passed over, and why (a few words)."""
+
+    uri: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    items: list[SourceItem]
+    skipped: list[Skipped]
+
+
+def scan_sources(sources: list[str]) -> SourceScan:
+    """Expand the user's sources into items, de-duplicated by URI, in a stable order, and list
+    the entries the walk skipped."""
+    items: dict[str, SourceItem] = {}
+    skipped: list[Skipped] = []
+    for source in sources:
+        for item in _expand_one(source, skipped):
+            items.setdefault(item.uri, item)
+    return SourceScan(sorted(items.values(), key=lambda item: item.uri), skipped)
 
 
 def expand_sources(sources: list[str]) -> list[SourceItem]:
-    """Expand the user's sources into items, de-duplicated by URI, in a stable order."""
-    items: dict[str, SourceItem] = {}
-    for source in sources:
-        for item in _expand_one(source):
-            items.setdefault(item.uri, item)
-    return sorted(items.values(), key=lambda item: item.uri)
+    """The items of ``scan_sources``."""
+    return scan_sources(sources).items
 
 
-def _expand_one(source: str) -> list[SourceItem]:
+def describe_skipped(skipped: list[Skipped]) -> str:
+    """One line: each reason with how many entries and the first few names."""
+    by_reason: dict[str, list[str]] = {}
+    for entry in skipped:
+        by_reason.setdefault(entry.reason, []).append(entry.uri)
+    parts = []
+    for reason, uris in by_reason.items():
+        shown = ", ".join(uris[:SHOWN_SKIPPED]) + (f" and {len(uris) - SHOWN_SKIPPED} more" if len(uris) > SHOWN_SKIPPED else "")
+        parts.append(f"{len(uris)} {reason} ({shown})")
+    return "; ".join(parts)
+
+
+def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
     if is_url(source):
         fs, root = filesystem(source)
         protocol = source.split("://", 1)[0]
@@ -45,7 +89,7 @@ def _expand_one(source: str) -> list[SourceItem]:
         out: list[SourceItem] = []
         for path in matches:
             if fs.isdir(path):
-                out.extend(_walk(fs, path, path, to_uri))
+                out.extend(_walk(fs, path, path, to_uri, skipped))
             elif fs.exists(path):
                 uri = to_uri(path)
                 out.append(_video_item(uri, os.path.basename(path)))
@@ -61,7 +105,7 @@ def _expand_one(source: str) -> list[SourceItem]:
     out = []
     for match in matches:
         if os.path.isdir(match):
-            out.extend(_walk(fs, match, match, lambda p: p))
+            out.extend(_walk(fs, match, match, lambda p: p, skipped))
         elif os.path.exists(match):
             out.append(_video_item(match, os.path.basename(match)))
         else:
@@ -87,8 +131,9 @@ def _video_item(uri: str, name: str) -> SourceItem:
     return SourceItem(uri=uri, video_id=video_id_for(stem, uri), kind=SourceKind.video, layout="file")
 
 
-def _walk(fs, root: str, top: str, to_uri) -> list[SourceItem]:
-    """Walk ``root``: dataset layouts and image folders are videos, video files are videos."""
+def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[SourceItem]:
+    """Walk ``root``: dataset layouts and image folders are videos, video files are videos; what
+    is passed over goes to ``skipped``."""
     try:
         found = layouts.detect(fs, root, top, to_uri)
     except OSError as exc:
@@ -111,14 +156,31 @@ def _walk(fs, root: str, top: str, to_uri) -> list[SourceItem]:
     for entry in entries:
         path = entry["name"]
         base = os.path.basename(path.rstrip("/"))
-        if base.startswith("."):
-            continue
-        if entry["type"] == "directory":
-            out.extend(_walk(fs, path, top, to_uri))
-        elif base.lower().endswith(VIDEO_EXTENSIONS):
-            rel = os.path.relpath(path, top)
-            out.append(_video_item(to_uri(path), rel))
+        reason = _skip_reason(fs, entry, base)
+        if reason is not None:
+            skipped.append(Skipped(to_uri(path), reason))
+        elif entry["type"] == "directory":
+            out.extend(_walk(fs, path, top, to_uri, skipped))
+        else:
+            out.append(_video_item(to_uri(path), os.path.relpath(path, top)))
     return out
+
+
+def _skip_reason(fs, entry: dict, base: str) -> str | None:
+    """Why a walk passes over ``entry`` (an ``fs.ls`` detail), or None for a folder to walk or a
+    video file to take."""
+    if base.startswith("."):
+        return "hidden"
+    if entry.get("islink"):
+        if not fs.exists(entry["name"]):
+            return "broken symbolic link"
+        if fs.isdir(entry["name"]):
+            return "symbolic link to a folder, not followed (give the folder itself as a source)"
+    if entry["type"] == "directory":
+        return None
+    if not base.lower().endswith(VIDEO_EXTENSIONS):
+        return "not a video file"
+    return None
 
 
 def _unreadable_dir(root: str, to_uri, exc: Exception) -> SourceItem:

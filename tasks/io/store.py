@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
 import warnings
 from collections.abc import Iterator
 
+import fsspec
 import numpy as np
 import zarr
 from pydantic import ValidationError
@@ -33,6 +35,10 @@ from storage_schemas.records import StoreInfo, VideoRecord
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
 from storage_schemas.validation import catalog_fingerprint
 from tasks.io.uris import exists, isdir, join, local_path, storage_options
+
+# What tells one version of a stored file from the next, by filesystem: an object store's tag,
+# else a local modification time, else an in-memory file's creation time.
+_VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "created")
 
 
 def _zarr_store(store: str, read_only: bool = False):
@@ -112,17 +118,56 @@ def fingerprint_of(catalog: dict[str, VideoRecord | None]) -> str:
     )
 
 
+class UnreadableFramesError(ValueError):
+    """Stored frames that do not decode: their shard was truncated or its bytes damaged."""
+
+
 def frames_sha256(array) -> str:
     """sha256 of a (T, ...) Zarr array's bytes in C order, read one shard at a time.
 
     The digest the ingest writer computes shard by shard (``tasks.io.shards.ShardWriter``), with
-    memory bounded by one shard.
+    memory bounded by one shard. Raises UnreadableFramesError naming the frames whose shard
+    does not decode.
     """
     step = array.shards[0] if array.shards else array.chunks[0]
     digest = hashlib.sha256()
     for start in range(0, array.shape[0], step):
-        digest.update(np.ascontiguousarray(array[start:start + step]).tobytes())
+        stop = min(start + step, array.shape[0])
+        try:
+            block = array[start:stop]
+        except Exception as exc:  # noqa: BLE001 - the codecs fail with whichever error the damage causes
+            raise UnreadableFramesError(f"frames {start}-{stop - 1} do not decode: their shard is truncated or "
+                                        f"damaged ({exc.__class__.__name__})") from exc
+        digest.update(np.ascontiguousarray(block).tobytes())
     return digest.hexdigest()
+
+
+def data_fingerprints(store: str) -> dict[str, str]:
+    """video_id → digest of the video's array files as they are now: each one's path below the
+    group, size, and modification time (or the object store's version tag). One listing, no
+    reads: any write, truncation, addition or removal of a chunk, shard or array header
+    changes it. The video's record (its group's attributes) is left out: aliases are added to
+    it, and the catalog fingerprint covers what decides training.
+    """
+    fs, root = fsspec.core.url_to_fs(store)
+    base = f"{root.rstrip('/')}/{VIDEOS_GROUP}"
+    if not fs.isdir(base):
+        return {}
+    lines: dict[str, list[str]] = {}
+    for path, info in fs.find(base, detail=True).items():
+        rel = path[len(base) + 1:]
+        video_id, _, inner = rel.partition("/")
+        if not inner or inner == "zarr.json":
+            continue  # the videos group's own header, or a video's record
+        version = next((info[k] for k in _VERSION_KEYS if info.get(k) is not None), None)
+        lines.setdefault(video_id, []).append(f"{inner}\t{info.get('size')}\t{version}")
+    return {vid: hashlib.sha256("\n".join(sorted(found)).encode("utf-8")).hexdigest()
+            for vid, found in sorted(lines.items())}
+
+
+def data_fingerprint(per_video: dict[str, str]) -> str:
+    """One digest of ``data_fingerprints``' output (what a validation stamp holds)."""
+    return hashlib.sha256(json.dumps(per_video, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def reset_video(root: zarr.Group, video_id: str, record: VideoRecord) -> zarr.Group:

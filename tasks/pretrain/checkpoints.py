@@ -3,7 +3,11 @@
 A checkpoint is ``vmac_core.checkpoint.make_checkpoint``'s dict plus the sampler position and
 RNG state, with the full PretrainConfig under ``extra["pretrain_config"]``. Writes are atomic
 (``tasks.io.files.atomic_path``): a kill at any moment leaves the previous checkpoint intact and
-at worst a hidden temporary that ``checkpoint_paths`` never lists.
+at worst a hidden temporary that ``checkpoint_paths`` never lists (the next start deletes it).
+
+Every checkpoint the run writes is named, with its sha256, in a ``checkpoint`` lineage record
+of the run; a resume loads only such a checkpoint whose bytes still hash to what was recorded
+(``latest_recorded_checkpoint``), never a file that appeared in ``checkpoints/`` otherwise.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from pathlib import Path
 import torch
 
 from storage_schemas.config import PretrainConfig
+from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.run import CHECKPOINT_GLOB, CHECKPOINTS_DIR, ENCODER, checkpoint_name
-from tasks.io.files import atomic_path
+from tasks.io import lineage
+from tasks.io.files import atomic_path, file_sha256
+from tasks.io.weights import load_weights_only
 from vmac_core.checkpoint import export_dense_encoder, make_checkpoint
 from vmac_core.videomac import VideoMAC
 
@@ -35,13 +42,37 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """A checkpoint or encoder export, on the CPU (weights-only unpickling)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint or encoder export, on the CPU (weights-only unpickling; ``WeightsFileError``
+    for a file that holds anything else)."""
+    return load_weights_only(path)
+
+
+def recorded_checkpoints(run_dir: Path) -> dict[str, str]:
+    """File name → sha256 of every checkpoint the run's pretrain lineage records name."""
+    folder = Path(run_dir) / LINEAGE_DIR
+    records = lineage.read_records(str(folder)) if folder.is_dir() else []
+    return {Path(d.uri).name: d.sha256 for r in records if r.kind == "pretrain"
+            for d in r.outputs if d.kind == "checkpoint" and d.sha256}
+
+
+def latest_recorded_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint in ``run_dir`` that its lineage names and whose bytes hash to the
+    recorded sha256, and a line for each newer file passed over (unknown, or changed since)."""
+    recorded = recorded_checkpoints(run_dir)
+    passed_over = []
+    for path in reversed(checkpoint_paths(run_dir)):
+        if path.name not in recorded:
+            passed_over.append(f"not loading {path}: no lineage record of this run names it")
+        elif file_sha256(str(path)) != recorded[path.name]:
+            passed_over.append(f"not loading {path}: its bytes changed since the run recorded it")
+        else:
+            return path, passed_over
+    return None, passed_over
 
 
 def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, sampler_state: dict, step: int) -> Path:
-    """Write ``checkpoints/ckpt-<step>.pt``, then delete all but the last ``keep_checkpoints``."""
+    """Write ``checkpoints/ckpt-<step>.pt`` (``prune_checkpoints`` removes old ones once it is recorded)."""
     path = checkpoint_path(run_dir, step)
     ckpt = make_checkpoint(
         config.model, model.state_dict(), step=step, optimizer_state=optimizer.state_dict(),
@@ -49,9 +80,15 @@ def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, opti
         rng_state={"torch": torch.get_rng_state()}, extra={"pretrain_config": config.model_dump(mode="json")},
     )
     save_atomic(ckpt, path)
-    for old in checkpoint_paths(run_dir)[: -config.run.keep_checkpoints]:
-        old.unlink()
     return path
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the last ``keep`` checkpoints the run recorded; a file it did not record
+    is neither counted nor deleted (``vmac audit`` reports it)."""
+    recorded = recorded_checkpoints(run_dir)
+    for old in [p for p in checkpoint_paths(run_dir) if p.name in recorded][:-keep]:
+        old.unlink()
 
 
 def save_encoder(run_dir: Path, config: PretrainConfig, model: VideoMAC, step: int) -> Path:

@@ -20,14 +20,16 @@ from storage_schemas.config import PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status
-from storage_schemas.run import CONFIG, LOSS_CURVE, METRICS, PREVIEWS_DIR, preview_name
+from storage_schemas.run import CHECKPOINTS_DIR, CONFIG, LOSS_CURVE, METRICS, PREVIEWS_DIR, preview_name
 from tasks.io import lineage
-from tasks.io.files import file_sha256, write_atomic
+from tasks.io.files import file_sha256, remove_stale_temporaries, write_atomic
 from tasks.io.store import fingerprint_of, read_catalog
 from tasks.pretrain.checkpoints import (
     checkpoint_path,
     checkpoint_paths,
+    latest_recorded_checkpoint,
     load_checkpoint,
+    prune_checkpoints,
     save_checkpoint,
     save_encoder,
 )
@@ -70,10 +72,13 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     world = setup_world(config.run.device)
     set_cpu_threads(world, config.run.threads, config.data.loader_workers)
     torch.manual_seed(config.run.seed)
+    run_dir = Path(config.out)
+    if world.is_main:
+        for leftover in remove_stale_temporaries(run_dir / CHECKPOINTS_DIR) + remove_stale_temporaries(run_dir):
+            log(f"removed {leftover}: the temporary of a write that was killed")
     training = build(config, world)
     restore(training, config, log)
     wrap(training, config, world)
-    run_dir = Path(config.out)
     record = Recorder(config, run_dir, flow_run_id) if world.is_main else None
     if record:
         start_run_directory(config, run_dir, training.step)
@@ -91,7 +96,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
         with progress_bar("pretrain", s.total_steps, "steps", enabled, completed=training.step) as advance:
             while training.step < s.total_steps:
                 row = optimiser_step(training, config, world)
-                after_step(training, config, world, row, preview, log, board)
+                after_step(training, config, world, row, preview, log, board, record)
                 advance(1, f"loss {row['loss']:.4f}")
                 last_loss = row["loss"]
                 if on_progress and world.is_main:
@@ -129,13 +134,20 @@ def build(config: PretrainConfig, world: World) -> Training:
 
 
 def restore(training: Training, config: PretrainConfig, log: Log) -> None:
-    """Continue from the run directory's last checkpoint (``resume``), or start from another run's
-    weights (``init_from``, a new schedule); refuse a run directory with checkpoints otherwise."""
+    """Continue from the run directory's last recorded checkpoint (``resume``), or start from
+    another run's weights (``init_from``, a new schedule); refuse a run directory with checkpoints
+    otherwise. A checkpoint file the run's lineage does not name, or whose bytes changed since,
+    is never loaded: it is logged and passed over."""
     existing = checkpoint_paths(Path(config.out))
     if existing and not config.run.resume:
         raise FileExistsError(f"{config.out} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    latest = None
     if existing:
-        ckpt = load_checkpoint(existing[-1])
+        latest, passed_over = latest_recorded_checkpoint(Path(config.out))
+        for line in passed_over:
+            log(line)
+    if latest is not None:
+        ckpt = load_checkpoint(latest)
         check_config(ckpt, config.model)
         training.model.load_state_dict(ckpt["model"])
         training.optimizer.load_state_dict(ckpt["optimizer"])
@@ -144,8 +156,8 @@ def restore(training: Training, config: PretrainConfig, log: Log) -> None:
         training.batches.load_state(ckpt["sampler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         training.step = training.resumed_from = int(ckpt["step"])
-        training.last_checkpoint = existing[-1]
-        log(f"resumed from step {training.step} ({existing[-1].name})")
+        training.last_checkpoint = latest
+        log(f"resumed from step {training.step} ({latest.name})")
     elif config.run.init_from:
         init = load_checkpoint(Path(config.run.init_from))
         check_config(init, config.model)
@@ -170,9 +182,11 @@ def start_run_directory(config: PretrainConfig, run_dir: Path, step: int) -> Non
 
 
 def after_step(training: Training, config: PretrainConfig, world: World, row: dict, preview, log: Log,
-               board: TensorBoardLog | None = None) -> None:
+               board: TensorBoardLog | None = None, record: Recorder | None = None) -> None:
     """Compare replicas (all ranks); on rank 0 append the metrics row (and its TensorBoard
-    scalars), log, plot and preview at their intervals; checkpoint at its interval and at the last step."""
+    scalars), log, plot and preview at their intervals; checkpoint at its interval and at the last
+    step, record it in the lineage, then prune old ones (in that order, so a kill never leaves only
+    unrecorded checkpoints)."""
     step, total, run = training.step, training.schedule.total_steps, config.run
     run_dir = Path(config.out)
 
@@ -195,8 +209,10 @@ def after_step(training: Training, config: PretrainConfig, world: World, row: di
                 board.image(run_dir / PREVIEWS_DIR / preview_name(step), step)
     if due(run.checkpoint_every):
         if world.is_main:
-            save_checkpoint(run_dir, config, training.model, training.optimizer, training.scaler,
-                            training.batches.state(), step)
+            path = save_checkpoint(run_dir, config, training.model, training.optimizer, training.scaler,
+                                   training.batches.state(), step)
+            record.checkpoint(path)
+            prune_checkpoints(run_dir, run.keep_checkpoints)
         training.last_checkpoint = checkpoint_path(run_dir, step)
 
 
@@ -223,6 +239,16 @@ class Recorder:
     def __call__(self, status: str, outputs: list[Dataset] | None = None, error: str | None = None) -> None:
         lineage.write_record(self.folder, lineage.make_record(
             "pretrain", status, self.run_id, self.inputs, outputs or [], self.parameters, self.flow_run_id, error=error))
+
+    def checkpoint(self, path: Path) -> None:
+        """A ``checkpoint`` record naming ``path`` and its sha256. Its inputs are the stores
+        without the per-video list (the run's other records carry it), so a long run's lineage
+        does not repeat the whole catalog at every checkpoint."""
+        stores = [item.model_copy(update={"facets": {k: v for k, v in item.facets.items() if k != "videos"}})
+                  for item in self.inputs]
+        output = Dataset(uri=str(path), kind="checkpoint", sha256=file_sha256(str(path)))
+        lineage.write_record(self.folder, lineage.make_record(
+            "pretrain", "checkpoint", self.run_id, stores, [output], self.parameters, self.flow_run_id))
 
 
 def store_inputs(stores: list[str]) -> list[Dataset]:

@@ -20,6 +20,7 @@ import pandas as pd
 from storage_schemas.layout import FRAMES, MASKS, NOT_ANNOTATED, VIDEOS_GROUP
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import ValidateConfig, ValidationThresholds
+from tasks.io.store import UnreadableFramesError, frames_sha256
 
 MASK_BLOCK_FRAMES = 256  # masks are read whole, this many frames per read
 LISTED_FRAMES = 8  # at most this many frame indices are listed per video in a stats column
@@ -27,7 +28,7 @@ LISTED_FRAMES = 8  # at most this many frame indices are listed per video in a s
 FRAME_STATS_COLUMNS = [
     "video_id", "object_ids", "sampled_windows", "sampled_frames", "sample_mean", "sample_std",
     "black_frame_fraction", "black_frames", "constant_frame_fraction", "constant_frames",
-    "longest_frozen_run", "frozen_run_frames", "mask_ids", "undeclared_mask_ids", "read_error",
+    "longest_frozen_run", "frozen_run_frames", "mask_ids", "undeclared_mask_ids", "read_error", "frames_check",
 ]
 
 
@@ -101,6 +102,22 @@ def mask_ids(masks) -> set[int]:
     return set(np.flatnonzero(seen).tolist()) - {0, NOT_ANNOTATED}
 
 
+def frames_check(group, recorded: str | None) -> str | None:
+    """None when the video's stored frames hash to ``recorded`` (its record's frames_sha256);
+    else one line saying what is wrong: missing, unreadable (which frames) or changed."""
+    if recorded is None:
+        return "the record holds no frames_sha256 to check the stored frames against"
+    if FRAMES not in group:
+        return "no frames array"
+    try:
+        found = frames_sha256(group[FRAMES])
+    except UnreadableFramesError as exc:
+        return str(exc)
+    if found != recorded:
+        return "changed: the stored frames no longer hash to the record's frames_sha256 (written after ingest)"
+    return None
+
+
 def video_stats(group, video_id: str, object_ids: list[int], config: ValidateConfig) -> dict:
     """The frame-statistics row of one complete video; a read failure becomes ``read_error``."""
     row: dict = {"video_id": video_id}
@@ -126,7 +143,9 @@ def frame_stats_rows(root, catalog: dict[str, VideoRecord | None], config: Valid
     for video_id, record in catalog.items():
         if record is None or record.status is not Status.complete:
             continue
-        row = video_stats(root[f"{VIDEOS_GROUP}/{video_id}"], video_id, record.object_ids, config)
+        group = root[f"{VIDEOS_GROUP}/{video_id}"]
+        row = video_stats(group, video_id, record.object_ids, config)
         row["object_ids"] = ", ".join(str(i) for i in record.object_ids)
+        row["frames_check"] = frames_check(group, record.frames_sha256)
         rows.append(row)
     return pd.DataFrame(rows, columns=FRAME_STATS_COLUMNS)

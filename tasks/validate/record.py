@@ -31,7 +31,7 @@ from storage_schemas.validation import (
 from tasks.io import lineage
 from tasks.io.files import file_sha256, write_atomic
 from tasks.io.lineage import code_version
-from tasks.io.store import open_store
+from tasks.io.store import data_fingerprint, open_store
 from tasks.io.uris import join, normalize
 from tasks.validate.report import report_markdown
 from tasks.validate.suites import rule_outcomes
@@ -87,6 +87,7 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
         store=config.store,
         suites=[SuiteVersion(name=s.name, version=s.meta.version, sha256=s.sha256) for s in suites],
         catalog_fingerprint=tables.fingerprint,
+        data_fingerprint=data_fingerprint(tables.data_fingerprints),
         counts=counts,
         result_path=result_uri(config.store, f"{validation_id}.json"),
         report_path=result_uri(config.store, f"{validation_id}.md"),
@@ -110,7 +111,8 @@ def record_summary(config: ValidateConfig, tables: ValidationTables, results: di
     stamp = make_stamp(config, tables, suites, rules, flow_run_id)
     not_complete = not_complete_videos(tables.catalog)
     markdown = report_markdown(stamp, rules, not_complete, tables)
-    document = {"stamp": stamp.model_dump(mode="json"), "results": results}
+    document = {"stamp": stamp.model_dump(mode="json"), "results": results,
+                "data_fingerprints": tables.data_fingerprints}
     write_new(stamp.result_path, json.dumps(document, indent=1, allow_nan=False, default=str))
     write_new(stamp.report_path, markdown)
     open_store(config.store, mode="a").attrs[VALIDATION_ATTR] = stamp.model_dump(mode="json")

@@ -3,7 +3,8 @@
 - the *catalog*: every video group's record (complete, failed, writing or unreadable) plus the
   shapes of the arrays actually stored, and the shapes the record implies;
 - the *frame statistics* (``tasks.validate.frames``): per complete video, statistics of a sample
-  of its frames and the label ids of its masks.
+  of its frames, the label ids of its masks, and whether all its stored frames still hash to the
+  record's ``frames_sha256``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import CATALOG_TABLE, ValidateConfig
-from tasks.io.store import UNREADABLE, fingerprint_of, open_store, read_catalog
+from tasks.io.store import UNREADABLE, data_fingerprints, fingerprint_of, open_store, read_catalog
 from tasks.validate.frames import frame_stats_rows
 
 CATALOG_COLUMNS = [
@@ -29,24 +30,32 @@ CATALOG_COLUMNS = [
 
 @dataclass(frozen=True)
 class ValidationTables:
-    """What the suites run on, and the fingerprint of the catalog the tables were built from."""
+    """What the suites run on, the fingerprint of the catalog the tables were built from, and
+    the data fingerprints (``tasks.io.store.data_fingerprints``) of the files they read."""
 
     catalog: pd.DataFrame
     frame_stats: pd.DataFrame
     fingerprint: str
+    data_fingerprints: dict[str, str]
 
     def table(self, name: str) -> pd.DataFrame:
         return self.catalog if name == CATALOG_TABLE else self.frame_stats
 
 
 def build_tables(config: ValidateConfig) -> ValidationTables:
-    """Read the store's catalog and sample every complete video."""
+    """Read the store's catalog, sample every complete video and re-hash its frames.
+
+    The data fingerprints are taken first: a file written while the tables are built then
+    no longer matches the stamp, and pre-training asks for another validation.
+    """
     root = open_store(config.store, mode="r")
     catalog = read_catalog(root)
+    fingerprints = data_fingerprints(config.store)
     return ValidationTables(
         catalog=catalog_rows(root, catalog),
         frame_stats=frame_stats_rows(root, catalog, config),
         fingerprint=fingerprint_of(catalog),
+        data_fingerprints=fingerprints,
     )
 
 

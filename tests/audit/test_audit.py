@@ -182,7 +182,8 @@ def test_lineage_from_any_artifact(pipeline, start):
     assert sources and all(len(n["sha256"]) == 64 for n in sources)
     if start == "run_dir":
         statuses = [r["status"] for r in tree["records"]]
-        assert statuses[:2] == ["started", "completed"] and tree["record"]["status"] == "completed"
+        # The 2-step run checkpointed once, at its last step.
+        assert statuses[:3] == ["started", "checkpoint", "completed"] and tree["record"]["status"] == "completed"
 
 
 def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
@@ -195,10 +196,11 @@ def test_failed_and_interrupted_runs_say_so(pipeline, tmp_path):
     assert tree["kind"] == "run" and tree["record"]["status"] == "failed"
     assert "non-finite loss" in tree["record"]["error"] and tree["record"]["finished"]
     assert [n["kind"] for n in tree["children"]] == ["store"]  # still traced to what it read
-    # A checkpoint of the failed run is in no record's outputs: its node leads to the failed run.
+    # A checkpoint of the failed run is named by its checkpoint record, which the failure closed.
     ckpt = max((failed / "checkpoints").glob("*.pt"))
     node = lineage_tree(str(ckpt))
-    assert node["record"] is None and node["children"][0]["record"]["status"] == "failed"
+    assert node["record"]["status"] == "checkpoint" and node["record"]["finished"]
+    assert node["sha256"] == file_sha256(str(ckpt)) and [n["kind"] for n in node["children"]] == ["store"]
 
     def die(message: str) -> None:  # the process dies right after its "started" record
         raise KeyboardInterrupt
@@ -240,8 +242,10 @@ def test_vmac_lineage_prints_json_and_a_tree(pipeline, capsys):
     out = capsys.readouterr().out
     assert "evaluate completed" in out and "pretrain completed" in out and "validation passed" in out
 
-    args = _parse(["lineage", str(pipeline.run_dir / "nothing-here")])
-    assert args.func(args) == 2
+    from cli.main import main
+
+    assert main(["lineage", str(pipeline.run_dir / "nothing-here")]) == 2
+    assert capsys.readouterr().err.strip() == f"vmac lineage: PATH {pipeline.run_dir / 'nothing-here'}: no such file or folder"
 
 
 @pytest.mark.slow

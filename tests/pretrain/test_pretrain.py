@@ -84,7 +84,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
     assert all(p.name.startswith((".ckpt-", "ckpt-")) for p in (run_dir / "checkpoints").iterdir())
 
     resumed = train(_config(store, run_dir, max_steps=24, resume=True), log=lambda m: None)
-    assert resumed.resumed_from >= 8 and resumed.steps == 24
+    # The newest checkpoint the run recorded: a kill between a save and its lineage record leaves
+    # one unrecorded, which a resume passes over (the one before it is still recorded and kept).
+    assert resumed.resumed_from >= 4 and resumed.steps == 24
     want, got = _losses(tmp_path / "ref"), _losses(run_dir)
     assert sorted(got) == list(range(1, 25))  # replayed steps replaced, not duplicated
     for step in range(1, 25):
@@ -92,6 +94,61 @@ def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
 
     records = sorted(p.name for p in (run_dir / "lineage").glob("*.json"))
     assert [n.split("-pretrain-")[1].split("-")[0] for n in records].count("completed") == 1
+
+
+def test_every_checkpoint_is_recorded_and_resume_loads_only_recorded_ones(store, tmp_path):
+    from tasks.audit.rehash import audit
+    from tasks.io.files import file_sha256
+    from tasks.io.lineage import read_records
+    from tasks.pretrain.train import train
+
+    run_dir = tmp_path / "run"
+    train(_config(store, run_dir, max_steps=8), log=lambda m: None)
+    ckpt4, ckpt8 = checkpoint_paths(run_dir)
+    written = {Path(d.uri).name: d.sha256 for r in read_records(str(run_dir / "lineage")) if r.status == "checkpoint"
+               for d in r.outputs}
+    assert written == {"ckpt-000004.pt": file_sha256(str(ckpt4)), "ckpt-000008.pt": file_sha256(str(ckpt8))}
+
+    # A planted file named as the newest checkpoint (a real checkpoint, not one this run wrote),
+    # and the run's own newest one changed afterwards.
+    planted = run_dir / "checkpoints" / "ckpt-000012.pt"
+    planted.write_bytes(ckpt8.read_bytes())
+    report = audit(str(run_dir))
+    assert [(d.what, d.uri, d.detail.split(":")[0]) for d in report.drifts] == [("checkpoint", str(planted), "unknown")]
+    ckpt8.write_bytes(ckpt4.read_bytes())
+    lines: list[str] = []
+    resumed = train(_config(store, run_dir, max_steps=8, resume=True), log=lines.append)
+    assert resumed.resumed_from == 4 and resumed.steps == 8
+    assert f"not loading {planted}: no lineage record of this run names it" in lines
+    assert f"not loading {ckpt8}: its bytes changed since the run recorded it" in lines
+    assert planted.exists()  # not the run's to prune
+
+
+_KILLED_WRITE = """
+import sys, time
+from tasks.io.files import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"the first half of a checkpoint")
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_write_killed_midway_leaves_a_temporary_that_the_next_start_removes(store, tmp_path):
+    from tasks.pretrain.train import train
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITE, str(run_dir / "checkpoints" / "ckpt-000004.pt")],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    [leftover] = (run_dir / "checkpoints").iterdir()
+    assert leftover.name == f".ckpt-000004.tmp-{proc.pid}.pt" and not checkpoint_paths(run_dir)
+    lines: list[str] = []
+    train(_config(store, run_dir, max_steps=2), log=lines.append)
+    assert not leftover.exists()
+    assert f"removed {leftover}: the temporary of a write that was killed" in lines
 
 
 def test_outputs_and_exported_encoder_loads_dense(store, tmp_path):
@@ -147,7 +204,7 @@ def test_ddp_two_cpu_processes_identical_weights_rank0_writes(store, tmp_path, p
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]  # one writer
     assert all("replica_checksum" in r for r in rows)  # rank 0 compared all ranks' weights each step
-    assert len(list((run_dir / "lineage").glob("*.json"))) == 2
+    assert len(list((run_dir / "lineage").glob("*.json"))) == 3  # started, the checkpoint at step 4, completed
 
 
 @pytest.mark.slow

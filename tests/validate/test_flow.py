@@ -41,5 +41,6 @@ def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harnes
     assert args.func(args) == 1
     out = capsys.readouterr().out
     assert "no_black_frames" in out and black in out and "FAILED" in out
-    missing = parser.parse_args(["validate", "--store", str(tmp_path / "nowhere.zarr")])
-    assert missing.func(missing) == 2
+    from cli.main import main
+
+    assert main(["validate", "--store", str(tmp_path / "nowhere.zarr")]) == 2

@@ -30,7 +30,7 @@ def test_good_store_passes_and_is_stamped(store, monkeypatch):
     summary = validate(store)
     assert summary.passed, summary.failure_text()
     assert failed_rules(summary) == {}
-    assert len(summary.rules) == 15 and summary.stamp.counts.complete == 2
+    assert len(summary.rules) == 16 and summary.stamp.counts.complete == 2
 
     stamp = validation_status(store)
     assert stamp == summary.stamp
@@ -125,7 +125,8 @@ def test_array_length_disagreeing_with_the_catalog_fails(store):
     frames = root[f"{VIDEOS_GROUP}/{video}/{FRAMES}"]
     frames.resize((frames.shape[0] - 4, *frames.shape[1:]))
     summary = validate(store)
-    assert failed_rules(summary) == {"frames_shape_matches_catalog": [video]}
+    # Fewer frames also hash differently from the record.
+    assert failed_rules(summary) == {"frames_shape_matches_catalog": [video], "frames_match_record": [video]}
     detail = summary.critical_failures[0].details[0]
     assert "frames_shape=(20, 48, 72, 3)" in detail and "expected_frames_shape=(24, 48, 72, 3)" in detail
     assert "`frames_shape_matches_catalog`" in summary.report_markdown and video in summary.report_markdown
@@ -157,6 +158,48 @@ def test_require_validated_refuses_unvalidated_and_changed_stores(store, tmp_pat
         require_validated(store)
     validate(store)
     assert require_validated(store).counts.complete == 3
+
+
+def _shard(store: str, video: str, shard: int = 0) -> Path:
+    """The file of one frames shard (64 frames per shard by default; 8 here)."""
+    return Path(store) / VIDEOS_GROUP / video / FRAMES / "c" / str(shard) / "0" / "0" / "0"
+
+
+def test_changed_or_damaged_frames_fail_validation_and_pretraining_refuses_the_store(store):
+    from storage_schemas.config import PretrainConfig
+    from tasks.pretrain.tasks import check_stores_validated
+
+    assert validate(store).passed
+    first, second = sorted(open_store(store, mode="r")[VIDEOS_GROUP].group_keys())
+    shard = _shard(store, first, shard=1)
+    original = shard.read_bytes()
+    data = bytearray(original)
+    middle = len(data) // 3
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # 16 bytes flipped in a chunk
+    shard.write_bytes(bytes(data))
+
+    # Pre-training checks the stamp before its first step: the data no longer matches it.
+    config = PretrainConfig.model_validate({"stores": [store], "out": "unused"})
+    with pytest.raises(ValidationRequiredError, match=rf"stored arrays .* changed .*1 video\(s\): {first}") as refused:
+        check_stores_validated.fn(config)
+    assert f"run `vmac validate --store {store}`" in str(refused.value)
+
+    # Validation reads every frame, not only its sample: the damage fails it.
+    summary = validate(store)
+    assert failed_rules(summary)["frames_match_record"] == [first]
+    assert set(failed_rules(summary)) <= {"frames_match_record", "arrays_readable"}
+
+    # A truncated shard does not decode; a frame rewritten through Zarr decodes but changed.
+    last = _shard(store, second, shard=2)
+    last.write_bytes(last.read_bytes()[:200])
+    frames = open_store(store)[f"{VIDEOS_GROUP}/{first}/{FRAMES}"]
+    shard.write_bytes(original)
+    frames[3] = frames[3] // 2
+    details = {r.rule: r.details for r in validate(store).critical_failures}
+    assert any(f"{second} (frames_check=frames 16-23 do not decode" in d for d in details["frames_match_record"])
+    assert any(f"{first} (frames_check=changed" in d for d in details["frames_match_record"])
+    with pytest.raises(ValidationRequiredError, match="failed its last validation"):
+        require_validated(store)
 
 
 def test_memory_store_results_are_append_only(tmp_path):

@@ -1,0 +1,69 @@
+"""Checks on the paths a command names, made before any work starts.
+
+A missing store, a store path that is a regular file, or a folder the command cannot write is a
+usage error: ``ConfigError`` with one line naming the option, the path and what is wrong, so
+``vmac`` exits 2 at once instead of failing minutes later inside a flow. Local paths only: a
+remote URL is checked by the flow that opens it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+from cli.args import ConfigError
+from storage_schemas.layout import VIDEOS_GROUP
+from tasks.io.uris import local_path
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def writable_folder(option: str, uri: str) -> None:
+    """``uri`` is a folder this process can create or write into; ConfigError otherwise."""
+    path = local_path(uri)
+    if path is None:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError([f"{option} {uri}: a file is there, not a folder"])
+    here = _nearest_existing(path)
+    if not os.path.isdir(here):
+        raise ConfigError([f"{option} {uri}: {here} is a file, so no folder can be made below it"])
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".vmac-write-check-", dir=here)
+    except OSError as exc:
+        raise ConfigError([f"{option} {uri}: cannot write in {here} ({exc.strerror})"]) from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def existing_store(option: str, uri: str) -> None:
+    """``uri`` is a vmac store (a Zarr group with a ``videos`` group); ConfigError otherwise.
+
+    The local form of ``tasks.io.store.is_store``, here so that a usage error answers without
+    importing Zarr (seconds on a loaded machine)."""
+    path = local_path(uri)
+    if path is None:
+        return
+    if not os.path.lexists(path):
+        raise ConfigError([f"{option} {uri}: no such file or folder"])
+    if not os.path.isdir(path):
+        raise ConfigError([f"{option} {uri}: a file, not a vmac store (a store is a folder made by vmac ingest)"])
+    if not (os.path.isfile(os.path.join(path, "zarr.json")) and os.path.isdir(os.path.join(path, VIDEOS_GROUP))):
+        raise ConfigError([f"{option} {uri}: not a vmac store (no zarr.json with a videos group); "
+                           f"make one with `vmac ingest SOURCE --store {uri}`"])
+
+
+def existing_path(option: str, uri: str) -> None:
+    """``uri`` exists (a local file or folder); ConfigError otherwise."""
+    path = local_path(uri)
+    if path is not None and not os.path.exists(path):
+        reason = "broken symbolic link" if os.path.lexists(path) else "no such file or folder"
+        raise ConfigError([f"{option} {uri}: {reason}"])
+
+
