@@ -20,6 +20,8 @@ DEFAULT_JOB_NAMESPACE = "vmac"  # OPENLINEAGE_NAMESPACE overrides it, as the cli
 
 EVENT_TYPES = {
     "started": "START",
+    # A checkpoint written mid-run: new output metadata while the run goes on.
+    "checkpoint": "RUNNING",
     "completed": "COMPLETE",
     "completed_with_failures": "COMPLETE",
     "drift_found": "COMPLETE",

@@ -33,7 +33,7 @@ MAX_FUNCTION_LINES = 60
 # Modules that import project modules inside functions, on purpose (each says why at the import),
 # and modules imported only where they are used because they load an optional, separately built
 # dependency (MinkowskiEngine).
-DEFERRED_IMPORTS = {"cli/main.py"}
+DEFERRED_IMPORTS = {"cli/commands.py"}
 DEFERRED_MODULES = {"vmac_core.sparse.minkowski"}
 
 

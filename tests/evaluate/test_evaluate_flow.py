@@ -10,7 +10,8 @@ import json
 import pytest
 
 from cli.args import evaluate_config_from_args
-from cli.main import build_parser, cmd_evaluate
+from cli.commands import cmd_evaluate
+from cli.main import build_parser
 from storage_schemas.benchmark import BenchmarkReport
 from tasks.io.lineage import read_records
 from tests.evaluate.conftest import write_davis

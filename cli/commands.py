@@ -1,0 +1,180 @@
+"""The ``vmac`` subcommands: each builds its config (``cli.args``), checks the paths it names
+(``cli.checks``), runs its flow and renders the result (``cli.render``).
+
+The flows are imported inside each ``cmd_*``: they load Prefect, torch and Zarr (several
+seconds), which ``vmac --help``, a usage error or ``vmac lineage`` should not wait for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import sys
+
+from rich.console import Console
+
+from cli import render
+from cli.args import (
+    ConfigError,
+    evaluate_config_from_args,
+    ingest_config_from_args,
+    pipeline_config_from_args,
+    pretrain_config_from_args,
+    validate_config_from_args,
+)
+from cli.checks import existing_path, existing_store, writable_folder
+from cli.examples import BENCHMARKS
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    writable_folder("DIR", args.dir)
+    from flows.sample import sample_flow
+
+    manifest = sample_flow(args.dir, seed=args.seed, small=args.small)
+    print(f"wrote the sample ({len(manifest['clips'])} clips, seed {args.seed}) to {args.dir}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    config = ingest_config_from_args(args)
+    if args.dry_run:
+        # The planning step alone, without Prefect or Dask: it hashes and probes, and writes nothing.
+        from tasks.ingest.plan import plan_sources
+
+        render.print_ingest_plan(config.store, plan_sources(config))
+        return 0
+    writable_folder("--store", config.store)
+    from flows.ingest import IngestIncompleteError, ingest_flow
+
+    try:
+        return render.print_ingest(ingest_flow(config))
+    except IngestIncompleteError as exc:
+        render.print_ingest(exc.result)
+        raise
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = pipeline_config_from_args(args)  # before the slow import: a config error exits at once
+    for option, path in (("--out", config.out), ("--store", args.store), ("--eval-store", args.eval_store)):
+        if path:
+            writable_folder(option, path)
+    from flows.pipeline import pipeline_flow
+
+    result = pipeline_flow(config)
+    print(f"pretraining: {result.pretrain_action} ({result.run_dir}); frames decoded: {result.frames_decoded}")
+    print(f"report: {result.report}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Run validate_flow; print the summary; 1 when a critical rule failed, 2 without a store."""
+    config = validate_config_from_args(args)
+    existing_store("--store", config.store)
+    writable_folder("--store", config.store)  # the stamp and the report are written into it
+    from flows.validate import ValidationFailedError, validate_flow
+
+    try:
+        summary = validate_flow(config)
+    except ValidationFailedError as exc:
+        summary = exc.summary
+    render.print_validation_summary(summary)
+    return 0 if summary.passed else 1
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    config = pretrain_config_from_args(args)
+    for store in config.stores:
+        existing_store("--store", store)
+    writable_folder("--out", config.out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        # Under torchrun only rank 0 runs the Prefect flow; the other ranks train directly.
+        from tasks.pretrain.train import train
+
+        train(config, log=lambda message: None)
+        return 0
+    from flows.pretrain import pretrain_flow
+
+    result = pretrain_flow(config)
+    print(f"trained {result.steps} steps, final loss {result.final_loss:.4f}")
+    print(f"run directory: {result.run_dir}\nencoder: {result.encoder}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    config = evaluate_config_from_args(args)
+    for checkpoint in config.checkpoints:
+        existing_path("--checkpoint", checkpoint)
+    existing_path("--data", config.data)
+    writable_folder("--out", config.out)
+    from flows.evaluate import evaluate_flow
+
+    result = evaluate_flow(config)
+    print(result.comparison_markdown)
+    print(f"report: {result.out}/comparison.md ({len(result.reports)} benchmark files, lineage {result.lineage})")
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Print the lineage tree (rich, or JSON with --json); 2 when nothing is at PATH.
+
+    Runs the task function directly, not lineage_flow: it only reads, and an interactive query
+    should not wait for a Prefect API to start.
+    """
+    from tasks.audit.tree import lineage_tree
+
+    existing_path("PATH", args.path)
+    tree = lineage_tree(args.path)
+    if args.json:
+        print(json.dumps(tree, indent=2))
+    else:
+        Console().print(render.render_tree(tree))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
+    existing_path("STORE_OR_RUN", args.path)
+    from flows.audit import audit_flow
+    from tasks.audit.rehash import audit_kind
+
+    try:
+        audit_kind(args.path)
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+    report = audit_flow(args.path, progress=not args.no_progress)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    else:
+        render.print_audit_report(report)
+    return 1 if report.drifted else 0
+
+
+def cmd_import_weights(args: argparse.Namespace) -> int:
+    """Write the official weights file as a vmac encoder.pt; 2 when it cannot be read or does not fit."""
+    from tasks.pretrain.imported import import_weights
+
+    try:
+        result = import_weights(args.source, args.encoder, args.out)
+    except (OSError, ValueError) as exc:
+        print(f"vmac import-weights: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {result.tensors} tensors of {args.encoder} from {args.source} ({result.layout} layout"
+          f"{', module. prefix' if result.ddp_prefix else ''}; {result.dropped} decoder tensors left out)")
+    print(f"encoder: {result.out}\nsource sha256: {result.source_sha256}\nlineage: {result.lineage}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    script = BENCHMARKS / f"{args.name}.py"
+    if not script.exists():
+        print(f"no benchmark {args.name!r} (looked for {script}; benchmarks run from a source checkout)", file=sys.stderr)
+        return 2
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
