@@ -24,7 +24,7 @@ def fetch_over_loopback(url: str) -> str:
 
 def test_logged_dashboard_link_serves_the_status_page():
     # The cluster decode_all starts (memory:// keeps its workers in this process, so it starts fast).
-    config = IngestConfig(sources=["unused"], store="memory://dashboard.zarr", workers=1, progress=False)
+    config = IngestConfig(sources=["unused"], store="memory://dashboard.zarr", dask_workers=1, progress=False)
     pages: dict[str, str] = {}
 
     def log(message: str) -> None:

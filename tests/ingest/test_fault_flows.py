@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(sources, store):
-    return IngestConfig.model_validate({"sources": [str(s) for s in sources] or ["unused"], "store": store, "workers": 1,
+    return IngestConfig.model_validate({"sources": [str(s) for s in sources] or ["unused"], "store": store, "dask_workers": 1,
                                         "decode": {"short_side": 32, "shard_frames": 8}, "progress": False})
 
 

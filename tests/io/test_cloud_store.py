@@ -70,7 +70,7 @@ def test_ingest_validate_load_and_evaluate_on_s3(s3, prefect_harness, make_video
 
     # Ingest on a LocalCluster of worker processes (they inherit the endpoint from the environment).
     store = f"s3://{BUCKET}/frames.zarr"
-    config = IngestConfig(sources=[f"s3://{BUCKET}/videos"], store=store, workers=1, progress=False)
+    config = IngestConfig(sources=[f"s3://{BUCKET}/videos"], store=store, dask_workers=1, progress=False)
     result = ingest_flow(config)
     assert [o.action for o in result.outcomes] == ["decoded", "decoded"] and result.frames_decoded == 20
     assert [o.action for o in ingest_flow(config).outcomes] == ["skipped", "skipped"]  # incremental on S3 too
@@ -93,12 +93,12 @@ def test_ingest_validate_load_and_evaluate_on_s3(s3, prefect_harness, make_video
     root = open_store(store, mode="r")
     for video, t, pair in zip(dataset.index.videos, starts, pairs):
         assert np.array_equal(pair, root[f"{VIDEOS_GROUP}/{video.video_id}/{FRAMES}"][t:t + 2])
-    loader, _ = make_pair_loader([store], 32, batch_size=4, workers=0, seed=0)
+    loader, _ = make_pair_loader([store], 32, batch_size=4, loader_workers=0, seed=0)
     assert next(iter(loader))["frame1_bchw"].shape == (4, 3, 32, 32)
 
     # Evaluation reads a labelled store on S3 (ingested from S3) and writes its report locally.
     eval_store = f"s3://{BUCKET}/eval.zarr"
-    ingest_flow(IngestConfig(sources=[f"s3://{BUCKET}/davis"], store=eval_store, workers=1, progress=False,
+    ingest_flow(IngestConfig(sources=[f"s3://{BUCKET}/davis"], store=eval_store, dask_workers=1, progress=False,
                              decode={"short_side": 0}))
     out = tmp_path / "eval"
     evaluation = evaluate_flow(EvaluateConfig(checkpoints=[], random_init=True, encoder="resnet18", data=eval_store,
