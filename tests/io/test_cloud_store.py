@@ -83,7 +83,10 @@ def test_ingest_validate_load_and_evaluate_on_s3(s3, prefect_harness, make_video
     assert summary.passed and validation_status(store) == summary.stamp
     assert summary.stamp.result_path.startswith(f"{store}/validation/")
     assert s3.exists(summary.stamp.result_path) and s3.exists(summary.stamp.report_path)
-    assert [r.kind for r in read_records(f"{store}/lineage")] == ["ingest", "ingest", "ingest", "ingest", "validate"]
+    # Two ingest runs and one validation, each a started record and its final one.
+    assert [(r.kind, r.status) for r in read_records(f"{store}/lineage")] == [
+        ("ingest", "started"), ("ingest", "completed"), ("ingest", "started"), ("ingest", "completed"),
+        ("validate", "started"), ("validate", "completed")]
 
     # The pre-training loader reads the shards straight from S3 (one cat_ranges call per batch).
     dataset = FramePairDataset(PairIndex([store]), 32)
