@@ -39,9 +39,16 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint's name (``ckpt-000100.pt`` -> 100)."""
+    return int(Path(path).stem.rpartition("-")[2])
+
+
 def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, sampler_state: dict, step: int) -> Path:
-    """Write ``checkpoints/ckpt-<step>.pt``, then delete all but the last ``keep_checkpoints``."""
+                    scaler: torch.amp.GradScaler, sampler_state: dict, step: int,
+                    keep_steps: frozenset[int] = frozenset()) -> Path:
+    """Write ``checkpoints/ckpt-<step>.pt``, then delete all but the last ``keep_checkpoints``,
+    sparing those at ``keep_steps`` (milestones)."""
     path = checkpoint_path(run_dir, step)
     ckpt = make_checkpoint(
         config.model, model.state_dict(), step=step, optimizer_state=optimizer.state_dict(),
@@ -50,7 +57,8 @@ def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, opti
     )
     save_atomic(ckpt, path)
     for old in checkpoint_paths(run_dir)[: -config.run.keep_checkpoints]:
-        old.unlink()
+        if checkpoint_step(old) not in keep_steps:
+            old.unlink()
     return path
 
 
