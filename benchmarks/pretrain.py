@@ -1,12 +1,20 @@
-"""Time per optimiser step of each pre-training preset on this machine: one JSON object on stdout.
+"""Time per optimiser step of each pre-training preset on this machine, and the thread policy
+under load: one JSON object on stdout.
 
-For each preset, one micro-batch training step (online + target + losses + backward + AdamW +
+Presets: for each, one micro-batch training step (online + target + losses + backward + AdamW +
 EMA) is timed on random inputs at the preset's input size, median over --repeats after a warm-up.
 The optimiser step of the preset is the micro-batch time × accumulation (batch / micro-batch),
 which is what gradient accumulation does. On CPU the paper presets' micro-batch of 64 is timed at
 --paper-micro (default 8) and scaled linearly; the JSON says which.
 
-    python benchmarks/pretrain.py [--repeats 3] [--paper-micro 8] [--out FILE]
+Threads (``--threads-preset NAME``, skipped with ``--no-threads``): the same step of that preset,
+timed in a fresh process per setting (OpenMP reads ``OMP_WAIT_POLICY`` when torch loads it), for
+torch threads 1 and all cores, OpenMP's default wait policy and PASSIVE, on the machine as found
+and with ``--busy`` extra busy-loop processes started (and stopped, by PID) by this script:
+pairs/s (median over --thread-steps steps) and CPU seconds per step. The load average is recorded
+before and after each setting.
+
+    python benchmarks/pretrain.py [--repeats 3] [--paper-micro 8] [--threads-preset tiny-cpu] [--out FILE]
 """
 
 from __future__ import annotations
@@ -16,9 +24,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _step_seconds(config, micro: int, repeats: int) -> list[float]:
@@ -51,11 +62,80 @@ def _step_seconds(config, micro: int, repeats: int) -> list[float]:
     return times
 
 
+def _worker(preset: str, threads: int, steps: int) -> None:
+    """In a fresh process (the parent set OMP_WAIT_POLICY before torch loads): time ``steps``
+    training steps of ``preset`` with ``threads`` torch threads; print one JSON line."""
+    import torch
+
+    from storage_schemas.config import build_pretrain_config
+    from tasks.pretrain.plan import batch_geometry
+
+    torch.set_num_threads(threads)
+    config = build_pretrain_config(preset, {"stores": ["unused"], "out": "unused"})
+    micro = batch_geometry(config.optimiser, 1).micro_batch
+    cpu = time.process_time()
+    times = _step_seconds(config, micro, steps)
+    print(json.dumps({"step_s": times, "micro_batch": micro, "threads": torch.get_num_threads(),
+                      "cpu_s_per_step": (time.process_time() - cpu) / (steps + 1)}))
+
+
+def _busy_loops(count: int) -> list[subprocess.Popen]:
+    """``count`` processes that spin on one core each until stopped."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def threads_under_load(preset: str, busy: int, steps: int) -> dict:
+    """Pairs/s of ``preset``'s step per (threads, wait policy), as found and with ``busy`` busy loops."""
+    cores = os.cpu_count() or 1
+    settings = [(threads, policy) for threads in sorted({1, cores}) for policy in ("default", "PASSIVE")]
+    results: dict[str, dict] = {}
+    for condition, extra in (("as_found", 0), (f"busy_{busy}", busy)):
+        loops = _busy_loops(extra)
+        try:
+            time.sleep(2.0 if extra else 0.0)  # let the busy loops start spinning
+            for threads, policy in settings:
+                env = dict(os.environ)
+                env.pop("OMP_WAIT_POLICY", None)
+                if policy != "default":
+                    env["OMP_WAIT_POLICY"] = policy
+                load_before = os.getloadavg()
+                began = time.perf_counter()
+                out = subprocess.run([sys.executable, __file__, "--worker", preset, str(threads), str(steps)],
+                                     env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                micro = row["micro_batch"]
+                results[f"{condition}/threads_{threads}/{policy}"] = {
+                    "condition": condition, "busy_loops": extra, "threads": threads, "omp_wait_policy": policy,
+                    "pairs_per_s": round(micro / statistics.median(row["step_s"]), 1),
+                    "pairs_per_s_runs": [round(micro / t, 1) for t in row["step_s"]],
+                    "cpu_s_per_step": round(row["cpu_s_per_step"], 3),
+                    "seconds": round(time.perf_counter() - began, 1),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                }
+        finally:
+            _stop(loops)
+    return {"preset": preset, "steps": steps, "busy_loops": busy, "cores": cores, "settings": results}
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        _worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paper-micro", type=int, default=8, help="micro-batch timed for the paper presets on CPU")
     parser.add_argument("--presets", nargs="*", default=None)
+    parser.add_argument("--threads-preset", default="tiny-cpu", help="preset timed per thread setting")
+    parser.add_argument("--busy", type=int, default=os.cpu_count() or 1, help="busy-loop processes for the loaded case")
+    parser.add_argument("--thread-steps", type=int, default=10, help="timed steps per thread setting")
+    parser.add_argument("--no-threads", action="store_true", help="skip the thread settings")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -65,7 +145,7 @@ def main() -> None:
     from tasks.pretrain.plan import batch_geometry
 
     results = {}
-    for name in args.presets or list(PRETRAIN_PRESETS):
+    for name in [] if args.presets == [] else args.presets or list(PRETRAIN_PRESETS):
         config = build_pretrain_config(name, {"stores": ["unused"], "out": "unused"})
         micro_preset = batch_geometry(config.optimiser, 1).micro_batch
         micro = micro_preset if name == "tiny-cpu" else min(micro_preset, args.paper_micro)
@@ -84,9 +164,12 @@ def main() -> None:
         "benchmark": "pretrain_presets",
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                  "threads": torch.get_num_threads(), "load_average": list(os.getloadavg())},
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "repeats": args.repeats,
         "presets": results,
     }
+    if not args.no_threads:
+        report["threads"] = threads_under_load(args.threads_preset, args.busy, args.thread_steps)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
@@ -94,5 +177,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(ROOT))
     main()

@@ -170,7 +170,9 @@ def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
 def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
     checkpoints = [path for group in args.checkpoint for path in (group if isinstance(group, list) else [group])]
     return validated(EvaluateConfig, given(
-        checkpoints=checkpoints, random_init=args.random_init or None, encoder=args.encoder,
+        checkpoints=checkpoints, random_init=(args.random_init or "random-init" in args.baseline) or None,
+        pixels="pixels" in args.baseline or None, pixel_floor=False if args.no_pixel_floor else None,
+        encoder=args.encoder,
         random_init_seed=args.seed, data=args.data, out=args.out, split=args.split,
         save_masks=args.save_masks or None, device=args.device, threads=args.threads,
         propagation=given(context=args.context, radius=args.radius, topk=args.topk, temperature=args.temperature),

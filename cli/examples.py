@@ -49,6 +49,8 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac evaluate --checkpoint runs/tiny/encoder.pt --data data/sample --out eval/tiny --save-masks",
         "vmac evaluate --random-init --encoder resnet18 --data /data/DAVIS --out eval/floor",
         "vmac evaluate --checkpoint weights/r50/encoder.pt --data /data/DAVIS --out eval/official-r50",
+        "vmac evaluate --baseline pixels --data /data/DAVIS --out eval/pixels          # the raw-pixel floor alone",
+        "vmac evaluate --checkpoint runs/real/checkpoints/ckpt-*.pt runs/real/encoder.pt --data eval.zarr --out eval/curve",
     ],
     "import-weights": [
         "vmac import-weights checkpoint-99.pth --encoder resnet50 --out weights/r50/encoder.pt",
@@ -68,7 +70,8 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac bench model -- --quick                   # benchmarks/model.py",
         "vmac bench loader                             # benchmarks/loader.py",
         "vmac bench evaluate                           # benchmarks/evaluate.py",
-        "vmac bench pretrain                           # benchmarks/pretrain.py (time per step of each preset)",
+        "vmac bench pretrain                           # benchmarks/pretrain.py (time per step of each preset; threads under load)",
+        "vmac bench learning                           # benchmarks/learning.py (real video: pre-training against the floors)",
     ],
 }
 

@@ -19,6 +19,10 @@ from cli.parsers import build_parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    # GNU OpenMP (torch's CPU threads) reads its wait policy once, when torch loads it: set here,
+    # before any command imports torch. PASSIVE: a thread that waits sleeps instead of spinning on
+    # a core another process needs (docs/learning.md, "Threads").
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -130,14 +130,19 @@ def add_pretrain_parser(sub) -> None:
 def add_evaluate_parser(sub) -> None:
     prop = PropagationParams()
     p = sub.add_parser(
-        "evaluate", help="label propagation (DAVIS J&F, VIP mIoU, JHMDB PCK) with a random-init floor",
+        "evaluate", help="label propagation (DAVIS J&F, VIP mIoU, JHMDB PCK) with random-init and raw-pixel floors",
         description="Evaluate encoders by CRW label propagation; every architecture is also run with "
                     "random weights as the floor.",
     )
     p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
                    help="RUN/encoder.pt or RUN/checkpoints/ckpt-*.pt (repeatable; several per flag allowed)", nargs="+")
     p.add_argument("--random-init", action="store_true",
-                   help="evaluate a random-init --encoder even without checkpoints")
+                   help="evaluate a random-init --encoder even without checkpoints (= --baseline random-init)")
+    p.add_argument("--baseline", action="append", default=[], choices=["random-init", "pixels"],
+                   help="evaluate this floor even without checkpoints (repeatable): random-init (--encoder with "
+                        "random weights) or pixels (Lab colour averaged over each stride cell)")
+    p.add_argument("--no-pixel-floor", action="store_true",
+                   help="leave the raw-pixel floor out (it is evaluated beside every random-init floor)")
     p.add_argument("--encoder", default=None, help="architecture of the random-init floor (default convnextv2_atto)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random-init weights (default 0)")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")

@@ -38,6 +38,7 @@ PCK_NORMALISER = "0.6 x diagonal of the ground-truth joints' bounding box"
 # Names of artifacts under OUT/.
 DATA_STORE = "data.zarr"
 COMPARISON = "comparison.md"
+LEARNING_CURVE = "learning_curve.png"  # with two or more checkpoints of one pre-training run
 OVERLAYS_DIR = "overlays"
 MASKS_DIR = "masks"
 LINEAGE_DIR = "lineage"
@@ -100,8 +101,10 @@ class EvaluateConfig(BaseModel):
     """Parameters of ``evaluate_flow``.
 
     Every architecture among the checkpoints is also evaluated with random weights (seed
-    ``random_init_seed``) as the floor. ``random_init`` alone evaluates only that floor for
-    ``encoder``.
+    ``random_init_seed``) as the floor, and raw pixels (Lab colour pooled to the propagation
+    stride, ``vmac_core.colour.PixelFeatures``) as the second floor unless ``pixel_floor`` is
+    false. ``random_init`` alone evaluates only the floors of ``encoder``; ``pixels`` alone only
+    the raw-pixel floor.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -116,14 +119,18 @@ class EvaluateConfig(BaseModel):
         "convnextv2_atto, the tiny-cpu preset's); with checkpoints, must match theirs",
     )
     random_init_seed: int = 0
+    pixels: bool = Field(False, description="evaluate the raw-pixel floor even without checkpoints (--baseline pixels)")
+    pixel_floor: bool = Field(True, description="evaluate the raw-pixel floor beside every random-init floor; false "
+                              "leaves it out")
     data: str = Field(description="a vmac Zarr store, or a folder (DAVIS/VIP/JHMDB layouts) to ingest first")
     out: str = Field(description="output folder")
     split: str | None = Field(None, description="only videos of this split (e.g. val); None: every labelled video")
     save_masks: bool = Field(False, description="write predicted masks in the DAVIS results layout")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(
-        None, ge=1, description="torch CPU threads while evaluating; None keeps torch's default. On a shared, "
-        "loaded machine 1 can be several times faster than 2 (OpenMP threads wait on each other)",
+        None, ge=1, description="torch CPU threads while evaluating; None keeps torch's default (all cores). "
+        "Without OMP_WAIT_POLICY=PASSIVE (vmac sets it), OpenMP threads spin while they wait, and on a shared, "
+        "loaded machine 1 thread can then be several times faster than 2",
     )
     propagation: PropagationParams = PropagationParams()
     features: FeatureParams = FeatureParams()
@@ -136,8 +143,8 @@ class EvaluateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvaluateConfig:
-        if not self.checkpoints and not self.random_init:
-            raise ValueError("give at least one checkpoint, or random_init")
+        if not self.checkpoints and not self.random_init and not self.pixels:
+            raise ValueError("give at least one checkpoint, random_init or pixels")
         if not self.data.strip() or not self.out.strip():
             raise ValueError("data and out must be paths")
         return self
@@ -156,9 +163,10 @@ class _Frozen(BaseModel):
 
 
 class CheckpointInfo(_Frozen):
-    """What was evaluated: a file (with its hash) or a seeded random initialisation."""
+    """What was evaluated: a file (with its hash), a seeded random initialisation, or raw pixels
+    (``weights_config`` then says how pixels become features)."""
 
-    kind: Literal["encoder", "checkpoint", "random-init"]
+    kind: Literal["encoder", "checkpoint", "random-init", "pixels"]
     path: str | None = None
     sha256: str | None = None
     step: int | None = Field(None, description="pre-training step of the weights")

@@ -99,6 +99,9 @@ class RunParams(BaseModel):
     seed: int = 0
     checkpoint_every: int = Field(100, ge=1, description="optimiser steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1)
+    milestones: tuple[float, ...] = Field(
+        (), description="fractions of the run's steps (0 to 1) at which a checkpoint is also written and kept, "
+        "whatever keep_checkpoints says: the points of a learning curve, e.g. [0, 0.125, 0.25, 0.5]")
     preview_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
     plot_every: int = Field(50, ge=1)
@@ -109,6 +112,14 @@ class RunParams(BaseModel):
     progress: bool = True
     tensorboard: bool = Field(True, description="TensorBoard event files in RUN/tensorboard (rank 0), when the "
                                                 "tensorboard extra is installed")
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, milestones: tuple[float, ...]) -> tuple[float, ...]:
+        outside = [f for f in milestones if not 0.0 <= f <= 1.0]
+        if outside:
+            raise ValueError(f"milestones are fractions of the run's steps, from 0 to 1; got {outside}")
+        return tuple(sorted(set(milestones)))
 
 
 class PretrainConfig(BaseModel):
@@ -159,6 +170,14 @@ PRETRAIN_PRESETS: dict[str, dict] = {
         "data": {"loader_workers": 0},
         "optimiser": {"batch_size": 32, "epochs": 30, "warmup_epochs": 2, "max_steps": 600, "base_lr": 4e-3},
         "run": {"checkpoint_every": 100, "preview_every": 200, "plot_every": 50, "log_every": 25},
+    },
+    # Tuned on real video (the DAVIS-2016 dev set: 20 MP4s at short side 256, 1375 frames) within
+    # 60 CPU-minutes on 2 cores; docs/learning.md says what was tried and what each choice did.
+    "real-cpu": {
+        "model": {"encoder": "convnextv2_atto", "input_size": 128, "decoder_dim": 128, "ema_momentum_base": 0.99},
+        "data": {"loader_workers": 0},
+        "optimiser": {"batch_size": 32, "epochs": 30, "warmup_epochs": 2, "max_steps": 600, "base_lr": 4e-3},
+        "run": {"checkpoint_every": 200, "preview_every": 500, "plot_every": 100, "log_every": 50},
     },
     "paper-r50": {
         "model": {"encoder": "resnet50", "input_size": 224},

@@ -4,7 +4,7 @@ audit and the evaluation read it.
 ```
 <run>/
   config.json                  the resolved PretrainConfig
-  checkpoints/ckpt-000100.pt   full checkpoints (vmac_core.checkpoint), the last keep_checkpoints kept
+  checkpoints/ckpt-000100.pt   full checkpoints (vmac_core.checkpoint), the last keep_checkpoints and the milestones kept
   metrics.jsonl                one JSON object per optimiser step
   loss_curve.png               losses and schedules so far
   previews/step-000100.png     frame 1 | frame 2 | mask | online recon | target recon

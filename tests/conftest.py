@@ -30,6 +30,8 @@ def pytest_configure(config):
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": os.path.join(home, "storage"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
             "GX_ANALYTICS_ENABLED": "false",
+            # As the vmac command does, before anything loads torch's OpenMP (docs/learning.md, "Threads").
+            "OMP_WAIT_POLICY": "PASSIVE",
         }
     )
 

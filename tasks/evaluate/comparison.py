@@ -1,5 +1,5 @@
-"""``OUT/comparison.md``: every evaluated encoder side by side (percentages), random-init floor
-included, then per-sequence headline scores and the videos left out."""
+"""``OUT/comparison.md``: every evaluated encoder side by side (percentages), the random-init and
+raw-pixel floors included, then per-sequence headline scores and the videos left out."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import BenchmarkReport
+from tasks.evaluate.curve import curve_markdown, plot_learning_curves
 from tasks.evaluate.report import read_report
 from tasks.evaluate.scores import HEADLINE
 from tasks.io.files import write_atomic
@@ -34,12 +35,15 @@ def _protocol_line(reports: list[BenchmarkReport]) -> str:
             f"Features: stride {f.stride} (stage stride {f.stage_stride}{', upsampled' if f.upsample else ''}), "
             f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
             f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
-            "Scores in %; random-init rows are the floor.")
+            "Scores in %; the random-init and raw-pixel rows are the floors (raw pixels: Lab colour averaged "
+            f"over each {f.stage_stride}×{f.stage_stride} cell).")
 
 
 def _weights(rep: BenchmarkReport) -> str:
     if rep.random_init:
         return f"random init (seed {rep.checkpoint.seed})"
+    if rep.checkpoint.kind == "pixels":
+        return "raw pixels (Lab, cell mean)"
     step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
     return f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
 
@@ -117,15 +121,19 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     if not reports:
         return "# Label propagation\n\nNothing was evaluated.\n"
     lines = ["# Label propagation", "", _protocol_line(reports), "", *_encoder_rows(reports),
-             *_sequence_rows(reports), *_object_lines(reports[0]), *_skipped_lines(reports[0])]
+             *curve_markdown(reports), *_sequence_rows(reports), *_object_lines(reports[0]),
+             *_skipped_lines(reports[0])]
     return "\n".join(lines) + "\n"
 
 
 def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[dict]]:
-    """Write ``OUT/comparison.md`` from the benchmark JSONs at ``report_paths``; return (path,
-    markdown, the main table's rows)."""
+    """Write ``OUT/comparison.md`` from the benchmark JSONs at ``report_paths``, and
+    ``OUT/learning_curve.png`` when two or more checkpoints of one run were scored; return
+    (comparison path, markdown, the main table's rows)."""
     reports = [read_report(p) for p in report_paths]
     markdown = comparison_markdown(reports)
     path = Path(out) / bm.COMPARISON
     write_atomic(path, markdown)
+    if not plot_learning_curves(reports, Path(out) / bm.LEARNING_CURVE):
+        (Path(out) / bm.LEARNING_CURVE).unlink(missing_ok=True)  # an earlier run's curve is not this one's
     return str(path), markdown, comparison_table(reports)

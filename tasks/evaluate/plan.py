@@ -72,11 +72,13 @@ def started_record(config: EvaluateConfig, plan: EvaluationPlan, run_id: str,
 
 def lineage_record(config: EvaluateConfig, plan: EvaluationPlan, report_paths: list[str], run_id: str,
                    flow_run_id: str | None = None) -> LineageRecord:
-    """The run's lineage: weights and videos in; benchmark files and comparison.md (when written) out."""
+    """The run's lineage: weights and videos in; benchmark files, comparison.md and the learning curve
+    (when written) out."""
     outputs = [Dataset(uri=os.path.abspath(p), kind="benchmark", sha256=file_sha256(p),
                        facets={"name": Path(p).stem.removeprefix("benchmark-")}) for p in report_paths]
-    comparison = Path(config.out) / bm.COMPARISON
-    if comparison.exists():
-        outputs.append(Dataset(uri=str(comparison.resolve()), kind="report", sha256=file_sha256(str(comparison))))
+    for name in (bm.COMPARISON, bm.LEARNING_CURVE):
+        written = Path(config.out) / name
+        if written.exists():
+            outputs.append(Dataset(uri=str(written.resolve()), kind="report", sha256=file_sha256(str(written))))
     return lineage.make_record("evaluate", "completed", run_id, _inputs(plan), outputs,
                                config.model_dump(mode="json"), flow_run_id)

@@ -1,5 +1,6 @@
-"""The encoders an evaluation runs: weights files read and loaded, and each architecture's
-random-init floor (docs/evaluate.md, ``--checkpoint`` and ``--random-init``)."""
+"""The encoders an evaluation runs: weights files read and loaded, each architecture's
+random-init floor and the raw-pixel floor (docs/evaluate.md, ``--checkpoint``, ``--random-init``
+and ``--baseline pixels``)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,27 @@ from storage_schemas.benchmark import CheckpointInfo, EvaluateConfig
 from tasks.evaluate.outputs import clean_name
 from tasks.io.files import file_sha256
 from tasks.io.weights import load_weights_only
+from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
+from vmac_core.colour import PixelFeatures
 from vmac_core.encoders import ENCODERS, build_encoder
 
 # Keys of the online encoder in a full pre-training checkpoint's ``model`` state_dict.
 ONLINE_ENCODER_PREFIX = "online.encoder."
 
+# The raw-pixel floor: its name in reports and its "encoder" (no architecture, no weights).
+PIXELS = "pixels"
+PIXEL_FEATURES = {
+    "features": "CIE L*a*b* (sRGB, D65) of each pixel of the encoder's input, scaled as CRW's Lab loader "
+                "(L*/50.2 - 1, a*/128, b*/128)",
+    "pooling": "mean of each channel over every stride x stride cell (avg_pool2d, kernel = stride = stage stride)",
+    "channels": 3,
+}
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """One encoder to evaluate. ``kind``: encoder (encoder.pt), checkpoint (full) or random-init."""
+    """One encoder to evaluate. ``kind``: encoder (encoder.pt), checkpoint (full), random-init or
+    pixels (the raw-pixel floor; ``encoder`` is then ``pixels``)."""
 
     name: str
     encoder: str
@@ -70,7 +83,8 @@ def weights_name(path: str) -> str:
 
 
 def plan_encoders(config: EvaluateConfig) -> list[EncoderSpec]:
-    """Checkpoints in the given order, each architecture followed by its random-init floor.
+    """Checkpoints in the given order, each architecture followed by its random-init floor, then
+    the raw-pixel floor (with any random-init floor unless ``pixel_floor`` is false, or asked alone).
 
     Names are unique (``-2``, ``-3`` appended). Raises ValueError for an unknown architecture or
     one other than ``config.encoder`` when that is given.
@@ -86,6 +100,7 @@ def plan_encoders(config: EvaluateConfig) -> list[EncoderSpec]:
         return out
 
     architectures: list[str] = []
+    floors = bool(config.checkpoints) or config.random_init
     for path in config.checkpoints:
         name, _, _, _, kind = read_weights(path)
         if name not in ENCODERS:
@@ -95,17 +110,23 @@ def plan_encoders(config: EvaluateConfig) -> list[EncoderSpec]:
         specs.append(EncoderSpec(unique(weights_name(path)), name, kind, path=path))
         if name not in architectures:
             architectures.append(name)
-    if not architectures:
+    if not architectures and floors:
         architectures.append(config.floor_encoder)
     for name in architectures:
         specs.append(EncoderSpec(unique(f"random-init-{name}"), name, "random-init", seed=config.random_init_seed))
     # Group each architecture's checkpoints with its floor (floor last), keeping the given order.
-    return sorted(specs, key=lambda s: (architectures.index(s.encoder), s.random_init))
+    specs.sort(key=lambda s: (architectures.index(s.encoder), s.random_init))
+    if config.pixels or (floors and config.pixel_floor):
+        specs.append(EncoderSpec(unique(PIXELS), PIXELS, "pixels"))
+    return specs
 
 
 def load_encoder(spec: EncoderSpec, device: torch.device) -> tuple[torch.nn.Module, CheckpointInfo]:
     """The encoder in eval mode on ``device``, and what it is (hash, step, config)."""
-    if spec.random_init:
+    if spec.kind == "pixels":
+        encoder = PixelFeatures(IMAGENET_MEAN, IMAGENET_STD)
+        info = {"kind": "pixels", "weights_config": dict(PIXEL_FEATURES)}
+    elif spec.random_init:
         # A private RNG stream: the floor's weights depend on the seed only, and the caller's
         # global RNG state is left as it was.
         with torch.random.fork_rng(devices=[]):

@@ -70,6 +70,11 @@ def latest_recorded_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
     return None, passed_over
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint's name (``ckpt-000100.pt`` -> 100)."""
+    return int(Path(path).stem.rpartition("-")[2])
+
+
 def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, sampler_state: dict, step: int) -> Path:
     """Write ``checkpoints/ckpt-<step>.pt`` (``prune_checkpoints`` removes old ones once it is recorded)."""
@@ -83,12 +88,14 @@ def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, opti
     return path
 
 
-def prune_checkpoints(run_dir: Path, keep: int) -> None:
-    """Delete all but the last ``keep`` checkpoints the run recorded; a file it did not record
-    is neither counted nor deleted (``vmac audit`` reports it)."""
+def prune_checkpoints(run_dir: Path, keep: int, keep_steps: frozenset[int] = frozenset()) -> None:
+    """Delete all but the last ``keep`` checkpoints the run recorded, sparing those at
+    ``keep_steps`` (milestones); a file it did not record is neither counted nor deleted
+    (``vmac audit`` reports it)."""
     recorded = recorded_checkpoints(run_dir)
     for old in [p for p in checkpoint_paths(run_dir) if p.name in recorded][:-keep]:
-        old.unlink()
+        if checkpoint_step(old) not in keep_steps:
+            old.unlink()
 
 
 def save_encoder(run_dir: Path, config: PretrainConfig, model: VideoMAC, step: int) -> Path:

@@ -1,7 +1,10 @@
 """``metrics.jsonl``: one JSON object per optimiser step, appended by rank 0.
 
 Keys: step, epoch, loss, loss_online, loss_target, loss_consistency, lr, momentum, pairs_per_s,
-data_wait_s, step_s, and replica_checksum under DDP with ``check_replicas``.
+data_wait_s, step_s; cpu_s and wall_s, the run's cumulative CPU seconds (this process and its
+loader workers, ``tasks.pretrain.world.RunClock``) and wall seconds of training so far, carried
+across resumes; threads (torch's CPU threads) and omp_wait_policy (OMP_WAIT_POLICY as the process
+started, "default" when unset); and replica_checksum under DDP with ``check_replicas``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
   Needs only the optimiser section and the world size, so the loader can be built with it.
 - ``step_schedule``: steps per epoch, total and warm-up steps, and the scaled learning rate.
   Needs the number of training pairs, known once the loader has indexed the stores.
+- ``milestone_steps``: the steps whose checkpoints a learning curve keeps.
 - ``mask_seed``: the seed of one micro-batch's mask.
 """
 
@@ -52,6 +53,12 @@ def step_schedule(optimiser: OptimiserParams, pairs: int) -> StepSchedule:
     total = optimiser.max_steps or max(1, int(round(optimiser.epochs * steps_per_epoch)))
     warmup = min(int(round(optimiser.warmup_epochs * steps_per_epoch)), max(total - 1, 0))
     return StepSchedule(pairs, steps_per_epoch, total, warmup, scaled_lr(optimiser.base_lr, optimiser.batch_size))
+
+
+def milestone_steps(milestones: tuple[float, ...], total_steps: int) -> frozenset[int]:
+    """The optimiser steps at the given fractions of ``total_steps`` (rounded): 0 is the weights
+    before the first step."""
+    return frozenset(int(round(fraction * total_steps)) for fraction in milestones)
 
 
 def mask_seed(seed: int, step: int, micro: int, rank: int) -> int:

@@ -36,11 +36,20 @@ from tasks.pretrain.checkpoints import (
 from tasks.pretrain.index import gap_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
-from tasks.pretrain.plan import batch_geometry, step_schedule
+from tasks.pretrain.plan import batch_geometry, milestone_steps, step_schedule
 from tasks.pretrain.plots import plot_loss_curve, plot_previews, preview_batch
 from tasks.pretrain.step import Training, optimiser_step
 from tasks.pretrain.tensorboard import TensorBoardLog, open_tensorboard
-from tasks.pretrain.world import World, amp_dtype, check_replicas, close_world, set_cpu_threads, setup_world
+from tasks.pretrain.world import (
+    RunClock,
+    World,
+    amp_dtype,
+    check_replicas,
+    close_world,
+    omp_wait_policy,
+    set_cpu_threads,
+    setup_world,
+)
 from tasks.progress import progress_bar
 from vmac_core.checkpoint import check_config
 from vmac_core.videomac import VideoMAC
@@ -70,7 +79,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     initialise from was made with another ModelConfig.
     """
     world = setup_world(config.run.device)
-    set_cpu_threads(world, config.run.threads, config.data.loader_workers)
+    threads = set_cpu_threads(world, config.run.threads, config.data.loader_workers)
     torch.manual_seed(config.run.seed)
     run_dir = Path(config.out)
     if world.is_main:
@@ -87,15 +96,19 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     s = training.schedule
     log(f"pretrain: {s.pairs} pairs/epoch, {s.steps_per_epoch} steps/epoch, {s.total_steps} steps, "
         f"batch {config.optimiser.batch_size} = {training.geometry.micro_batch} x {training.geometry.accumulation} "
-        f"accumulation x {world.size} processes, lr {s.lr:.2e}, device {world.device}")
+        f"accumulation x {world.size} processes, lr {s.lr:.2e}, device {world.device}, {threads} torch threads "
+        f"(OMP_WAIT_POLICY {omp_wait_policy()})")
     last_loss = float("nan")
+    clock = RunClock(**seconds_before(run_dir, training.step))
+    constants = {"threads": threads, "omp_wait_policy": omp_wait_policy()}
     try:
         # Inside the try: a failure here too leaves a "failed" lineage record, not a lone "started".
         preview = preview_batch(config, world.device) if world.is_main else None
         enabled = config.run.progress and world.is_main
+        save_milestone_zero(training, config, record)
         with progress_bar("pretrain", s.total_steps, "steps", enabled, completed=training.step) as advance:
             while training.step < s.total_steps:
-                row = optimiser_step(training, config, world)
+                row = {**optimiser_step(training, config, world), **clock.seconds(), **constants}
                 after_step(training, config, world, row, preview, log, board, record)
                 advance(1, f"loss {row['loss']:.4f}")
                 last_loss = row["loss"]
@@ -175,6 +188,22 @@ def wrap(training: Training, config: PretrainConfig, world: World) -> None:
     training.model.train()
 
 
+def seconds_before(run_dir: Path, step: int) -> dict[str, float]:
+    """The CPU and wall seconds a resumed run had used up to ``step`` (its metrics row), as
+    ``RunClock`` offsets; zeros for a new run or rows without them."""
+    rows = read_metrics(run_dir / METRICS, up_to_step=step) if step else []
+    last = rows[-1] if rows else {}
+    return {"cpu_offset": float(last.get("cpu_s", 0.0)), "wall_offset": float(last.get("wall_s", 0.0))}
+
+
+def save_milestone_zero(training: Training, config: PretrainConfig, record: Recorder | None) -> None:
+    """On rank 0 (``record`` given): the recorded checkpoint of the untrained weights (step 0)
+    when the milestones ask for it."""
+    if record and training.step == 0 and 0 in milestone_steps(config.run.milestones, training.schedule.total_steps):
+        record.checkpoint(save_checkpoint(Path(config.out), config, training.model, training.optimizer,
+                                          training.scaler, training.batches.state(), 0))
+
+
 def start_run_directory(config: PretrainConfig, run_dir: Path, step: int) -> None:
     """Write config.json; drop metric rows past ``step`` (a resumed run replays those steps)."""
     write_atomic(run_dir / CONFIG, json.dumps(config.model_dump(mode="json"), indent=2))
@@ -207,12 +236,13 @@ def after_step(training: Training, config: PretrainConfig, world: World, row: di
             plot_previews(training.model, *preview, step, run_dir / PREVIEWS_DIR / preview_name(step))
             if board:
                 board.image(run_dir / PREVIEWS_DIR / preview_name(step), step)
-    if due(run.checkpoint_every):
+    milestones = milestone_steps(run.milestones, total)
+    if due(run.checkpoint_every) or step in milestones:
         if world.is_main:
             path = save_checkpoint(run_dir, config, training.model, training.optimizer, training.scaler,
                                    training.batches.state(), step)
             record.checkpoint(path)
-            prune_checkpoints(run_dir, run.keep_checkpoints)
+            prune_checkpoints(run_dir, run.keep_checkpoints, milestones)
         training.last_checkpoint = checkpoint_path(run_dir, step)
 
 

@@ -34,6 +34,13 @@ def test_cli_arguments_build_the_config(tmp_path):
     assert config.features.stage_stride == 16 and config.features.stride == 8
     with pytest.raises(ValueError, match="at least one checkpoint"):
         evaluate_config_from_args(_parse(["--data", "d", "--out", "o"]))
+    floors = evaluate_config_from_args(_parse(["--baseline", "pixels", "--baseline", "random-init", "--data", "d",
+                                               "--out", "o"]))
+    assert floors.pixels and floors.random_init and floors.pixel_floor and not floors.checkpoints
+    alone = evaluate_config_from_args(_parse(["--baseline", "pixels", "--data", "d", "--out", "o"]))
+    assert alone.pixels and not alone.random_init
+    assert not evaluate_config_from_args(_parse(["--random-init", "--no-pixel-floor", "--data", "d", "--out", "o"])
+                                         ).pixel_floor
 
 
 def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
@@ -47,11 +54,13 @@ def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "| run | convnextv2_atto | encoder step 100" in printed and "| random-init-convnextv2_atto |" in printed
+    assert "| pixels | pixels | raw pixels (Lab, cell mean) |" in printed  # the second floor, always there
     assert f"{out}/comparison.md" in printed
 
-    # The folder was ingested at native size into OUT/data.zarr, and both encoders were scored.
+    # The folder was ingested at native size into OUT/data.zarr; the encoder and both floors were scored.
     reports = {p.name: BenchmarkReport.model_validate_json(p.read_text()) for p in out.glob("benchmark-*.json")}
-    assert set(reports) == {"benchmark-run.json", "benchmark-random-init-convnextv2_atto.json"}
+    assert set(reports) == {"benchmark-run.json", "benchmark-random-init-convnextv2_atto.json", "benchmark-pixels.json"}
+    assert reports["benchmark-pixels.json"].checkpoint.kind == "pixels"
     trained = reports["benchmark-run.json"]
     assert trained.data.store == str(out / "data.zarr") and trained.data.source == str(tmp_path / "davis")
     assert not trained.random_init and trained.checkpoint.step == 100 and trained.flow_run_id

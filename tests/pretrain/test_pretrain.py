@@ -166,6 +166,27 @@ def test_outputs_and_exported_encoder_loads_dense(store, tmp_path):
     assert {"loss", "loss_online", "loss_target", "loss_consistency", "lr", "momentum", "pairs_per_s", "data_wait_s"} <= set(row)
 
 
+def test_milestones_keep_their_checkpoints_and_metrics_record_cpu_time_and_threads(store, tmp_path):
+    from tasks.pretrain.checkpoints import checkpoint_step
+    from tasks.pretrain.train import seconds_before, train
+
+    run_dir = tmp_path / "curve"
+    train(_config(store, run_dir, max_steps=8, checkpoint_every=3, keep_checkpoints=1, threads=1,
+                  milestones=[0.5, 0, 0.25]), log=lambda m: None)
+    # Step 0 (the untrained weights), 2 and 4 are milestones; 8 is the last; 3 and 6 were pruned.
+    assert [checkpoint_step(p) for p in checkpoint_paths(run_dir)] == [0, 2, 4, 8]
+    assert torch.load(run_dir / "checkpoints" / "ckpt-000000.pt", weights_only=True)["step"] == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {(r["threads"], r["omp_wait_policy"]) for r in rows} == {(1, os.environ.get("OMP_WAIT_POLICY", "default"))}
+    cpu, wall = [r["cpu_s"] for r in rows], [r["wall_s"] for r in rows]
+    assert 0 < cpu[0] and cpu == sorted(cpu) and wall == sorted(wall) and wall[-1] >= sum(r["step_s"] for r in rows)
+    # A resumed run counts on from the seconds of the step it resumes at.
+    assert seconds_before(run_dir, 4) == {"cpu_offset": rows[3]["cpu_s"], "wall_offset": rows[3]["wall_s"]}
+    assert seconds_before(run_dir, 0) == {"cpu_offset": 0.0, "wall_offset": 0.0}
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        _config(store, run_dir, milestones=[1.5])
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store, tmp_path):
     from tasks.pretrain.step import NonFiniteLossError
     from tasks.pretrain.train import train
