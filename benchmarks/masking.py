@@ -13,7 +13,7 @@ Everything lands in ``--work`` (stores, runs, evaluations); a run or evaluation 
 reused, so a killed benchmark continues where it stopped. Torch runs ``--threads`` threads (1 by
 default: on a shared machine one thread degrades far more gently than two).
 
-    python benchmarks/masking.py [--steps 300] [--seeds 0 1 2] [--eval-short-side 240] [--out FILE]
+    python benchmarks/masking.py [--steps 400] [--seeds 0 1 2] [--eval-short-side 240] [--out FILE]
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/vmac-bench-masking"))
     parser.add_argument("--strategies", nargs="+", default=list(MASK_STRATEGIES), choices=MASK_STRATEGIES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=300, help="pre-training steps per run")
+    parser.add_argument("--steps", type=int, default=400, help="pre-training steps per run")
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, training and evaluation")
     parser.add_argument("--eval-short-side", type=int, default=240, help="evaluate at this short side (0: stored 480p)")
@@ -165,16 +165,40 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def write_report(args, data: Path, ingested: dict, runs: dict, floors: dict, clock: dict, complete: bool) -> dict:
+    """The JSON so far (after every run, so that a stopped benchmark still leaves its results)."""
+    seeds = [s for s in args.seeds if s in floors and all(s in by_seed for by_seed in runs.values())]
+    pixels = raw_pixel_floor(str(args.work / "eval.zarr"), args.work / "eval", args) if complete else None
+    report = {
+        "benchmark": "masking", "complete": complete, "preset": PRESET, "steps": args.steps, "seeds": seeds,
+        "strategies": args.strategies, "data": str(data), "ingest": ingested,
+        "evaluation": {"sequences": floors[args.seeds[0]]["sequences"], "short_side": args.eval_short_side or "stored (480p)",
+                       "protocol": "CRW label propagation, vmac evaluate defaults (docs/evaluate.md)"},
+        "summary": summarise(runs, floors, seeds) if seeds else None, "runs": runs, "floors": {"random_init": floors},
+        "raw_pixel_floor": pixels or {"available": False, "why": "vmac evaluate has no raw-pixel baseline on main yet "
+                                      "(issue 11); raw_pixel_floor() in this script scores it once it lands"},
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+                 "threads": args.threads, "load_average_before": clock["load_before"],
+                 "load_average_now": [round(x, 2) for x in os.getloadavg()]},
+        "wall_s": round(time.perf_counter() - clock["wall"], 1), "cpu_s": round(cpu_seconds() - clock["cpu"], 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    data, started, cpu_started, load_before = find_data(args.data), time.perf_counter(), cpu_seconds(), os.getloadavg()
+    clock = {"wall": time.perf_counter(), "cpu": cpu_seconds(), "load_before": [round(x, 2) for x in os.getloadavg()]}
+    data = find_data(args.data)
     train_store, eval_store = str(args.work / "train.zarr"), str(args.work / "eval.zarr")
     ingested = {"train": ingest([str(data / "videos")], train_store, DecodeParams(motion=True)),
                 "eval": ingest([str(data / "labelled")], eval_store, DecodeParams(short_side=0))}
     runs: dict[str, dict[int, dict]] = {s: {} for s in args.strategies}
-    floors = {seed: evaluate(eval_store, args.work / "eval" / f"floor-s{seed}", args, seed=seed) for seed in args.seeds}
+    floors: dict[int, dict] = {}
     for seed in args.seeds:
+        floors[seed] = evaluate(eval_store, args.work / "eval" / f"floor-s{seed}", args, seed=seed)
         for strategy in args.strategies:
             run_dir = args.work / "runs" / f"{strategy}-s{seed}"
             timing = pretrain(train_store, run_dir, strategy, seed, args)
@@ -182,24 +206,8 @@ def main() -> int:
             runs[strategy][seed] = {"pretrain": timing, "scores": scores}
             print(f"{strategy} seed {seed}: J&F {scores['J&F']:.2f} ({timing['step_wall_s_median']:.3f} s/step wall, "
                   f"{timing['step_cpu_s_median']:.3f} s CPU)", flush=True)
-    pixels = raw_pixel_floor(eval_store, args.work / "eval", args)
-    report = {
-        "benchmark": "masking", "preset": PRESET, "steps": args.steps, "seeds": args.seeds,
-        "strategies": args.strategies, "data": str(data), "ingest": ingested,
-        "evaluation": {"sequences": floors[args.seeds[0]]["sequences"], "short_side": args.eval_short_side or "stored (480p)",
-                       "protocol": "CRW label propagation, vmac evaluate defaults (docs/evaluate.md)"},
-        "summary": summarise(runs, floors, args.seeds), "runs": runs, "floors": {"random_init": floors},
-        "raw_pixel_floor": pixels or {"available": False, "why": "vmac evaluate has no raw-pixel baseline on main yet "
-                                      "(issue 11); raw_pixel_floor() in this script scores it once it lands"},
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-                 "threads": args.threads, "load_average_before": [round(x, 2) for x in load_before],
-                 "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(cpu_seconds() - cpu_started, 1),
-    }
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+            write_report(args, data, ingested, runs, floors, clock, complete=False)
+    print(json.dumps(write_report(args, data, ingested, runs, floors, clock, complete=True), indent=2))
     return 0
 
 
