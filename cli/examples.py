@@ -29,6 +29,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr --dask-address tcp://sched:8786",
         "vmac ingest data/new_clips --store data/sample.zarr --fps 15 --dask-workers 2",
         "vmac ingest data/new_clips --store data/sample.zarr --dry-run   # the plan; nothing is written",
+        "vmac ingest /data/videos --store data/train.zarr --motion      # + a motion map per frame (motion masking)",
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr",
         "vmac ingest /data/videos --store s3://bucket/frames.zarr --dask-address tcp://HOST:8786",
     ],
@@ -44,6 +45,8 @@ EXAMPLES: dict[str, list[str]] = {
         "--set clip_grad=3",
         "torchrun --nproc-per-node 2 -m cli.main pretrain --store data/sample.zarr --preset tiny-cpu --out runs/ddp",
         "vmac pretrain --store s3://bucket/frames.zarr --preset tiny-cpu --out runs/s3",
+        "vmac pretrain --store data/train.zarr --out runs/adaptive --set mask_strategy=adaptive",
+        "vmac pretrain --store data/train.zarr --out runs/motion --set mask_strategy=motion --set motion_temperature=0.5",
     ],
     "evaluate": [
         "vmac evaluate --checkpoint runs/tiny/encoder.pt --data data/sample --out eval/tiny --save-masks",
@@ -62,7 +65,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac lineage weights/r50/encoder.pt          # the imported file's sha256",
     ],
     "audit": [
-        "vmac audit vmac-out/train.zarr          # re-hash sources and stored frames; exit 1 on drift",
+        "vmac audit vmac-out/train.zarr          # re-hash sources, stored frames and motion maps; exit 1 on drift",
         "vmac audit vmac-out/runs/tiny-cpu-001   # re-hash checkpoints, encoder and the input stores' frames",
     ],
     "bench": [
@@ -72,6 +75,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac bench evaluate                           # benchmarks/evaluate.py",
         "vmac bench pretrain                           # benchmarks/pretrain.py (time per step of each preset; threads under load)",
         "vmac bench learning                           # benchmarks/learning.py (real video: pre-training against the floors)",
+        "vmac bench masking                            # benchmarks/masking.py (mask strategies on real video)",
     ],
 }
 

@@ -42,6 +42,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-decode-error", default=None, choices=["fail", "keep"],
                    help="a video whose decode logged errors (ffmpeg conceals them) fails (default), or is kept "
                         "with the error count in its record")
+    p.add_argument("--motion", action="store_true",
+                   help="keep a motion map beside the frames (codec motion vectors, else frame differences): "
+                        "what --set mask_strategy=motion masks by")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
                    help="LocalCluster workers (default: one per core)")

@@ -29,7 +29,8 @@ def pipeline_flow(config: PipelineConfig) -> PipelineResult:
     common = {"decode": config.decode, "dask_address": config.dask_address, "dask_workers": config.dask_workers,
               "progress": config.progress}
     train_store, eval_store = config.train_store(), config.evaluation_store()
-    ingested = ingest_flow(IngestConfig(sources=sources.train, store=train_store, **common))
+    ingested = ingest_flow(IngestConfig(sources=sources.train, store=train_store,
+                                        **{**common, "decode": config.train_decode()}))
     if sources.evaluation:
         native = config.decode.model_copy(update={"short_side": 0})
         ingest_flow(IngestConfig(sources=sources.evaluation, store=eval_store, **{**common, "decode": native}))

@@ -12,7 +12,7 @@ class Drift(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    what: str = Field(description="source, frames, record, checkpoint, encoder, store or video")
+    what: str = Field(description="source, frames, motion, record, checkpoint, encoder, store or video")
     uri: str = Field(description="where: the file, video group or store")
     video_id: str | None = None
     recorded: str | None = Field(None, description="the sha256 the record holds")

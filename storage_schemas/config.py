@@ -334,6 +334,12 @@ class PipelineConfig(BaseModel):
     def train_store(self) -> str:
         return self.store or f"{self.out.rstrip('/')}/train.zarr"
 
+    def train_decode(self) -> DecodeParams:
+        """The training store's decode parameters: ``decode``, with the motion map on when the
+        pre-training config masks by motion (``mask_strategy=motion`` reads it)."""
+        strategy = self.pretrain_config("(train store)", "(run)").model.mask_strategy
+        return self.decode.model_copy(update={"motion": True}) if strategy == "motion" else self.decode
+
     def evaluation_store(self) -> str:
         return self.eval_store or f"{self.out.rstrip('/')}/eval.zarr"
 

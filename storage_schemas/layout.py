@@ -7,6 +7,9 @@
                                    from the first shown frame (videos; frame folders with --fps)
   videos/<video_id>/masks          uint8 (T, H, W), optional (object or part-class ids)
   videos/<video_id>/keypoints      float32 (T, J, 3), optional (x, y, visible)
+  videos/<video_id>/motion         float32 (T, ceil(H / 8), ceil(W / 8)), optional (ingest --motion):
+                                   each 8×8-pixel cell's motion in frame t, 1-frame chunks in
+                                   shards like the frames; units in the record's motion_source
   videos/<video_id>  attrs         a VideoRecord (storage_schemas.records)
 ```
 """
@@ -20,6 +23,21 @@ FRAMES = "frames"
 TIMESTAMPS = "timestamps"
 MASKS = "masks"
 KEYPOINTS = "keypoints"
+MOTION = "motion"
+
+# Side of a motion-map cell, in stored pixels: finer than any training patch (a 32-px patch of a
+# crop resized to 128-224 px covers 8-40 stored pixels at short side 256), coarse enough that the
+# map is ~1/200 of the frames' bytes.
+MOTION_CELL = 8
+
+# What a motion map holds (VideoRecord.motion_source):
+# - motion_vectors: the codec's motion vectors (H.264, MPEG-4 Part 2, MPEG-1/2), cell mean of
+#   each 4×4 coded block's largest displacement magnitude, in stored pixels; 0 on intra blocks
+#   and I-frames;
+# - frame_difference: where the codec exports none (frame folders, HEVC, VP9, AV1, intra-only
+#   codecs, --fps resampling), cell mean of |frame t - frame t-1| over pixels and channels, in
+#   0-255 intensity levels; 0 on frame 0.
+MOTION_SOURCES = ("motion_vectors", "frame_difference")
 
 # Attribute key under which a video group's VideoRecord lives, and the root's StoreInfo.
 VIDEO_RECORD_ATTR = "vmac"

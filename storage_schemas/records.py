@@ -34,6 +34,8 @@ class DecodeParams(BaseModel):
     on_decode_error: Literal["fail", "keep"] = Field(
         "fail", description="a video whose decode logged errors (ffmpeg conceals corrupt data and goes on) fails "
         "(default), or is kept with the error count in its record")
+    motion: bool = Field(False, description="store a motion map beside the frames (layout.MOTION): codec "
+                         "motion vectors where the codec exports them, frame differences otherwise")
     schema_version: int = SCHEMA_VERSION
 
 
@@ -86,6 +88,12 @@ class VideoRecord(BaseModel):
     aliases: list[str] = Field(
         default_factory=list, description="other source URIs with the same bytes and decode parameters (a symlinked "
         "folder, a copy): recorded here instead of storing the frames twice")
+    has_motion: bool = Field(False, description="a motion map (layout.MOTION) sits beside the frames")
+    motion_source: Literal["motion_vectors", "frame_difference"] | None = Field(
+        None, description="what the motion map holds and its units (layout.MOTION_SOURCES): codec motion "
+        "vectors in stored pixels, or frame differences in 0-255 levels")
+    motion_cell: int | None = Field(None, description="side of a motion-map cell in stored pixels")
+    motion_sha256: str | None = Field(None, description="sha256 of the stored motion-map bytes, C order")
     split: str | None = None
     ingest_run_id: str | None = None
     written_at: str | None = None

@@ -119,19 +119,27 @@ def augment_pair(pair_2hwc: torch.Tensor, size: int, generator: torch.Generator)
     return normalize(crop_resize_pair(pair_2hwc, crop, size))
 
 
+def sample_batch_crops(pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator) -> list[PairCrop]:
+    """Each pair's crop and flip, drawn in batch order: what ``augment_pair_batch`` draws itself
+    when it is given none (the same generator calls in the same order)."""
+    return [sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator) for pair_2hwc in pairs_2hwc]
+
+
 def augment_pair_batch(
     pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor,
     size: int,
     generator: torch.Generator,
     out_frames: tuple[torch.Tensor, torch.Tensor] | None = None,
+    crops: Sequence[PairCrop] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of pairs (a (B, 2, H, W, 3) tensor, or a list of (2, H, W, 3) pairs whose frame
     sizes may differ between pairs) → (frame1_bchw, frame2_bchw), float32 (B, 3, size, size) each.
 
     Each pair draws its own crop and flip from ``generator`` in batch order, so pair i equals
-    ``augment_pair`` called pair by pair with the same generator. The two frames come back as
-    two separately allocated contiguous tensors (the online and target branches take one each);
-    ``out_frames`` supplies them instead, e.g. in shared memory.
+    ``augment_pair`` called pair by pair with the same generator; ``crops`` gives them instead
+    (``sample_batch_crops``, when something else must follow the same crops). The two frames
+    come back as two separately allocated contiguous tensors (the online and target branches
+    take one each); ``out_frames`` supplies them instead, e.g. in shared memory.
     """
     count = len(pairs_2hwc)
     shape = (count, 3, size, size)
@@ -144,9 +152,21 @@ def augment_pair_batch(
     scale_311, shift_311 = _normalisation(frame1_bchw.device)
     for index in range(count):
         pair_2hwc = pairs_2hwc[index]
-        crop = sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator)
+        crop = crops[index] if crops is not None else sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator)
         resized_2chw = crop_resize_pair(pair_2hwc, crop, size)
         # Normalisation last, right after the copy to float while the pair is still in cache.
         frame1_bchw[index].copy_(resized_2chw[0]).mul_(scale_311).add_(shift_311)
         frame2_bchw[index].copy_(resized_2chw[1]).mul_(scale_311).add_(shift_311)
     return frame1_bchw, frame2_bchw
+
+
+def crop_cell_map(map_hw: torch.Tensor, crop: PairCrop, cell: int, grid: int) -> torch.Tensor:
+    """A per-cell map of a frame (cells of ``cell`` × ``cell`` frame pixels, e.g. the stored
+    motion map) seen through a pair's crop and flip: float32 (grid * grid,), row-major like
+    ``mask_bl``, each entry the map's mean over the frame pixels of one patch of the crop
+    (the crop resized to grid × grid patches, as ``crop_resize_pair`` resizes the frames)."""
+    pixels_hw = map_hw.float().repeat_interleave(cell, dim=0).repeat_interleave(cell, dim=1)
+    region_hw = pixels_hw[crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
+    if crop.flip:
+        region_hw = region_hw.flip(1)
+    return F.adaptive_avg_pool2d(region_hw[None, None], grid).flatten()

@@ -12,6 +12,13 @@ from typing import Any
 
 from vmac_core.architectures import BACKENDS, ENCODER_NAMES, ENCODER_STRIDE
 
+# Where the patch mask falls (vmac_core.mask_strategies; docs/model.md, "Mask strategies"):
+# symmetric: one random mask shared by both frames (VideoMAC's); independent: a random mask per
+# frame (the paper's ablation); motion: patches drawn with probability rising with the stored
+# motion map, shared by both frames (MGM-style); adaptive: drawn from a small sampling network's
+# distribution, trained with REINFORCE on the reconstruction error (AdaMAE-style).
+MASK_STRATEGIES = ("symmetric", "independent", "motion", "adaptive")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -23,7 +30,14 @@ class ModelConfig:
     input_size: square crop side in pixels; a multiple of patch_size.
     patch_size: mask/prediction patch side; must equal the encoder stride (32) so that one
         stride-32 site is one patch and the decoder predicts one patch per site.
-    mask_ratio: fraction of patches removed (shared by both frames of a pair).
+    mask_ratio: fraction of patches removed from each frame, whatever the strategy.
+    mask_strategy: where the masked patches fall, one of MASK_STRATEGIES (default "symmetric",
+        the paper's).
+    motion_temperature: "motion" only: patch weights are exp(m / T) with m the patch's motion
+        over the sample's largest (0..1); lower T follows motion more strictly, a large T tends
+        to uniform (symmetric) masking.
+    sampler_weight: "adaptive" only: weight of the sampling network's REINFORCE loss added to
+        the model's loss.
     decoder_dim / decoder_depth: width of the 1x1 projection and number of ConvNeXt V2 blocks.
     consistency_weight: gamma in loss = L_online + L_target + gamma * L_consistency.
     norm_pix_loss: regress per-patch normalised pixels (mean 0, var 1 per patch).
@@ -37,6 +51,9 @@ class ModelConfig:
     input_size: int = 224
     patch_size: int = 32
     mask_ratio: float = 0.75
+    mask_strategy: str = "symmetric"
+    motion_temperature: float = 0.25
+    sampler_weight: float = 1.0
     decoder_dim: int = 512
     decoder_depth: int = 1
     consistency_weight: float = 1.0
@@ -59,6 +76,12 @@ class ModelConfig:
             raise ValueError(f"input_size {self.input_size} is not a positive multiple of patch_size {self.patch_size}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.mask_strategy not in MASK_STRATEGIES:
+            raise ValueError(f"unknown mask_strategy {self.mask_strategy!r}; choose from {list(MASK_STRATEGIES)}")
+        if self.motion_temperature <= 0:
+            raise ValueError(f"motion_temperature must be positive, got {self.motion_temperature}")
+        if self.sampler_weight < 0:
+            raise ValueError(f"sampler_weight must be non-negative, got {self.sampler_weight}")
         if not 0.0 <= self.ema_momentum_base <= 1.0:
             raise ValueError(f"ema_momentum_base must be in [0, 1], got {self.ema_momentum_base}")
         if self.decoder_dim <= 0 or self.decoder_depth < 0:

@@ -1,4 +1,4 @@
-"""One re-hash each: stored frames, a file, a video's source; and a catalog row against the ingest
+"""One re-hash each: stored frames (or motion map), a file, a video's source; and a catalog row against the ingest
 record that wrote it. Each returns what drifted (a ``Drift``), or None / [] when all matches.
 
 Memory stays within one shard (frames) or one MiB block (files) at a time.
@@ -17,21 +17,23 @@ from tasks.io.store import UnreadableFramesError, frames_sha256
 from tasks.io.uris import exists, join
 
 
-def check_frames(root, store: str, video_id: str, recorded: str | None, record: str) -> Drift | None:
-    """Re-hash ``videos/<video_id>/frames`` of the opened store ``root`` against ``recorded``;
-    a Drift, or None when it matches."""
-    uri = join(store, VIDEOS_GROUP, video_id, FRAMES)
+def check_frames(root, store: str, video_id: str, recorded: str | None, record: str,
+                 array_name: str = FRAMES) -> Drift | None:
+    """Re-hash ``videos/<video_id>/<array_name>`` (the frames, or the motion map) of the opened
+    store ``root`` against ``recorded``; a Drift (``what`` is the array's name), or None when it
+    matches."""
+    uri = join(store, VIDEOS_GROUP, video_id, array_name)
     try:
-        array = root[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"]
+        array = root[f"{VIDEOS_GROUP}/{video_id}/{array_name}"]
     except KeyError:
-        return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded, detail="missing", record=record)
+        return Drift(what=array_name, uri=uri, video_id=video_id, recorded=recorded, detail="missing", record=record)
     try:
         found = frames_sha256(array)
     except UnreadableFramesError as exc:  # a damaged shard: that is the finding
-        return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded,
+        return Drift(what=array_name, uri=uri, video_id=video_id, recorded=recorded,
                      detail=f"unreadable: {exc}"[:300], record=record)
     if found != recorded:
-        return Drift(what="frames", uri=uri, video_id=video_id, recorded=recorded, found=found,
+        return Drift(what=array_name, uri=uri, video_id=video_id, recorded=recorded, found=found,
                      detail="changed", record=record)
     return None
 

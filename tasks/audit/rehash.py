@@ -1,7 +1,7 @@
 """Audits: re-hash a store or a run directory against what its records say, and record the audit.
 
-A store: each complete video's source and stored frames against its catalog row, and the row
-against the ingest record that wrote it. A run directory: its checkpoints and encoder against
+A store: each complete video's source, stored frames and motion map (``--motion``) against its
+catalog row, and the row against the ingest record that wrote it. A run directory: its checkpoints and encoder against
 the lineage outputs, then the frames of every video it trained on. The audit is appended to the
 audited thing's lineage folder as a record of kind ``audit``; no record is ever rewritten.
 """
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from storage_schemas.audit import AuditReport, Drift
-from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
+from storage_schemas.layout import LINEAGE_DIR, MOTION, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import Status
 from storage_schemas.run import CHECKPOINTS_DIR
@@ -67,6 +67,10 @@ def audit_store(store: str, progress: bool = False) -> Rehash:
             checked["frames"] += 1
             drift = check_frames(root, store, vid, row.frames_sha256, where)
             drifts += [drift] if drift else []
+            if row.has_motion:
+                checked["motion"] = checked.get("motion", 0) + 1
+                drift = check_frames(root, store, vid, row.motion_sha256, where, MOTION)
+                drifts += [drift] if drift else []
     return checked, drifts, notes
 
 
@@ -111,10 +115,11 @@ def _rehash_run_files(run_dir: str, files: dict[str, tuple[LineageRecord, Datase
     return checked, drifts, notes
 
 
-def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, str | None]], basis: LineageRecord,
+def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, dict]], basis: LineageRecord,
                            advance: Callable[..., None]) -> tuple[int, list[Drift]]:
-    """The frames of each (store, video_id, recorded frames_sha256) the run trained on: (videos
-    re-hashed, drifts). A missing store is one drift, and its videos are skipped."""
+    """The frames of each (store, video_id, recorded hashes) the run trained on, and its motion
+    map when the record names one (``motion_sha256``): (videos re-hashed, drifts). A missing
+    store is one drift, and its videos are skipped."""
     where = f"{join(run_dir, LINEAGE_DIR)} record {basis.id[:12]}"
     drifts: list[Drift] = []
     checked = 0
@@ -128,8 +133,10 @@ def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, str | None
         if roots[store] is None:
             continue
         checked += 1
-        drift = check_frames(roots[store], store, vid, recorded, where)
-        drifts += [drift] if drift else []
+        found = [check_frames(roots[store], store, vid, recorded.get("frames_sha256"), where)]
+        if recorded.get("motion_sha256"):
+            found.append(check_frames(roots[store], store, vid, recorded["motion_sha256"], where, MOTION))
+        drifts += [drift for drift in found if drift]
     return checked, drifts
 
 
@@ -167,7 +174,7 @@ def audit_run(run_dir: str, progress: bool = False) -> Rehash:
     if not records:
         raise ValueError(f"{run_dir} has no pretrain lineage records; audit takes a store or a run directory")
     basis, notes = _run_basis(records)
-    videos = [(locate(item.uri, basis, run_dir), vid, meta.get("frames_sha256"))
+    videos = [(locate(item.uri, basis, run_dir), vid, meta)
               for item in basis.inputs if item.kind == "store" for vid, meta in (item.facets.get("videos") or {}).items()]
     outputs = _run_outputs(run_dir, records)
     with progress_bar("auditing", len(outputs) + len(videos), "hashes", enabled=progress, transient=True) as advance:

@@ -22,6 +22,7 @@ import numpy as np
 
 from storage_schemas.layout import FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
+from tasks.ingest.motion import write_motion
 from tasks.io.ffmpeg import FfmpegDecode, output_size
 from tasks.io.probe import Probe, VideoError, count_packets, probe
 from tasks.io.shards import ShardWriter
@@ -62,7 +63,8 @@ def expected_frames(path: str, info: Probe) -> int:
 
 def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
                 on_frames: Callable[[int], None] | None) -> VideoRecord:
-    """Decode ``uri`` into ``group`` (frames, timestamps); the completed record, or VideoError."""
+    """Decode ``uri`` into ``group`` (frames, timestamps, and the motion map when
+    ``params.motion``); the completed record, or VideoError."""
     with local_copy(uri) as path:
         info = probe(path)
         expected = expected_frames(path, info)
@@ -74,7 +76,8 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
             if on_frames:
                 on_frames(len(chunk))
         count = writer.close()
-    check_decode(decode, count, expected, params)
+        check_decode(decode, count, expected, params)
+        motion = write_motion(group, params.shard_frames, path, info, params.fps is not None) if params.motion else {}
     timestamps = np.asarray(decode.timestamps, dtype=np.float64)
     group.create_array(TIMESTAMPS, data=timestamps, chunks=(max(len(timestamps), 1),), overwrite=True)
     mode, fps = frame_rate(timestamps, params.fps)
@@ -85,7 +88,7 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         duration=info.duration, container_frame_count=info.listed_frames or None, probe_frame_count=expected,
         fps=fps, frame_rate_mode=mode, has_timestamps=True, decode_errors=decode.error_count,
         decode_error=decode.first_error(), frame_count=count, height=height, width=width,
-        frames_sha256=writer.sha256.hexdigest(),
+        frames_sha256=writer.sha256.hexdigest(), **motion,
     ))
 
 

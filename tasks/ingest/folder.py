@@ -15,6 +15,7 @@ import numpy as np
 
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
+from tasks.ingest.motion import write_motion
 from tasks.io import layouts
 from tasks.io.ffmpeg import output_size
 from tasks.io.items import SourceItem
@@ -41,6 +42,8 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
         keypoints = layouts.read_keypoints(item, width / src_w, height / src_h, width, height)
         group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True)
         changes.update(has_keypoints=True, num_joints=int(keypoints.shape[1]))
+    if params.motion:
+        changes.update(write_motion(group, params.shard_frames))
     if params.fps:
         # A folder has no clock of its own; --fps gives it one.
         group.create_array(TIMESTAMPS, data=np.arange(count, dtype=np.float64) / params.fps, chunks=(count,),

@@ -71,8 +71,15 @@ class IngestPlan:
 
 
 def decode_key(sha256: str, params: DecodeParams) -> str:
-    """The identity of a decode: source bytes plus every parameter that shapes the arrays."""
-    blob = json.dumps({"sha256": sha256, "params": params.model_dump(mode="json")}, sort_keys=True)
+    """The identity of a decode: source bytes plus every parameter that shapes the arrays.
+
+    ``motion`` joins the key only when on, so stores ingested before it existed keep their keys
+    (and are not decoded again); turning it on decodes again, motion map included.
+    """
+    values = params.model_dump(mode="json")
+    if not values["motion"]:
+        del values["motion"]
+    blob = json.dumps({"sha256": sha256, "params": values}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

@@ -33,6 +33,7 @@ class VideoEntry:
     frames: int
     height: int
     width: int
+    has_motion: bool = False
 
 
 def gap_of(data: DataParams) -> Gap:
@@ -63,7 +64,8 @@ class PairIndex:
             for video_id, record in read_catalog(store).items():
                 if record is None or record.status is not Status.complete or not record.frame_count:
                     continue
-                videos.append(VideoEntry(store, video_id, record.frame_count, record.height, record.width))
+                videos.append(VideoEntry(store, video_id, record.frame_count, record.height, record.width,
+                                         record.has_motion))
         self.videos = videos
         counts = np.array([max(v.frames - self.gap_low, 0) for v in videos], dtype=np.int64)
         self.video_of = np.repeat(np.arange(len(videos), dtype=np.int64), counts)
@@ -72,6 +74,18 @@ class PairIndex:
 
     def __len__(self) -> int:
         return len(self.video_of)
+
+
+def require_motion(index: PairIndex) -> None:
+    """Raise ValueError when a video of ``index`` has no motion map (it was ingested without
+    ``--motion``), naming the stores, a few of the videos and the option."""
+    missing = [v for v in index.videos if not v.has_motion]
+    if missing:
+        stores = sorted({v.store for v in missing})
+        some = ", ".join(v.video_id for v in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise ValueError(
+            f"mask_strategy=motion needs a motion map for every video: {len(missing)} of {len(index.videos)} "
+            f"in {', '.join(stores)} have none ({some}); ingest them with `vmac ingest --motion`")
 
 
 @dataclass(frozen=True)

@@ -27,25 +27,30 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from zarr.core.sync import sync
 
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL, VIDEOS_GROUP
 from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
 from tasks.io.uris import filesystem, local_path
-from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler
-from vmac_core.augment import augment_pair_batch
+from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler, require_motion
+from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
+from vmac_core.mask_strategies import MOTION_KEY
 
 
 class FramePairDataset(Dataset):
     """Training batches of augmented frame pairs; indexed by ``BatchRequest``, not by integer.
 
     ``dataset[request]`` → {"frame1_bchw", "frame2_bchw": float32 (B, 3, S, S) normalised,
-    "video_index": int64 (B,) into ``index.videos``, "t", "gap": int64 (B,)}.
+    "video_index": int64 (B,) into ``index.videos``, "t", "gap": int64 (B,)}, and with
+    ``motion_grid`` G: "motion_bl": float32 (B, G * G), the stored motion of frames t+1..t+gap
+    summed, seen through each pair's crop and flip, one value per patch of the training crop.
     """
 
-    def __init__(self, index: PairIndex, input_size: int):
+    def __init__(self, index: PairIndex, input_size: int, motion_grid: int | None = None):
         self.index = index
         self.input_size = input_size
+        self.motion_grid = motion_grid
         self._handles: dict[int, tuple] | None = None  # video → (zarr array, ShardedFrames | None), per process
+        self._motion_arrays: dict[int, object] = {}  # video → its motion array, per process
         self._roots: dict[str, tuple] = {}  # store URL → (zarr root, fsspec filesystem, root path)
         self._scratch: np.ndarray | None = None  # decoded frames of the current batch
         self._pid: int | None = None
@@ -56,14 +61,15 @@ class FramePairDataset(Dataset):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         # Open handles and buffers stay in the process that made them.
-        state.update(_handles=None, _roots={}, _scratch=None, _pid=None)
+        state.update(_handles=None, _motion_arrays={}, _roots={}, _scratch=None, _pid=None)
         return state
 
     def _handle(self, video: int) -> tuple:
         """The video's frame array and its direct reader, opened once per process (a forked
         worker reopens: nothing opened in the parent is used in a child)."""
         if self._pid != os.getpid():
-            self._handles, self._roots, self._scratch, self._pid = {}, {}, None, os.getpid()
+            self._handles, self._motion_arrays, self._roots, self._scratch = {}, {}, {}, None
+            self._pid = os.getpid()
         handle = self._handles.get(video)
         if handle is None:
             entry = self.index.videos[video]
@@ -124,15 +130,40 @@ class FramePairDataset(Dataset):
         gaps = self.draw_gaps(request.pairs, generator)
         frames = [torch.from_numpy(pair_2hwc) for pair_2hwc in self.read_pairs(videos, starts, gaps)]
         shape = (len(pairs), 3, self.input_size, self.input_size)
+        crops = sample_batch_crops(frames, generator)
         frame1_bchw, frame2_bchw = augment_pair_batch(
-            frames, self.input_size, generator, out_frames=(_output_buffer(shape), _output_buffer(shape)))
-        return {
+            frames, self.input_size, generator, out_frames=(_output_buffer(shape), _output_buffer(shape)), crops=crops)
+        batch = {
             "frame1_bchw": frame1_bchw,
             "frame2_bchw": frame2_bchw,
             "video_index": torch.from_numpy(videos),
             "t": torch.from_numpy(starts),
             "gap": torch.from_numpy(gaps),
         }
+        if self.motion_grid:
+            maps = self.read_motion(videos, starts, gaps)
+            batch[MOTION_KEY] = torch.stack([crop_cell_map(torch.from_numpy(m), crop, MOTION_CELL, self.motion_grid)
+                                             for m, crop in zip(maps, crops)])
+        return batch
+
+    def read_motion(self, videos: np.ndarray, starts: np.ndarray, gaps: np.ndarray) -> list[np.ndarray]:
+        """Each pair's motion between its frames: the stored motion maps of frames t+1..t+gap
+        summed, float32 (ceil(H / MOTION_CELL), ceil(W / MOTION_CELL)), all read in one Zarr call."""
+        arrays = [self._motion(int(v)) for v in videos]
+
+        async def gather():
+            return await asyncio.gather(*[array.async_array.getitem(slice(int(t) + 1, int(t) + int(g) + 1))
+                                          for array, t, g in zip(arrays, starts, gaps)])
+
+        return [block.sum(axis=0, dtype=np.float32) for block in sync(gather())]
+
+    def _motion(self, video: int):
+        """The video's motion array, opened once per process beside its frames."""
+        self._handle(video)
+        if video not in self._motion_arrays:
+            entry = self.index.videos[video]
+            self._motion_arrays[video] = self._roots[entry.store][0][f"{VIDEOS_GROUP}/{entry.video_id}/{MOTION}"]
+        return self._motion_arrays[video]
 
 
 def _read_direct(jobs: list[tuple[ShardedFrames, tuple[int, int], np.ndarray]]) -> None:
@@ -213,13 +244,18 @@ def make_pair_loader(
     world_size: int = 1,
     drop_last: bool = True,
     prefetch_factor: int = 2,
+    motion_grid: int | None = None,
 ) -> tuple[PairLoader, PairSampler]:
-    """The pre-training loader over ``stores`` (any fsspec URLs) and its resumable sampler."""
+    """The pre-training loader over ``stores`` (any fsspec URLs) and its resumable sampler;
+    with ``motion_grid``, batches carry the motion map per patch (``FramePairDataset``), and
+    every video must have one (``require_motion``: ValueError naming ``vmac ingest --motion``)."""
     index = PairIndex(stores, gap)
     if not len(index):
         raise ValueError(f"no frame pairs with gap ≥ {index.gap_low} in the complete videos of {list(stores)}")
+    if motion_grid:
+        require_motion(index)
     sampler = PairSampler(len(index), batch_size, seed, rank, world_size, drop_last)
-    dataset = FramePairDataset(index, input_size)
+    dataset = FramePairDataset(index, input_size, motion_grid)
     extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if loader_workers else {}
     loader = PairLoader(dataset, sampler, num_workers=loader_workers,
                         worker_init_fn=_init_worker if loader_workers else None,

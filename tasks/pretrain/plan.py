@@ -5,7 +5,9 @@
 - ``step_schedule``: steps per epoch, total and warm-up steps, and the scaled learning rate.
   Needs the number of training pairs, known once the loader has indexed the stores.
 - ``milestone_steps``: the steps whose checkpoints a learning curve keeps.
-- ``mask_seed``: the seed of one micro-batch's mask.
+- ``mask_seed``: the seed of one micro-batch's masks.
+- ``motion_grid``: the patch grid of the motion map the loader must provide, if the mask
+  strategy reads one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import math
 from dataclasses import dataclass
 
 from storage_schemas.config import OptimiserParams
+from vmac_core.mask_strategies import MOTION_KEY, STRATEGIES
+from vmac_core.model_config import ModelConfig
 from vmac_core.schedules import scaled_lr
 
 
@@ -62,6 +66,12 @@ def milestone_steps(milestones: tuple[float, ...], total_steps: int) -> frozense
 
 
 def mask_seed(seed: int, step: int, micro: int, rank: int) -> int:
-    """The seed of one micro-batch's mask: a pure function of (seed, step, micro, rank), so a
+    """The seed of one micro-batch's masks: a pure function of (seed, step, micro, rank), so a
     resumed run draws exactly the masks the uninterrupted run would have drawn."""
     return (seed * 1_000_003 + step * 1_009 + micro) * 101 + rank
+
+
+def motion_grid(model: ModelConfig) -> int | None:
+    """Patches per side of the motion map the batches must carry (``MOTION_KEY``): the model's
+    grid when its mask strategy reads one (motion), else None."""
+    return model.grid_size if MOTION_KEY in STRATEGIES[model.mask_strategy].side_inputs else None

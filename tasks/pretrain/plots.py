@@ -14,12 +14,12 @@ from storage_schemas.config import PretrainConfig
 from tasks.io.files import atomic_path
 from tasks.pretrain.index import gap_of
 from tasks.pretrain.loader import make_pair_loader
+from tasks.pretrain.plan import motion_grid
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
-from vmac_core.masking import random_patch_mask
 from vmac_core.videomac import VideoMAC
 
 PREVIEW_PAIRS = 4
-PREVIEW_SEED_OFFSET = 7919  # previews draw pairs and a mask apart from the training stream
+PREVIEW_SEED_OFFSET = 7919  # previews draw pairs and masks apart from the training stream
 
 
 def _pyplot():
@@ -64,25 +64,28 @@ def plot_loss_curve(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def preview_batch(config: PretrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(frame1_bchw, frame2_bchw, mask_bl) of a fixed set of pairs and one fixed mask: the same at
-    every preview and across resumes."""
+def preview_batch(config: PretrainConfig, device: torch.device) -> tuple[dict[str, torch.Tensor], int]:
+    """(batch, mask seed) of a fixed set of pairs: the frames and what the mask strategy reads,
+    on ``device``; the same at every preview and across resumes."""
     seed = config.run.seed + PREVIEW_SEED_OFFSET
     loader, _ = make_pair_loader(config.stores, input_size=config.model.input_size, batch_size=PREVIEW_PAIRS,
-                                 loader_workers=0, seed=seed, gap=gap_of(config.data))
+                                 loader_workers=0, seed=seed, gap=gap_of(config.data), motion_grid=motion_grid(config.model))
     batch = next(iter(loader))
-    grid = config.model.grid_size
-    mask = random_patch_mask(batch["frame1_bchw"].shape[0], grid, grid, config.model.mask_ratio,
-                             torch.Generator().manual_seed(seed))
-    return batch["frame1_bchw"].to(device), batch["frame2_bchw"].to(device), mask.to(device)
+    return {key: value.to(device) for key, value in batch.items() if value.is_floating_point()}, seed
 
 
-def plot_previews(model: VideoMAC, frame1_bchw, frame2_bchw, mask_bl, step: int, path: Path) -> None:
-    """Rows of (frame 1, frame 2, mask, online reconstruction, target reconstruction)."""
+def plot_previews(model: VideoMAC, preview: tuple[dict[str, torch.Tensor], int], step: int, path: Path) -> None:
+    """Rows of (frame 1, frame 2, mask, online reconstruction, target reconstruction). The masks
+    are the model's strategy drawn from the preview's fixed seed: fixed for every strategy but
+    adaptive, whose masks show what its sampler has learnt by ``step``."""
     plt = _pyplot()
+    batch, seed = preview
+    frame1_bchw, frame2_bchw = batch["frame1_bchw"], batch["frame2_bchw"]
     was_training = model.training
     model.eval()
-    recon = model.reconstruct(frame1_bchw, frame2_bchw, mask_bl)
+    with torch.no_grad():
+        draw = model.masking.draw(batch, torch.Generator().manual_seed(seed))
+    recon = model.reconstruct(frame1_bchw, frame2_bchw, draw.mask1_bl, draw.mask2_bl)
     model.train(was_training)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -16,11 +16,13 @@ from storage_schemas.config import PretrainConfig
 from tasks.pretrain.loader import BatchStream
 from tasks.pretrain.plan import BatchGeometry, StepSchedule, mask_seed
 from tasks.pretrain.world import World
-from vmac_core.masking import random_patch_mask
 from vmac_core.schedules import ema_momentum_at, lr_at
 from vmac_core.videomac import VideoMAC
 
 LOSSES = ("loss", "loss_online", "loss_target", "loss_consistency")
+# The adaptive strategy's REINFORCE loss (0 for the others); reported apart from ``loss``, so loss
+# curves stay comparable across strategies.
+SAMPLER_LOSS = "loss_sampler"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -50,13 +52,13 @@ def optimiser_step(training: Training, config: PretrainConfig, world: World) -> 
 
     Raises NonFiniteLossError on a NaN/inf loss, before the weights change.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     step, schedule = training.step, training.schedule
     lr = lr_at(step, schedule.total_steps, schedule.warmup_steps, schedule.lr, config.optimiser.min_lr)
     momentum = ema_momentum_at(step, schedule.total_steps, config.model.ema_momentum_base)
     for group in training.optimizer.param_groups:
         group["lr"] = lr
-    totals = dict.fromkeys(LOSSES, 0.0)
+    totals = dict.fromkeys((*LOSSES, SAMPLER_LOSS), 0.0)
     data_wait = 0.0
     pairs = 0
     for micro in range(training.geometry.accumulation):
@@ -76,32 +78,39 @@ def optimiser_step(training: Training, config: PretrainConfig, world: World) -> 
     training.model.update_target(momentum)
     training.step += 1
     seconds = time.perf_counter() - started
+    # CPU seconds of this process (all its threads): on a shared machine the wall time says as
+    # much about the neighbours as about the step.
     return {"step": training.step, "epoch": training.step / schedule.steps_per_epoch, **totals, "lr": lr,
             "momentum": momentum, "pairs_per_s": pairs * world.size / seconds, "data_wait_s": data_wait,
-            "step_s": seconds}
+            "step_s": seconds, "step_cpu_s": time.process_time() - cpu_started}
 
 
 def _forward_backward(training: Training, config: PretrainConfig, world: World, batch: dict,
                       micro: int) -> dict[str, float]:
-    """Forward and backward one micro-batch with its own seeded mask; return its losses.
+    """Forward and backward one micro-batch with its own seeded masks; return its losses.
 
+    The model's mask strategy draws the masks from a generator seeded by (seed, step, micro,
+    rank); a strategy that learns (adaptive) adds its policy loss to what is back-propagated.
     Gradients are all-reduced across ranks only on the last micro-batch of the step.
     """
-    frame1 = batch["frame1_bchw"].to(world.device, non_blocking=True)
-    frame2 = batch["frame2_bchw"].to(world.device, non_blocking=True)
-    grid = config.model.grid_size
+    masking = training.model.masking
+    inputs = {key: batch[key].to(world.device, non_blocking=True)
+              for key in ("frame1_bchw", "frame2_bchw", *masking.side_inputs)}
     generator = torch.Generator().manual_seed(mask_seed(config.run.seed, training.step, micro, world.rank))
-    mask = random_patch_mask(frame1.shape[0], grid, grid, config.model.mask_ratio, generator).to(world.device)
     last = micro == training.geometry.accumulation - 1
     no_sync = training.online.no_sync() if world.size > 1 and not last else contextlib.nullcontext()
     amp = training.amp
-    with no_sync, torch.autocast(world.device.type, dtype=amp, enabled=amp is not None):
-        out = training.forward(frame1, frame2, mask)
-        loss = out.loss / training.geometry.accumulation
-    if not torch.isfinite(out.loss):
-        raise NonFiniteLossError(
-            f"non-finite loss {out.loss.item()} at step {training.step}; last good checkpoint: "
-            f"{training.last_checkpoint or 'none'} (left untouched). Lower base_lr, enable clip_grad or check the data."
-        )
-    training.scaler.scale(loss).backward()
-    return {key: float(getattr(out, key).detach()) for key in LOSSES}
+    with no_sync:
+        draw = masking.draw(inputs, generator)
+        with torch.autocast(world.device.type, dtype=amp, enabled=amp is not None):
+            out = training.forward(inputs["frame1_bchw"], inputs["frame2_bchw"], draw.mask1_bl, draw.mask2_bl)
+        policy = masking.policy_loss(draw, out.error_online_bl)
+        total = out.loss if policy is None else out.loss + policy
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"non-finite loss {total.item()} at step {training.step}; last good checkpoint: "
+                f"{training.last_checkpoint or 'none'} (left untouched). Lower base_lr, enable clip_grad or check the data."
+            )
+        training.scaler.scale(total / training.geometry.accumulation).backward()
+    losses = {key: float(getattr(out, key).detach()) for key in LOSSES}
+    return {**losses, SAMPLER_LOSS: float(policy.detach()) if policy is not None else 0.0}

@@ -36,7 +36,7 @@ from tasks.pretrain.checkpoints import (
 from tasks.pretrain.index import gap_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
-from tasks.pretrain.plan import batch_geometry, milestone_steps, step_schedule
+from tasks.pretrain.plan import batch_geometry, milestone_steps, motion_grid, step_schedule
 from tasks.pretrain.plots import plot_loss_curve, plot_previews, preview_batch
 from tasks.pretrain.step import Training, optimiser_step
 from tasks.pretrain.tensorboard import TensorBoardLog, open_tensorboard
@@ -129,12 +129,15 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
 
 
 def build(config: PretrainConfig, world: World) -> Training:
-    """The loader (this rank's shard), the model, AdamW and the grad scaler; nothing restored."""
+    """The loader (this rank's shard), the model, AdamW and the grad scaler; nothing restored.
+
+    Raises ValueError before anything trains when the stores lack what the mask strategy reads
+    (a motion map for ``mask_strategy=motion``)."""
     geometry = batch_geometry(config.optimiser, world.size)
     loader, sampler = make_pair_loader(
         config.stores, input_size=config.model.input_size, batch_size=geometry.micro_batch,
         loader_workers=config.data.loader_workers, seed=config.run.seed, gap=gap_of(config.data), rank=world.rank,
-        world_size=world.size,
+        world_size=world.size, motion_grid=motion_grid(config.model),
     )
     schedule = step_schedule(config.optimiser, len(loader.dataset))
     model = VideoMAC(config.model).to(world.device)
@@ -233,7 +236,7 @@ def after_step(training: Training, config: PretrainConfig, world: World, row: di
         if due(run.plot_every):
             plot_loss_curve(read_metrics(run_dir / METRICS), run_dir / LOSS_CURVE)
         if due(run.preview_every):
-            plot_previews(training.model, *preview, step, run_dir / PREVIEWS_DIR / preview_name(step))
+            plot_previews(training.model, preview, step, run_dir / PREVIEWS_DIR / preview_name(step))
             if board:
                 board.image(run_dir / PREVIEWS_DIR / preview_name(step), step)
     milestones = milestone_steps(run.milestones, total)
@@ -282,11 +285,13 @@ class Recorder:
 
 
 def store_inputs(stores: list[str]) -> list[Dataset]:
-    """Lineage inputs: each store and every complete video in it with its source and array hashes."""
+    """Lineage inputs: each store and every complete video in it with its source and array hashes
+    (frames, and the motion map where there is one)."""
     inputs = []
     for store in stores:
         catalog = read_catalog(store)
-        videos = {vid: {"sha256": r.sha256, "frames_sha256": r.frames_sha256, "source_uri": r.source_uri}
+        videos = {vid: {"sha256": r.sha256, "frames_sha256": r.frames_sha256, "source_uri": r.source_uri,
+                        **({"motion_sha256": r.motion_sha256} if r.has_motion else {})}
                   for vid, r in catalog.items() if r is not None and r.status is Status.complete}
         inputs.append(Dataset(uri=store, kind="store",
                               facets={"catalog_fingerprint": fingerprint_of(catalog), "videos": videos}))

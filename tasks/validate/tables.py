@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, MOTION, MOTION_CELL, VIDEOS_GROUP
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import CATALOG_TABLE, ValidateConfig
 from tasks.io.store import UNREADABLE, data_fingerprints, fingerprint_of, open_store, read_catalog
@@ -24,7 +24,7 @@ CATALOG_COLUMNS = [
     "fps", "height", "width", "frame_count", "probe_frame_count", "expected_frame_count",
     "frame_count_error", "has_masks", "object_ids", "has_keypoints", "num_joints",
     "frames_shape", "expected_frames_shape", "masks_shape", "expected_masks_shape",
-    "keypoints_shape", "expected_keypoints_shape",
+    "keypoints_shape", "expected_keypoints_shape", "motion_shape", "expected_motion_shape",
 ]
 
 
@@ -106,6 +106,9 @@ def _record_columns(record: VideoRecord) -> dict:
         expected_keypoints_shape=(
             str((t, record.num_joints, 3)) if complete and record.has_keypoints else None
         ),
+        expected_motion_shape=(
+            str((t, -(-h // MOTION_CELL), -(-w // MOTION_CELL))) if complete and record.has_motion else None
+        ),
     )
 
 
@@ -129,6 +132,7 @@ def catalog_rows(root, catalog: dict[str, VideoRecord | None]) -> pd.DataFrame:
             "frames_shape": _shape(group, FRAMES),
             "masks_shape": _shape(group, MASKS),
             "keypoints_shape": _shape(group, KEYPOINTS),
+            "motion_shape": _shape(group, MOTION),
         }
         if record is not None:
             row.update(_record_columns(record))

@@ -52,6 +52,18 @@ def test_ingest_defaults_are_the_models_and_options_win():
     assert (config.dask_workers, config.progress) == (2, False)
 
 
+def test_motion_option_and_the_motion_strategy_turn_the_motion_map_on():
+    assert ingest_config_from_args(parse("ingest", "a.mp4", "--store", "s.zarr", "--motion")).decode.motion
+    assert not pipeline_config_from_args(parse("run")).train_decode().motion
+    config = pipeline_config_from_args(parse("run", "--set", "mask_strategy=motion", "--set", "motion_temperature=0.5"))
+    assert config.train_decode().motion and not config.decode.motion  # the evaluation store needs none
+    planned = config.pretrain_config("s.zarr", "o/runs/tiny-cpu-001")
+    assert (planned.model.mask_strategy, planned.model.motion_temperature) == ("motion", 0.5)
+    pretrain = pretrain_config_from_args(parse("pretrain", "--store", "s.zarr", "--out", "r", "--set",
+                                               "mask_strategy=adaptive"))
+    assert pretrain.model.mask_strategy == "adaptive"
+
+
 def test_run_defaults_are_the_models_and_options_win():
     assert pipeline_config_from_args(parse("run")) == PipelineConfig()
     config = pipeline_config_from_args(parse(
@@ -177,7 +189,7 @@ def test_decode_refuses_unknown_keys():
         validated(PipelineConfig, {"decode": {"short_sid": 128}})
     [line] = err.value.lines
     assert line.startswith("decode.short_sid: unknown field (got 128); did you mean short_side?")
-    assert "allowed: short_side, fps, shard_frames, on_decode_error, schema_version" in line
+    assert "allowed: short_side, fps, shard_frames, on_decode_error, motion, schema_version" in line
 
 
 def test_patch_size_fails_at_config_validation():
@@ -228,7 +240,7 @@ def test_run_with_a_typo_exits_2_before_ingest(tmp_path, capsys):
     assert time.perf_counter() - started < 10
     assert not out.exists()
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["vmac run: --set: unknown field 'mask_ration'; did you mean model.mask_ratio? "
+    assert err == ["vmac run: --set: unknown field 'mask_ration'; did you mean model.mask_ratio or model.mask_strategy? "
                    "(fields: preset, stores, out; sections: model, data, optimiser, run)"]
 
 

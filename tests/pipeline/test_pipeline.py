@@ -12,8 +12,9 @@ from storage_schemas.config import PipelineConfig, nest_overrides
 
 pytestmark = pytest.mark.slow
 
+# Motion masking: the pipeline ingests the training store with --motion by itself.
 TINY_PRETRAIN = {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_size": 4, "loader_workers": 0,
-                 "checkpoint_every": 1, "preview_every": 1, "plot_every": 1}
+                 "checkpoint_every": 1, "preview_every": 1, "plot_every": 1, "mask_strategy": "motion"}
 
 
 def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path, make_video, capsys):
@@ -32,6 +33,7 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     run_dir = out / "runs" / "tiny-cpu-001"
     assert (run_dir / "encoder.pt").exists()
     _check_report_links_and_artifacts(out, report)
+    assert all(r.has_motion for r in read_catalog(str(out / "train.zarr")).values())
 
     # Nothing new: nothing decoded, nothing trained, nothing re-evaluated.
     config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), dask_workers=1,

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from storage_schemas.layout import FRAMES
+from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL, VIDEOS_GROUP
 from storage_schemas.records import SourceKind, Status, VideoRecord
+from tasks.ingest.video import ingest_video
+from tasks.io.sources import expand_sources
 from tasks.io.store import open_store, reset_video
 from tasks.pretrain.index import PairIndex
 from tasks.pretrain.loader import FramePairDataset, make_pair_loader
 from tests.conftest import moving_frames
 from tests.pretrain.conftest import LENGTHS, PARAMS, SIZE, ingest_folder, stored_frames, write_videos
-from vmac_core.augment import augment_pair_batch
+from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
 
 
 def _collect(loader, count=None) -> list[dict]:
@@ -159,3 +161,29 @@ def test_no_pairs_is_a_clear_error(disk_store):
     store, _ = disk_store
     with pytest.raises(ValueError, match="no frame pairs"):
         make_pair_loader([store], SIZE, batch_size=2, loader_workers=0, seed=0, gap=50)
+
+
+def test_motion_follows_each_pairs_crop_and_flip_into_training_patches(tmp_path):
+    write_videos(tmp_path / "videos", {"a.mp4": 11, "b.mp4": 6})
+    store = str(tmp_path / "m.zarr")
+    for item in expand_sources([str(tmp_path / "videos")]):
+        ingest_video(item, store, PARAMS.model_copy(update={"motion": True}))
+    plain, _ = make_pair_loader([store], SIZE, batch_size=4, loader_workers=0, seed=5, gap=(1, 2))
+    loader, sampler = make_pair_loader([store], SIZE, batch_size=4, loader_workers=0, seed=5, gap=(1, 2), motion_grid=3)
+    request = next(iter(sampler))
+    batch, without = next(iter(loader)), next(iter(plain))
+    assert batch["motion_bl"].shape == (4, 9) and batch["motion_bl"].dtype == torch.float32
+    # Reading motion draws nothing: the frames are those of a loader without it.
+    assert torch.equal(batch["frame1_bchw"], without["frame1_bchw"]) and torch.equal(batch["gap"], without["gap"])
+    # By hand: the same gaps and crops from the request's seed, the stored maps of t+1..t+gap summed.
+    generator = torch.Generator().manual_seed(request.seed)
+    dataset = loader.dataset
+    dataset.draw_gaps(request.pairs, generator)
+    videos, starts, gaps = batch["video_index"], batch["t"], batch["gap"]
+    pairs = dataset.read_pairs(videos.numpy(), starts.numpy(), gaps.numpy())
+    crops = sample_batch_crops([torch.from_numpy(p) for p in pairs], generator)
+    for k, crop in enumerate(crops):
+        video_id = dataset.index.videos[int(videos[k])].video_id
+        motion = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{video_id}/{MOTION}"][:]
+        summed = motion[int(starts[k]) + 1:int(starts[k]) + int(gaps[k]) + 1].sum(axis=0)
+        assert torch.allclose(batch["motion_bl"][k], crop_cell_map(torch.from_numpy(summed), crop, MOTION_CELL, 3))

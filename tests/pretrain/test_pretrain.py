@@ -1,4 +1,5 @@
-"""Pre-training on a real store: exact resume after SIGKILL, DDP on 2 CPU processes, NaN stop, validation gate."""
+"""Pre-training on a real store: exact resume after SIGKILL with every mask strategy, DDP on 2 CPU
+processes, NaN stop, validation gate, a motion strategy without motion maps refused."""
 
 from __future__ import annotations
 
@@ -29,18 +30,22 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def _ingest_clips(folder: Path, count: int, motion: bool) -> str:
     from tasks.io.ffmpeg import encode_video
     from tests.conftest import moving_frames
 
-    folder = tmp_path_factory.mktemp("train-videos")
-    for i in range(2):
+    for i in range(count):
         encode_video(moving_frames(24, 72, 96, seed=i), str(folder / f"v{i}.mp4"), 12)
     store = str(folder / "s.zarr")
     for item in expand_sources([str(folder)]):
-        assert ingest_video(item, store, DecodeParams(short_side=64)).action == "decoded"
+        assert ingest_video(item, store, DecodeParams(short_side=64, motion=motion)).action == "decoded"
     return store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Two clips ingested with --motion, so that every mask strategy can train on them."""
+    return _ingest_clips(tmp_path_factory.mktemp("train-videos"), 2, motion=True)
 
 
 def _config(store, out, **extra):
@@ -49,7 +54,7 @@ def _config(store, out, **extra):
 
 def _losses(run_dir: Path) -> dict[int, float]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows}
+    return {r["step"]: r["loss"] + r["loss_sampler"] for r in rows}
 
 
 _TRAIN = """
@@ -60,16 +65,23 @@ train(PretrainConfig.model_validate(json.loads(sys.argv[1])), log=lambda m: None
 """
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
+@pytest.mark.parametrize("strategy", [
+    "symmetric",
+    # The others take the same path plus their draw; a minute each on a loaded machine.
+    pytest.param("independent", marks=pytest.mark.slow),
+    pytest.param("motion", marks=pytest.mark.slow),
+    pytest.param("adaptive", marks=pytest.mark.slow),
+])
+def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path, strategy):
     from tasks.pretrain.train import train
 
-    reference = train(_config(store, tmp_path / "ref", max_steps=24), log=lambda m: None)
+    reference = train(_config(store, tmp_path / "ref", max_steps=24, mask_strategy=strategy), log=lambda m: None)
     assert reference.steps == 24
 
     run_dir = tmp_path / "killed"
-    config = _config(store, run_dir, max_steps=24)
+    config = _config(store, run_dir, max_steps=24, mask_strategy=strategy)
     proc = subprocess.Popen([sys.executable, "-c", _TRAIN, config.model_dump_json()], cwd=ROOT)
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # a loaded machine: the loop stops as soon as checkpoint 8 exists
     while time.time() < deadline and not (run_dir / "checkpoints" / "ckpt-000008.pt").exists():
         if proc.poll() is not None:
             break
@@ -83,7 +95,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
     assert all(re.fullmatch(r"ckpt-\d{6}\.pt", p.name) for p in checkpoint_paths(run_dir))
     assert all(p.name.startswith((".ckpt-", "ckpt-")) for p in (run_dir / "checkpoints").iterdir())
 
-    resumed = train(_config(store, run_dir, max_steps=24, resume=True), log=lambda m: None)
+    resumed = train(_config(store, run_dir, max_steps=24, resume=True, mask_strategy=strategy), log=lambda m: None)
     # The newest checkpoint the run recorded: a kill between a save and its lineage record leaves
     # one unrecorded, which a resume passes over (the one before it is still recorded and kept).
     assert resumed.resumed_from >= 4 and resumed.steps == 24
@@ -91,6 +103,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(store, tmp_path):
     assert sorted(got) == list(range(1, 25))  # replayed steps replaced, not duplicated
     for step in range(1, 25):
         assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-7), step
+    if strategy == "adaptive":
+        # The sampler's weights are checkpointed, trained and restored with the rest.
+        ckpt = torch.load(run_dir / "checkpoints" / "ckpt-000024.pt", weights_only=True)
+        sampler = {k: v for k, v in ckpt["model"].items() if k.startswith("masking.sampler.")}
+        assert sampler and sampler["masking.sampler.net.4.weight"].abs().sum() > 0
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert any(r["loss_sampler"] != 0 for r in rows)
 
     records = sorted(p.name for p in (run_dir / "lineage").glob("*.json"))
     assert [n.split("-pretrain-")[1].split("-")[0] for n in records].count("completed") == 1
@@ -216,7 +235,8 @@ def test_ddp_two_cpu_processes_identical_weights_rank0_writes(store, tmp_path, p
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
             "-m", "cli.main", "pretrain", "--store", store, "--out", str(run_dir), "--preset", "tiny-cpu",
             "--skip-validation-check", "--max-steps", "4"]
-    for key, value in {**TINY, "check_replicas": True, "batch_size": 8}.items():
+    # The adaptive strategy: its sampler is drawn outside DDP's forward, and must still stay in sync.
+    for key, value in {**TINY, "check_replicas": True, "batch_size": 8, "mask_strategy": "adaptive"}.items():
         if key not in ("skip_validation_check",):
             args += ["--set", f"{key}={json.dumps(value) if isinstance(value, bool) else value}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -235,3 +255,13 @@ def test_pretrain_flow_refuses_unvalidated_store(store, tmp_path, prefect_harnes
     config = _config(store, tmp_path / "r", max_steps=1, skip_validation_check=False)
     with pytest.raises(Exception, match="vmac validate --store"):
         pretrain_flow(config)
+
+
+def test_motion_masking_on_a_store_without_motion_fails_before_training(tmp_path):
+    from tasks.pretrain.train import train
+
+    plain = _ingest_clips(tmp_path, 1, motion=False)
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"mask_strategy=motion .*vmac ingest --motion"):
+        train(_config(plain, run_dir, max_steps=2, mask_strategy="motion"), log=lambda m: None)
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.jsonl").exists()
