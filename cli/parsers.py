@@ -24,6 +24,7 @@ from cli.commands import (
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
 from storage_schemas.benchmark import FeatureParams, PropagationParams
+from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
 from tasks.io.lineage import code_version, git_sha
@@ -42,6 +43,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-decode-error", default=None, choices=["fail", "keep"],
                    help="a video whose decode logged errors (ffmpeg conceals them) fails (default), or is kept "
                         "with the error count in its record")
+    p.add_argument("--frame-codec", default=None, choices=list(FRAME_CODECS),
+                   help=f"how a new store keeps its frames (default {DEFAULT_FRAME_CODEC}; an existing store keeps "
+                        "its own; jpeg-* and jpegxl-* are lossy and recorded as such)")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
                    help="LocalCluster workers (default: one per core)")

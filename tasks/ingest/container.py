@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.io.ffmpeg import FfmpegDecode, output_size
 from tasks.io.probe import Probe, VideoError, count_packets, probe
-from tasks.io.shards import ShardWriter
+from tasks.io.shards import ENCODE_THREADS, ShardWriter
 from tasks.io.uris import is_url, open_uri
 
 # A stream is variable-rate when its frame intervals spread by more than this fraction of the
@@ -68,7 +69,8 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         expected = expected_frames(path, info)
         width, height = output_size(*info.display_size, params.short_side)
         decode = FfmpegDecode(path, width, height, params.shard_frames, info.stream_index, fps=params.fps)
-        writer = ShardWriter(group, FRAMES, (height, width, 3), "uint8", params.shard_frames, expected)
+        writer = ShardWriter(group, FRAMES, (height, width, 3), "uint8", params.shard_frames, expected,
+                             codec=frame_codec(params.frame_codec), threads=ENCODE_THREADS)
         for chunk in decode:
             writer.append(chunk)
             if on_frames:

@@ -25,6 +25,7 @@ from tasks.io.store import (
     open_store,
     read_record,
     reset_video,
+    resolve_frame_codec,
     video_lock,
     write_record,
 )
@@ -47,6 +48,8 @@ def ingest_video(
     """
     started = time.perf_counter()
     try:
+        if params.frame_codec is None:
+            params = resolve_frame_codec(store, params)
         return _ingest(item, store, params, run_id, on_frames, started)
     except Exception as exc:
         if not is_environmental(exc):
@@ -77,7 +80,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
     base = replace_record(base, sha256=sha, byte_size=size, decode_key=key)
 
     with video_lock(store, item.video_id):
-        root = open_store(store)
+        root = open_store(store, frame_codec=params.frame_codec)
         path = f"{VIDEOS_GROUP}/{item.video_id}"
         existing = read_record(root[path]) if path in root else None
         if key and is_up_to_date(existing, key):

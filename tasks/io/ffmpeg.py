@@ -8,6 +8,7 @@ ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 from __future__ import annotations
 
 import functools
+import queue
 import re
 import shutil
 import subprocess
@@ -101,30 +102,60 @@ class FfmpegDecode:
                     self.errors.append(line[:300])
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        frame_bytes = self.width * self.height * 3
+        """Chunks of (t <= chunk_frames, H, W, 3) frames. A thread reads ffmpeg's output into one
+        of two chunk buffers while the caller works on the other, so ffmpeg decodes on while the
+        caller encodes (a 64 kB pipe would stall it); each chunk is valid until the next is asked
+        for, and at most two chunks are held."""
         proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
         reader = threading.Thread(target=self._read_log, args=(proc.stderr,), daemon=True)
         reader.start()
+        free: queue.Queue = queue.Queue()
+        full: queue.Queue = queue.Queue()
+        for _ in range(2):
+            free.put(np.empty((self.chunk_frames, self.height, self.width, 3), np.uint8))
+        pump = threading.Thread(target=self._pump, args=(proc.stdout, free, full), daemon=True)
+        pump.start()
         reached_end = False
         try:
             while True:
-                buf = _read_exact(proc.stdout, frame_bytes * self.chunk_frames)
-                n = len(buf) // frame_bytes
+                got = full.get()
+                if isinstance(got, BaseException):
+                    raise got
+                buf, n = got
                 if n:
                     self.frames += n
-                    yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, self.height, self.width, 3)
+                    yield buf[:n]
+                free.put(buf)
                 if n < self.chunk_frames:
                     reached_end = True
                     break
         finally:
+            free.put(None)
             if proc.poll() is None and not reached_end:
                 proc.kill()  # the consumer stopped early; nothing more is wanted
+            pump.join()
             proc.stdout.close()
             code = proc.wait()
             reader.join()
             proc.stderr.close()
         self._check(code)
+
+    def _pump(self, pipe, free: queue.Queue, full: queue.Queue) -> None:
+        """Runs in a thread: fill free buffers with whole frames from ``pipe`` until it ends."""
+        frame_bytes = self.width * self.height * 3
+        try:
+            while True:
+                buf = free.get()
+                if buf is None:
+                    return
+                got = _read_into(pipe, memoryview(buf.reshape(-1)))
+                n = got // frame_bytes
+                full.put((buf, n))
+                if n < self.chunk_frames:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            full.put(exc)
 
     def _check(self, code: int) -> None:
         if code != 0:
@@ -146,16 +177,15 @@ def _message(line: str) -> str:
     return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
 
 
-def _read_exact(pipe, size: int) -> bytes:
-    """Read up to ``size`` bytes, returning fewer only at end of stream."""
-    parts, got = [], 0
-    while got < size:
-        part = pipe.read(size - got)
-        if not part:
+def _read_into(pipe, view: memoryview) -> int:
+    """Fill ``view`` from ``pipe``; the bytes read, fewer than its size only at end of stream."""
+    got = 0
+    while got < len(view):
+        n = pipe.readinto(view[got:])
+        if not n:
             break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
+        got += n
+    return got
 
 
 def encode_video(
