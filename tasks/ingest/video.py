@@ -89,7 +89,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
                 return finish(existing, "decoded", existing.frame_count or 0)
             return finish(existing, "skipped" if existing.status is Status.complete else "failed")
         try:
-            record = _store(root, item, base, params, on_frames, reason)
+            record = _store(root, item, base, params, on_frames, reason, store)
         except Exception as exc:
             if is_environmental(exc):
                 # Whatever was written is partial: remove it (space back on a full disk); a
@@ -102,7 +102,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
 
 
 def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_frames,
-           reason: str | None) -> VideoRecord:
+           reason: str | None, store: str) -> VideoRecord:
     """Reset the video's group and write its arrays, then its final record: ``complete``, or
     ``failed`` with ``reason`` or the input's fault."""
     if reason is not None:
@@ -111,7 +111,7 @@ def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_f
         return record
     group = reset_video(root, item.video_id, base)
     try:
-        record = _write_arrays(item, group, base, params, on_frames)
+        record = _write_arrays(item, group, base, params, on_frames, store)
     except (VideoError, LayoutError) as exc:
         failed = replace_record(base, status=Status.failed, reason=reason_of(exc), written_at=_now())
         reset_video(root, item.video_id, failed)
@@ -178,7 +178,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_arrays(item: SourceItem, group, base: VideoRecord, params: DecodeParams, on_frames) -> VideoRecord:
+def _write_arrays(item: SourceItem, group, base: VideoRecord, params: DecodeParams, on_frames,
+                  store: str) -> VideoRecord:
     if item.kind is SourceKind.video:
-        return write_video(group, base, params, item.uri, on_frames)
+        return write_video(group, base, params, item.uri, on_frames, store)
     return write_frame_folder(group, base, params, item, on_frames)

@@ -60,24 +60,30 @@ class FfmpegDecode:
     variable-frame-rate stream is neither padded with duplicates nor thinned; ``fps`` resamples
     on purpose (ffmpeg's fps filter).
 
-    After iteration: ``timestamps`` (float64 seconds, one per frame, from ffmpeg's showinfo at
-    the end of the filter graph, so exactly the frames written) and ``errors`` (the first
+    ``seek``: start at this time, seconds after the container's start time (ffmpeg's accurate
+    input seek: it decodes from the keyframe before and drops what precedes the time).
+
+    After iteration: ``timestamps`` (float64 seconds on the container's clock, ``-copyts``, one
+    per frame, from ffmpeg's showinfo at the end of the filter graph, so exactly the frames
+    written) and ``errors`` (the first
     ``MAX_KEPT_ERRORS`` lines ffmpeg logged at error level; ``error_count`` counts all of them).
     ffmpeg conceals corrupt macroblocks, logs an error and still exits 0: ``errors`` is where that
     shows. Raises VideoError when ffmpeg exits non-zero or writes no frame.
     """
 
     def __init__(self, path: str, width: int, height: int, chunk_frames: int, stream_index: int = 0,
-                 fps: float | None = None, threads: int = 1):
+                 fps: float | None = None, threads: int = 1, seek: float | None = None):
         self.path, self.width, self.height, self.chunk_frames = path, width, height, chunk_frames
-        self.stream_index, self.fps, self.threads = stream_index, fps, threads
+        self.stream_index, self.fps, self.threads, self.seek = stream_index, fps, threads, seek
         self.timestamps: list[float] = []
+        self._timestamps_added = threading.Condition()
         self.errors: list[str] = []
         self.error_count = 0
         self.frames = 0
 
     def command(self) -> list[str]:
-        stream = ffmpeg.input(self.path, threads=self.threads)[str(self.stream_index)]
+        seek = {"ss": f"{self.seek:.6f}"} if self.seek is not None else {}
+        stream = ffmpeg.input(self.path, threads=self.threads, **seek)[str(self.stream_index)]
         if self.fps:
             stream = stream.filter("fps", fps=self.fps)
         stream = stream.filter("scale", self.width, self.height, flags="bicubic").filter("showinfo", checksum=0)
@@ -85,7 +91,10 @@ class FfmpegDecode:
             stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=self.threads, fps_mode="passthrough")
             # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
             # (``errors``), so ffmpeg must not turn them into its own exit code either.
-            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1")
+            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1",
+                         # The container's clock, unshifted: a decode that starts at a seek reports the
+                         # same times as one from the start (tasks.ingest.ranges).
+                         "-copyts")
             .compile(cmd=ffmpeg_exe())
         )
 
@@ -95,7 +104,9 @@ class FfmpegDecode:
             line = raw.decode("utf-8", "replace").rstrip()
             match = _SHOWINFO.search(line)
             if match:
-                self.timestamps.append(float(match.group(3)))
+                with self._timestamps_added:
+                    self.timestamps.append(float(match.group(3)))
+                    self._timestamps_added.notify_all()
             elif _ERROR.search(line):
                 self.error_count += 1
                 if len(self.errors) < MAX_KEPT_ERRORS:
@@ -156,6 +167,13 @@ class FfmpegDecode:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
             full.put(exc)
+
+    def wait_timestamps(self, count: int, timeout: float = 60.0) -> list[float]:
+        """The first ``count`` timestamps, waiting for the log to deliver them (showinfo logs a
+        frame before ffmpeg writes it, but the log is read in another thread)."""
+        with self._timestamps_added:
+            self._timestamps_added.wait_for(lambda: len(self.timestamps) >= count, timeout)
+            return list(self.timestamps[:count])
 
     def _check(self, code: int) -> None:
         if code != 0:

@@ -26,6 +26,16 @@ from zarr.core.sync import sync
 from storage_schemas.codecs import MASK_CODEC, FrameCodec
 from tasks.io.framecodecs import ChunkCodec, chunk_codec_of, zarr_codec_args
 
+
+def create_sharded(group: zarr.Group, name: str, frames: int, frame_shape: tuple[int, ...], dtype: str,
+                   shard_frames: int, codec: FrameCodec) -> zarr.Array:
+    """A (frames, *frame_shape) array of 1-frame chunks in ``shard_frames``-frame shards, kept with
+    ``codec``; whatever ``name`` held is replaced."""
+    return group.create_array(
+        name, shape=(frames, *frame_shape), chunks=(1, *frame_shape), shards=(shard_frames, *frame_shape),
+        dtype=dtype, fill_value=0, overwrite=True, **zarr_codec_args(codec))
+
+
 # Threads that encode a shard's chunks. One: ffmpeg already decodes in parallel (FfmpegDecode reads
 # ahead in a thread), and a second encoding thread measured no faster on 2 cores (benchmarks/ingest.py).
 ENCODE_THREADS = 1
@@ -56,10 +66,8 @@ class ShardWriter:
         self.frame_shape = tuple(frame_shape)
         self.codec = codec
         if create:
-            capacity = max(expected_frames, shard_frames)
-            self.array = group.create_array(
-                name, shape=(capacity, *frame_shape), chunks=(1, *frame_shape), shards=(shard_frames, *frame_shape),
-                dtype=dtype, fill_value=0, overwrite=True, **zarr_codec_args(codec))
+            self.array = create_sharded(group, name, max(expected_frames, shard_frames), frame_shape, dtype,
+                                        shard_frames, codec)
         else:
             self.array = group[name]
         self._chunks = ChunkCodec.of(codec)
