@@ -124,7 +124,7 @@ def _allowed(model: type[BaseModel], loc: tuple) -> str:
 
 def decode_values(args: argparse.Namespace) -> dict:
     return given(short_side=args.short_side, fps=args.fps, shard_frames=args.shard_frames,
-                 on_decode_error=args.on_decode_error, motion=args.motion or None)
+                 on_decode_error=args.on_decode_error, motion=args.motion or None, frame_codec=args.frame_codec)
 
 
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:

@@ -24,6 +24,7 @@ from cli.commands import (
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
 from storage_schemas.benchmark import FeatureParams, PropagationParams
+from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
 from tasks.io.lineage import code_version, git_sha
@@ -45,6 +46,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motion", action="store_true",
                    help="keep a motion map beside the frames (codec motion vectors, else frame differences): "
                         "what --set mask_strategy=motion masks by")
+    p.add_argument("--frame-codec", default=None, choices=list(FRAME_CODECS),
+                   help=f"how a new store keeps its frames (default {DEFAULT_FRAME_CODEC}; an existing store keeps "
+                        "its own; jpeg-* and jpegxl-* are lossy and recorded as such)")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
                    help="LocalCluster workers (default: one per core)")

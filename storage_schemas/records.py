@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from storage_schemas.codecs import FRAME_CODECS, LEGACY_FRAME_CODEC
 from storage_schemas.layout import SCHEMA_VERSION
 
 
@@ -36,7 +37,17 @@ class DecodeParams(BaseModel):
         "(default), or is kept with the error count in its record")
     motion: bool = Field(False, description="store a motion map beside the frames (layout.MOTION): codec "
                          "motion vectors where the codec exports them, frame differences otherwise")
+    frame_codec: str | None = Field(
+        None, description="how frames are kept (storage_schemas.codecs); None: the store's codec, resolved when "
+        "ingest plans. Lossless codecs are not part of the decode key; lossy ones are")
     schema_version: int = SCHEMA_VERSION
+
+    @field_validator("frame_codec")
+    @classmethod
+    def _known_codec(cls, name: str | None) -> str | None:
+        if name is not None and name not in FRAME_CODECS:
+            raise ValueError(f"unknown frame codec {name!r}; known: {', '.join(FRAME_CODECS)}")
+        return name
 
 
 class VideoRecord(BaseModel):
@@ -84,7 +95,8 @@ class VideoRecord(BaseModel):
     object_ids: list[int] = Field(default_factory=list)
     has_keypoints: bool = False
     num_joints: int | None = None
-    frames_sha256: str | None = Field(None, description="sha256 of the stored frame bytes, C order")
+    frames_sha256: str | None = Field(None, description="sha256 of the stored frame bytes, C order, as they decode "
+                                      "from the store (under a lossy codec: after its loss)")
     aliases: list[str] = Field(
         default_factory=list, description="other source URIs with the same bytes and decode parameters (a symlinked "
         "folder, a copy): recorded here instead of storing the frames twice")
@@ -106,3 +118,6 @@ class StoreInfo(BaseModel):
     schema_version: int = SCHEMA_VERSION
     name: str
     created_by: str
+    # Chosen when the store is created; a store without it predates recorded codecs.
+    frame_codec: str = Field(LEGACY_FRAME_CODEC, description="how every frames array of the store is kept "
+                             "(storage_schemas.codecs); its arrays' Zarr metadata name the codec too")

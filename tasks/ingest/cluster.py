@@ -108,7 +108,7 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
         queue_name = f"vmac-progress-{uuid.uuid4().hex}"
         queue = Queue(queue_name, client=client)
         futures = [
-            client.submit(decode_on_worker, item, config.store, config.decode, run_id, queue_name,
+            client.submit(decode_on_worker, item, config.store, plan.decode or config.decode, run_id, queue_name,
                           key=f"ingest-{item.video_id}-{uuid.uuid4().hex[:6]}", pure=False)
             for item in plan.todo
         ]

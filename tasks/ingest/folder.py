@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 import numpy as np
 
+from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.ingest.motion import write_motion
 from tasks.io import layouts
 from tasks.io.ffmpeg import output_size
 from tasks.io.items import SourceItem
-from tasks.io.shards import ShardWriter
+from tasks.io.shards import ENCODE_THREADS, ShardWriter
 
 
 def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: SourceItem,
@@ -29,7 +30,8 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
     src_w, src_h = layouts.first_frame_size(item)
     width, height = output_size(src_w, src_h, params.short_side)
     total = len(item.frame_uris)
-    writer = ShardWriter(group, FRAMES, (height, width, 3), "uint8", params.shard_frames, total)
+    writer = ShardWriter(group, FRAMES, (height, width, 3), "uint8", params.shard_frames, total,
+                         codec=frame_codec(params.frame_codec), threads=ENCODE_THREADS)
     for chunk in layouts.read_frames(item, width, height, params.shard_frames):
         writer.append(chunk)
         if on_frames:

@@ -15,12 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from storage_schemas.codecs import frame_codec
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.io.items import SourceItem
 from tasks.io.probe import VideoError, probe
 from tasks.io.sources import NothingToIngestError, Skipped, describe_skipped, hash_source, scan_sources
-from tasks.io.store import read_catalog
+from tasks.io.store import read_catalog, resolve_frame_codec
 from tasks.io.uris import is_url
 
 
@@ -68,17 +69,22 @@ class IngestPlan:
     aliases: list[Alias] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     retry: dict[str, str] = field(default_factory=dict)
+    decode: DecodeParams | None = None  # the config's, with the store's frame codec resolved
 
 
 def decode_key(sha256: str, params: DecodeParams) -> str:
     """The identity of a decode: source bytes plus every parameter that shapes the arrays.
 
     ``motion`` joins the key only when on, so stores ingested before it existed keep their keys
-    (and are not decoded again); turning it on decodes again, motion map included.
+    (and are not decoded again); turning it on decodes again, motion map included. A lossless
+    frame codec changes how the bytes are kept, not what they are: it is left out, so stores
+    written before codecs were recorded keep their keys. A lossy codec is part of the key.
     """
-    values = params.model_dump(mode="json")
+    values = params.model_dump(mode="json", exclude={"frame_codec"})
     if not values["motion"]:
         del values["motion"]
+    if params.frame_codec is not None and not frame_codec(params.frame_codec).lossless:
+        values["frame_codec"] = params.frame_codec
     blob = json.dumps({"sha256": sha256, "params": values}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -109,14 +115,15 @@ def plan_sources(config: IngestConfig) -> IngestPlan:
         raise NothingToIngestError(
             f"nothing to ingest in {', '.join(config.sources)}: no video files or frame folders{skipped}")
     catalog = stored_catalog(config.store)
+    params = resolve_frame_codec(config.store, config.decode)
     # decode key → the video holding it, first by video_id; planned decodes join as they are met.
     holders: dict[str, str] = {}
     for video_id, record in catalog.items():
         if record is not None and record.decode_key and record.status in (Status.complete, Status.failed):
             holders.setdefault(record.decode_key, video_id)
-    plan = IngestPlan([], {}, [], [], scan.skipped)
+    plan = IngestPlan([], {}, [], [], scan.skipped, decode=params)
     for item in scan.items:
-        key = source_key(item, config.decode)
+        key = source_key(item, params)
         record = catalog.get(item.video_id)
         if key and is_up_to_date(record, key):
             plan.up_to_date.append(Outcome(item.video_id, item.uri, _finished(record), 0, 0.0, record.reason))
@@ -134,7 +141,7 @@ def plan_sources(config: IngestConfig) -> IngestPlan:
         if item.video_id in catalog:
             plan.retry[item.video_id] = item.error or retry_reason(record)
         plan.todo.append(item)
-        plan.expected_frames[item.video_id] = expected_frames(item, config.decode)
+        plan.expected_frames[item.video_id] = expected_frames(item, params)
     return plan
 
 

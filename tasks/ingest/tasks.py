@@ -88,7 +88,7 @@ def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[O
         progress = ProgressArtifact(PROGRESS_ARTIFACT_KEY, f"decoding {len(plan.todo)} videos into {config.store}")
         outcomes = decode_all(plan, config, run_id, logger.info, log_outcome, progress, link_dashboard)
     for alias in plan.aliases:
-        outcomes.append(record_alias(alias.item, config.store, config.decode, alias.target, alias.key, run_id))
+        outcomes.append(record_alias(alias.item, config.store, plan.decode or config.decode, alias.target, alias.key, run_id))
         log_outcome(outcomes[-1])
     transient = [o for o in outcomes if o.action == "retry" and o.transient]
     if transient and task_run.run_count <= STORE_RETRIES:

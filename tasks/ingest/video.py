@@ -25,6 +25,7 @@ from tasks.io.store import (
     open_store,
     read_record,
     reset_video,
+    resolve_frame_codec,
     video_lock,
     write_record,
 )
@@ -47,6 +48,8 @@ def ingest_video(
     """
     started = time.perf_counter()
     try:
+        if params.frame_codec is None:
+            params = resolve_frame_codec(store, params)
         return _ingest(item, store, params, run_id, on_frames, started)
     except Exception as exc:
         if not is_environmental(exc):
@@ -77,7 +80,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
     base = replace_record(base, sha256=sha, byte_size=size, decode_key=key)
 
     with video_lock(store, item.video_id):
-        root = open_store(store)
+        root = open_store(store, frame_codec=params.frame_codec)
         path = f"{VIDEOS_GROUP}/{item.video_id}"
         existing = read_record(root[path]) if path in root else None
         if key and is_up_to_date(existing, key):
@@ -86,7 +89,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
                 return finish(existing, "decoded", existing.frame_count or 0)
             return finish(existing, "skipped" if existing.status is Status.complete else "failed")
         try:
-            record = _store(root, item, base, params, on_frames, reason)
+            record = _store(root, item, base, params, on_frames, reason, store)
         except Exception as exc:
             if is_environmental(exc):
                 # Whatever was written is partial: remove it (space back on a full disk); a
@@ -99,7 +102,7 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
 
 
 def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_frames,
-           reason: str | None) -> VideoRecord:
+           reason: str | None, store: str) -> VideoRecord:
     """Reset the video's group and write its arrays, then its final record: ``complete``, or
     ``failed`` with ``reason`` or the input's fault."""
     if reason is not None:
@@ -108,7 +111,7 @@ def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_f
         return record
     group = reset_video(root, item.video_id, base)
     try:
-        record = _write_arrays(item, group, base, params, on_frames)
+        record = _write_arrays(item, group, base, params, on_frames, store)
     except (VideoError, LayoutError) as exc:
         failed = replace_record(base, status=Status.failed, reason=reason_of(exc), written_at=_now())
         reset_video(root, item.video_id, failed)
@@ -175,7 +178,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_arrays(item: SourceItem, group, base: VideoRecord, params: DecodeParams, on_frames) -> VideoRecord:
+def _write_arrays(item: SourceItem, group, base: VideoRecord, params: DecodeParams, on_frames,
+                  store: str) -> VideoRecord:
     if item.kind is SourceKind.video:
-        return write_video(group, base, params, item.uri, on_frames)
+        return write_video(group, base, params, item.uri, on_frames, store)
     return write_frame_folder(group, base, params, item, on_frames)

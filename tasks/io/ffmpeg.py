@@ -8,6 +8,7 @@ ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 from __future__ import annotations
 
 import functools
+import queue
 import re
 import shutil
 import subprocess
@@ -59,24 +60,30 @@ class FfmpegDecode:
     variable-frame-rate stream is neither padded with duplicates nor thinned; ``fps`` resamples
     on purpose (ffmpeg's fps filter).
 
-    After iteration: ``timestamps`` (float64 seconds, one per frame, from ffmpeg's showinfo at
-    the end of the filter graph, so exactly the frames written) and ``errors`` (the first
+    ``seek``: start at this time, seconds after the container's start time (ffmpeg's accurate
+    input seek: it decodes from the keyframe before and drops what precedes the time).
+
+    After iteration: ``timestamps`` (float64 seconds on the container's clock, ``-copyts``, one
+    per frame, from ffmpeg's showinfo at the end of the filter graph, so exactly the frames
+    written) and ``errors`` (the first
     ``MAX_KEPT_ERRORS`` lines ffmpeg logged at error level; ``error_count`` counts all of them).
     ffmpeg conceals corrupt macroblocks, logs an error and still exits 0: ``errors`` is where that
     shows. Raises VideoError when ffmpeg exits non-zero or writes no frame.
     """
 
     def __init__(self, path: str, width: int, height: int, chunk_frames: int, stream_index: int = 0,
-                 fps: float | None = None, threads: int = 1):
+                 fps: float | None = None, threads: int = 1, seek: float | None = None):
         self.path, self.width, self.height, self.chunk_frames = path, width, height, chunk_frames
-        self.stream_index, self.fps, self.threads = stream_index, fps, threads
+        self.stream_index, self.fps, self.threads, self.seek = stream_index, fps, threads, seek
         self.timestamps: list[float] = []
+        self._timestamps_added = threading.Condition()
         self.errors: list[str] = []
         self.error_count = 0
         self.frames = 0
 
     def command(self) -> list[str]:
-        stream = ffmpeg.input(self.path, threads=self.threads)[str(self.stream_index)]
+        seek = {"ss": f"{self.seek:.6f}"} if self.seek is not None else {}
+        stream = ffmpeg.input(self.path, threads=self.threads, **seek)[str(self.stream_index)]
         if self.fps:
             stream = stream.filter("fps", fps=self.fps)
         stream = stream.filter("scale", self.width, self.height, flags="bicubic").filter("showinfo", checksum=0)
@@ -84,7 +91,10 @@ class FfmpegDecode:
             stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=self.threads, fps_mode="passthrough")
             # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
             # (``errors``), so ffmpeg must not turn them into its own exit code either.
-            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1")
+            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1",
+                         # The container's clock, unshifted: a decode that starts at a seek reports the
+                         # same times as one from the start (tasks.ingest.ranges).
+                         "-copyts")
             .compile(cmd=ffmpeg_exe())
         )
 
@@ -94,37 +104,76 @@ class FfmpegDecode:
             line = raw.decode("utf-8", "replace").rstrip()
             match = _SHOWINFO.search(line)
             if match:
-                self.timestamps.append(float(match.group(3)))
+                with self._timestamps_added:
+                    self.timestamps.append(float(match.group(3)))
+                    self._timestamps_added.notify_all()
             elif _ERROR.search(line):
                 self.error_count += 1
                 if len(self.errors) < MAX_KEPT_ERRORS:
                     self.errors.append(line[:300])
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        frame_bytes = self.width * self.height * 3
+        """Chunks of (t <= chunk_frames, H, W, 3) frames. A thread reads ffmpeg's output into one
+        of two chunk buffers while the caller works on the other, so ffmpeg decodes on while the
+        caller encodes (a 64 kB pipe would stall it); each chunk is valid until the next is asked
+        for, and at most two chunks are held."""
         proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
         reader = threading.Thread(target=self._read_log, args=(proc.stderr,), daemon=True)
         reader.start()
+        free: queue.Queue = queue.Queue()
+        full: queue.Queue = queue.Queue()
+        for _ in range(2):
+            free.put(np.empty((self.chunk_frames, self.height, self.width, 3), np.uint8))
+        pump = threading.Thread(target=self._pump, args=(proc.stdout, free, full), daemon=True)
+        pump.start()
         reached_end = False
         try:
             while True:
-                buf = _read_exact(proc.stdout, frame_bytes * self.chunk_frames)
-                n = len(buf) // frame_bytes
+                got = full.get()
+                if isinstance(got, BaseException):
+                    raise got
+                buf, n = got
                 if n:
                     self.frames += n
-                    yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, self.height, self.width, 3)
+                    yield buf[:n]
+                free.put(buf)
                 if n < self.chunk_frames:
                     reached_end = True
                     break
         finally:
+            free.put(None)
             if proc.poll() is None and not reached_end:
                 proc.kill()  # the consumer stopped early; nothing more is wanted
+            pump.join()
             proc.stdout.close()
             code = proc.wait()
             reader.join()
             proc.stderr.close()
         self._check(code)
+
+    def _pump(self, pipe, free: queue.Queue, full: queue.Queue) -> None:
+        """Runs in a thread: fill free buffers with whole frames from ``pipe`` until it ends."""
+        frame_bytes = self.width * self.height * 3
+        try:
+            while True:
+                buf = free.get()
+                if buf is None:
+                    return
+                got = _read_into(pipe, memoryview(buf.reshape(-1)))
+                n = got // frame_bytes
+                full.put((buf, n))
+                if n < self.chunk_frames:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            full.put(exc)
+
+    def wait_timestamps(self, count: int, timeout: float = 60.0) -> list[float]:
+        """The first ``count`` timestamps, waiting for the log to deliver them (showinfo logs a
+        frame before ffmpeg writes it, but the log is read in another thread)."""
+        with self._timestamps_added:
+            self._timestamps_added.wait_for(lambda: len(self.timestamps) >= count, timeout)
+            return list(self.timestamps[:count])
 
     def _check(self, code: int) -> None:
         if code != 0:
@@ -146,16 +195,15 @@ def _message(line: str) -> str:
     return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
 
 
-def _read_exact(pipe, size: int) -> bytes:
-    """Read up to ``size`` bytes, returning fewer only at end of stream."""
-    parts, got = [], 0
-    while got < size:
-        part = pipe.read(size - got)
-        if not part:
+def _read_into(pipe, view: memoryview) -> int:
+    """Fill ``view`` from ``pipe``; the bytes read, fewer than its size only at end of stream."""
+    got = 0
+    while got < len(view):
+        n = pipe.readinto(view[got:])
+        if not n:
             break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
+        got += n
+    return got
 
 
 def encode_video(

@@ -42,6 +42,7 @@ class Probe:
     duration: float
     listed_frames: int
     rotation: int
+    start_time: float = 0.0  # seconds: the container's start, which ffmpeg's -ss counts from
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -63,6 +64,8 @@ class PacketCount:
 
     delivered: int
     discarded: int
+    # Presentation time (seconds, the container's clock) of every shown frame, in display order.
+    shown_times: tuple[float, ...] = ()
 
     @property
     def frames(self) -> int:
@@ -103,6 +106,7 @@ def probe(path: str) -> Probe:
                 sar=Fraction(sar) if sar and sar > 0 else Fraction(1), fps=float(rate) if rate else 0.0,
                 duration=duration, listed_frames=int(stream.frames or 0),
                 rotation=int(round(getattr(first, "rotation", 0) or 0)) % 360,
+                start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
             )
     except VideoError:
         raise
@@ -114,17 +118,23 @@ def probe(path: str) -> Probe:
 
 def count_packets(path: str, stream_index: int) -> PacketCount:
     """Demux (without decoding) every packet of stream ``stream_index``; raises VideoError when the
-    container breaks before its end."""
+    container breaks before its end. ``shown_times`` is empty when a shown packet has no pts."""
     delivered = discarded = 0
+    shown: list[int] = []
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            for packet in container.demux(container.streams[stream_index]):
+            stream = container.streams[stream_index]
+            for packet in container.demux(stream):
                 if packet.size:
                     delivered += 1
                     discarded += bool(packet.is_discard)
+                    if not packet.is_discard and packet.pts is not None:
+                        shown.append(packet.pts)
+            base = stream.time_base
     except av.error.FFmpegError as exc:
         raise VideoError(f"container breaks after {delivered} video packets: {exc.strerror or one_line(exc)}") from exc
-    return PacketCount(delivered, discarded)
+    times = tuple(float(pts * base) for pts in sorted(shown)) if len(shown) == delivered - discarded else ()
+    return PacketCount(delivered, discarded, times)
 
 
 def one_line(text) -> str:

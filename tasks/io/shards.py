@@ -2,7 +2,8 @@
 
 Layout (``storage_schemas.layout``): a ``(T, *frame_shape)`` uint8 array with one frame per
 inner chunk, inside shards of ``shard_frames`` frames along T (Zarr v3 ``sharding_indexed``),
-each chunk compressed with the store's codec, a crc32c-checked shard index at the shard's end.
+each chunk encoded with the store's frame codec (``storage_schemas.codecs``), a crc32c-checked
+shard index at the shard's end.
 
 - ``ShardWriter`` appends whole shards, so a shard is never read back and rewritten, and
   hashes the frame bytes as it goes (the ``frames_sha256`` of a video's record).
@@ -13,17 +14,31 @@ each chunk compressed with the store's codec, a crc32c-checked shard index at th
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
-import numcodecs
 import numpy as np
 import zarr
 from numcodecs.checksum32 import CRC32C
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
+from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
-from storage_schemas.layout import COMPRESSOR
+from storage_schemas.codecs import MASK_CODEC, FrameCodec
+from tasks.io.framecodecs import ChunkCodec, chunk_codec_of, zarr_codec_args
 
-# Stateless: decompresses any blosc frame (the codec's settings are in each frame's header).
-_BLOSC = numcodecs.Blosc()
+
+def create_sharded(group: zarr.Group, name: str, frames: int, frame_shape: tuple[int, ...], dtype: str,
+                   shard_frames: int, codec: FrameCodec) -> zarr.Array:
+    """A (frames, *frame_shape) array of 1-frame chunks in ``shard_frames``-frame shards, kept with
+    ``codec``; whatever ``name`` held is replaced."""
+    return group.create_array(
+        name, shape=(frames, *frame_shape), chunks=(1, *frame_shape), shards=(shard_frames, *frame_shape),
+        dtype=dtype, fill_value=0, overwrite=True, **zarr_codec_args(codec))
+
+
+# Threads that encode a shard's chunks. One: ffmpeg already decodes in parallel (FfmpegDecode reads
+# ahead in a thread), and a second encoding thread measured no faster on 2 cores (benchmarks/ingest.py).
+ENCODE_THREADS = 1
 
 
 class ShardWriter:
@@ -31,34 +46,47 @@ class ShardWriter:
 
     The array starts with an estimated length and is resized to what was written at ``close``.
     Chunks are single frames inside shards of ``shard_frames`` frames: random (t, t+gap) reads
-    touch little data, and each write is one store object per shard.
+    touch little data, and each write is one store object per shard. Shards are assembled here
+    (each chunk encoded with ``codec``, on ``threads`` threads: blosc and imagecodecs release
+    the GIL) and written with one store ``set``, in the layout Zarr's ``sharding_indexed`` codec
+    reads; Zarr's own write path costs as much again in per-chunk machinery.
+
+    ``sha256`` hashes the frames as a reader will get them: the bytes appended for a lossless
+    codec, the decoded chunks for a lossy one. ``first_frame`` starts the writer at another shard
+    boundary than 0 (a time range of a longer video, ``tasks.ingest.ranges``); ``create`` False
+    writes into an existing array of the right shape.
     """
 
     def __init__(self, group: zarr.Group, name: str, frame_shape: tuple[int, ...], dtype: str,
-                 shard_frames: int, expected_frames: int, compress: bool = True):
+                 shard_frames: int, expected_frames: int, codec: FrameCodec = MASK_CODEC, threads: int = 1,
+                 first_frame: int = 0, create: bool = True):
+        if first_frame % shard_frames:
+            raise ValueError(f"a writer starts on a shard boundary, not at frame {first_frame}")
         self.shard_frames = shard_frames
         self.frame_shape = tuple(frame_shape)
-        capacity = max(expected_frames, shard_frames)
-        self.array = group.create_array(
-            name,
-            shape=(capacity, *frame_shape),
-            chunks=(1, *frame_shape),
-            shards=(shard_frames, *frame_shape),
-            dtype=dtype,
-            compressors=BloscCodec(**COMPRESSOR) if compress else None,
-            fill_value=0,
-            overwrite=True,
-        )
-        self.written = 0
+        self.codec = codec
+        if create:
+            self.array = create_sharded(group, name, max(expected_frames, shard_frames), frame_shape, dtype,
+                                        shard_frames, codec)
+        else:
+            self.array = group[name]
+        self._chunks = ChunkCodec.of(codec)
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self.first_frame = first_frame
+        self.written = first_frame
         self._pending: list = []
         self._pending_frames = 0
         self.sha256 = hashlib.sha256()
 
     def append(self, block) -> None:
-        """Buffer ``block`` (t, *frame_shape) and flush every full shard."""
+        """Write ``block`` (t, *frame_shape) shard by shard; a partial shard is copied and kept
+        until the next block, so ``block`` may be reused by the caller once this returns."""
         if tuple(block.shape[1:]) != self.frame_shape:
             raise ValueError(f"{self.array.path}: frame shape {block.shape[1:]} != {self.frame_shape}")
-        self._pending.append(np.ascontiguousarray(block))
+        if not self._pending and len(block) == self.shard_frames:
+            self._write(block)
+            return
+        self._pending.append(np.array(block, copy=True))
         self._pending_frames += len(block)
         while self._pending_frames >= self.shard_frames:
             joined = np.concatenate(self._pending)
@@ -69,24 +97,42 @@ class ShardWriter:
 
     def _write(self, shard) -> None:
         start = self.written
-        if start % self.shard_frames:
-            raise ValueError("writes must start on a shard boundary")
         end = start + len(shard)
         if end > self.array.shape[0]:
             grow = -(-end // self.shard_frames) * self.shard_frames
             self.array.resize((max(grow, 2 * self.array.shape[0]), *self.frame_shape))
-        self.array[start:end] = shard
-        self.sha256.update(shard.tobytes())
+        frames = [np.ascontiguousarray(shard[k: k + 1]) for k in range(len(shard))]
+        blobs = list(self._pool.map(self._chunks.encode, frames) if self._pool else map(self._chunks.encode, frames))
+        index = np.full((self.shard_frames, 2), _MISSING_CHUNK, dtype="<u8")
+        sizes = np.fromiter(map(len, blobs), dtype=np.uint64, count=len(blobs))
+        index[: len(blobs), 1] = sizes
+        index[: len(blobs), 0] = np.cumsum(sizes) - sizes
+        body = b"".join([*blobs, bytes(CRC32C().encode(index.tobytes()))])
+        key = f"{self.array.path}/{self.array.metadata.encode_chunk_key((start // self.shard_frames,) + (0,) * len(self.frame_shape))}"
+        sync(self.array.store_path.store.set(key, default_buffer_prototype().buffer.from_bytes(body)))
+        self._hash(shard, blobs)
         self.written = end
 
-    def close(self) -> int:
-        """Flush the last partial shard, trim the array to the frames written; return the count."""
+    def _hash(self, shard, blobs: list[bytes]) -> None:
+        if self.codec.lossless:
+            self.sha256.update(np.ascontiguousarray(shard).data)
+            return
+        decoded = np.empty((1, *self.frame_shape), dtype=shard.dtype)
+        for blob in blobs:
+            self._chunks.decode_into(blob, decoded)
+            self.sha256.update(decoded.data)
+
+    def close(self, trim: bool = True) -> int:
+        """Flush the last partial shard and, with ``trim``, cut the array to the frames written;
+        return the frames this writer wrote."""
         if self._pending_frames:
             self._write(np.concatenate(self._pending))
             self._pending, self._pending_frames = [], 0
-        if self.array.shape[0] != self.written:
+        if self._pool is not None:
+            self._pool.shutdown()
+        if trim and self.array.shape[0] != self.written:
             self.array.resize((self.written, *self.frame_shape))
-        return self.written
+        return self.written - self.first_frame
 
 
 # A shard's index: (offset, nbytes) uint64 per inner chunk; both all-ones for a chunk never written.
@@ -107,8 +153,10 @@ class ShardedFrames:
     buffer. ``open`` returns None for any other layout, and the caller reads through Zarr.
     """
 
-    def __init__(self, fs, array_path: str, shape: tuple[int, ...], shard_frames: int, chunk_key, fill_value):
+    def __init__(self, fs, array_path: str, shape: tuple[int, ...], shard_frames: int, chunk_key, fill_value,
+                 chunks: ChunkCodec):
         self.fs = fs
+        self.chunks = chunks
         self.array_path = array_path
         self.shape = shape
         self.shard_frames = shard_frames
@@ -123,9 +171,10 @@ class ShardedFrames:
         if len(codecs) != 1 or not isinstance(codecs[0], ShardingCodec) or array.dtype != np.uint8:
             return None
         sharding = codecs[0]
-        inner, index = tuple(sharding.codecs), tuple(sharding.index_codecs)
+        index = tuple(sharding.index_codecs)
+        chunks = chunk_codec_of(tuple(sharding.codecs))
         if (tuple(sharding.chunk_shape) != (1, *array.shape[1:]) or sharding.index_location.value != "end"
-                or [type(c) for c in inner] != [BytesCodec, BloscCodec]
+                or chunks is None
                 or [type(c) for c in index] != [BytesCodec, Crc32cCodec]
                 or index[0].endian is None or index[0].endian.value != "little"):
             return None
@@ -133,7 +182,7 @@ class ShardedFrames:
         if shard_shape[1:] != tuple(array.shape[1:]):
             return None
         return cls(fs, f"{root_path.rstrip('/')}/{array.path}", tuple(array.shape), shard_shape[0],
-                   meta.encode_chunk_key, array.fill_value)
+                   meta.encode_chunk_key, array.fill_value, chunks)
 
     def shard_path(self, shard: int) -> str:
         return f"{self.array_path}/{self._chunk_key((shard,) + (0,) * (len(self.shape) - 1))}"
@@ -159,7 +208,7 @@ class ShardedFrames:
             return None
         return self.shard_path(shard), int(offset), int(offset + nbytes)
 
-    @staticmethod
-    def decode_into(blob: bytes, out: np.ndarray) -> None:
-        """Decompress one chunk's bytes straight into ``out`` (one frame, C order)."""
-        _BLOSC.decode(blob, out=out)
+    def decode_into(self, blob: bytes, out: np.ndarray) -> None:
+        """Decode one chunk's bytes straight into ``out`` (one frame, C order), with the codec the
+        array's metadata names."""
+        self.chunks.decode_into(blob, out)

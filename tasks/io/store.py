@@ -23,6 +23,7 @@ import zarr
 from pydantic import ValidationError
 from zarr.storage import FsspecStore, LocalStore
 
+from storage_schemas.codecs import DEFAULT_FRAME_CODEC, LEGACY_FRAME_CODEC
 from storage_schemas.layout import (
     LINEAGE_DIR,
     LOCKS_DIR,
@@ -30,7 +31,7 @@ from storage_schemas.layout import (
     VIDEO_RECORD_ATTR,
     VIDEOS_GROUP,
 )
-from storage_schemas.records import StoreInfo, VideoRecord
+from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
 
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
 from storage_schemas.validation import catalog_fingerprint
@@ -48,8 +49,9 @@ def _zarr_store(store: str, read_only: bool = False):
     return FsspecStore.from_url(store, read_only=read_only, storage_options=storage_options(store))
 
 
-def open_store(store: str, mode: str = "a", created_by: str = "vmac") -> zarr.Group:
-    """Open (``a``: creating it if missing) or read (``r``) a store's root group."""
+def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_codec: str | None = None) -> zarr.Group:
+    """Open (``a``: creating it if missing, its frames kept with ``frame_codec``, default
+    ``DEFAULT_FRAME_CODEC``) or read (``r``) a store's root group."""
     if mode == "r":
         try:
             return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
@@ -63,12 +65,38 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac") -> zarr.Gr
         root = zarr.open_group(_zarr_store(store), mode="a")
     if STORE_INFO_ATTR not in root.attrs:
         name = os.path.basename(store.rstrip("/")) or store
-        root.attrs[STORE_INFO_ATTR] = StoreInfo(name=name, created_by=created_by).model_dump(mode="json")
+        info = StoreInfo(name=name, created_by=created_by, frame_codec=frame_codec or DEFAULT_FRAME_CODEC)
+        root.attrs[STORE_INFO_ATTR] = info.model_dump(mode="json")
     for group in (VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR):
         if group not in root:
             with contextlib.suppress(zarr.errors.ContainsGroupError):
                 root.require_group(group)
     return root
+
+
+class FrameCodecMismatchError(ValueError):
+    """A store's frames are kept with one codec; an ingest asked for another."""
+
+
+def store_frame_codec(root: zarr.Group) -> str:
+    """The frame codec a store records (stores older than the record hold ``LEGACY_FRAME_CODEC``)."""
+    raw = root.attrs.get(STORE_INFO_ATTR)
+    return StoreInfo.model_validate(raw).frame_codec if raw else LEGACY_FRAME_CODEC
+
+
+def resolve_frame_codec(store: str, params: DecodeParams) -> DecodeParams:
+    """``params`` with the frame codec the store holds (a new store: the one asked for, or the
+    default). Raises FrameCodecMismatchError when the store holds another than the one asked for:
+    one store keeps one codec."""
+    try:
+        held = store_frame_codec(open_store(store, mode="r"))
+    except FileNotFoundError:
+        held = None
+    if held and params.frame_codec and params.frame_codec != held:
+        raise FrameCodecMismatchError(
+            f"store {store} keeps its frames as {held}; --frame-codec {params.frame_codec} would mix two codecs in "
+            "one store (ingest into a new store, or leave --frame-codec out)")
+    return params.model_copy(update={"frame_codec": params.frame_codec or held or DEFAULT_FRAME_CODEC})
 
 
 def read_record(group: zarr.Group) -> VideoRecord | None:

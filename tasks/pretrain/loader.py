@@ -108,7 +108,8 @@ class FramePairDataset(Dataset):
         into the process's scratch buffer (valid until the next call).
 
         Videos in the store's own layout: one ``cat_ranges`` call for all compressed frames of
-        the batch (per filesystem), then one blosc decompression per frame into the output.
+        the batch (per filesystem), then one decode per frame into the output, with the codec
+        the array's metadata names.
         Any other layout: one Zarr call for the batch, its ``[t, t+gap]`` slices gathered
         concurrently on Zarr's event loop.
         """
@@ -181,11 +182,11 @@ def _read_direct(jobs: list[tuple[ShardedFrames, tuple[int, int], np.ndarray]]) 
             if where is None:  # a chunk never written: Zarr's fill value
                 out_2hwc[slot] = reader.fill_value
             else:
-                by_fs.setdefault(id(reader.fs), (reader.fs, []))[1].append((where, out_2hwc[slot]))
+                by_fs.setdefault(id(reader.fs), (reader.fs, []))[1].append((where, reader, out_2hwc[slot]))
     for fs, reads in by_fs.values():
-        paths, begins, ends = zip(*(where for where, _ in reads))
-        for blob, (_, frame_hwc) in zip(fs.cat_ranges(list(paths), list(begins), list(ends)), reads):
-            ShardedFrames.decode_into(blob, frame_hwc)
+        paths, begins, ends = zip(*(where for where, _, _ in reads))
+        for blob, (_, reader, frame_hwc) in zip(fs.cat_ranges(list(paths), list(begins), list(ends)), reads):
+            reader.decode_into(blob, frame_hwc)
 
 
 def _read_through_zarr(jobs: list[tuple[object, tuple[int, int], np.ndarray]]) -> None:

@@ -189,7 +189,7 @@ def test_decode_refuses_unknown_keys():
         validated(PipelineConfig, {"decode": {"short_sid": 128}})
     [line] = err.value.lines
     assert line.startswith("decode.short_sid: unknown field (got 128); did you mean short_side?")
-    assert "allowed: short_side, fps, shard_frames, on_decode_error, motion, schema_version" in line
+    assert "allowed: short_side, fps, shard_frames, on_decode_error, motion, frame_codec, schema_version" in line
 
 
 def test_patch_size_fails_at_config_validation():

@@ -30,7 +30,7 @@ def test_good_store_passes_and_is_stamped(store, monkeypatch):
     summary = validate(store)
     assert summary.passed, summary.failure_text()
     assert failed_rules(summary) == {}
-    assert len(summary.rules) == 16 and summary.stamp.counts.complete == 2
+    assert len(summary.rules) == 17 and summary.stamp.counts.complete == 2
 
     stamp = validation_status(store)
     assert stamp == summary.stamp
