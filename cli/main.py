@@ -15,6 +15,7 @@ import traceback
 
 from cli.args import ConfigError
 from cli.errors import failure_line, tracebacks_left_out
+from cli.lifetime import start_watchdog
 from cli.parsers import build_parser
 
 
@@ -41,5 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The ``vmac`` console script (and ``python -m cli.main``): ``main`` under a watchdog that
+    stops whatever the command started if it is killed (``cli.lifetime``)."""
+    start_watchdog()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

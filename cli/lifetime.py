@@ -1,0 +1,84 @@
+"""Nothing a ``vmac`` command starts outlives it, however it ends (docs/architecture.md, "Processes").
+
+A command starts other processes: Prefect's temporary API server (uvicorn), a Dask
+LocalCluster's workers, ffmpeg, DataLoader workers. When the command ends normally each is
+stopped by whoever started it. When it is killed (``kill -9``, SIGTERM, an out-of-memory kill)
+nobody does, and Linux re-parents them to init: Prefect's server used to stay up, about 250 MB,
+for as long as the machine ran. (Dask's workers and ffmpeg already end on their own: a pipe to
+their parent closes.)
+
+``start_watchdog`` forks a small watchdog process before the command starts anything. Every
+half second it lists the command's descendants (psutil); once the command is gone it sends each
+one still running SIGTERM, then SIGKILL after ``GRACE_SECONDS``. A process is only signalled
+when its start time matches the one listed, so a recycled PID is never hit. The watchdog ignores
+SIGINT, SIGTERM and SIGHUP, so Ctrl-C or ``kill`` of the whole process group still lets it clean
+up, and it exits as soon as it has. It runs only under the ``vmac`` console script (and
+``python -m cli.main``), not when a program calls ``cli.main.main`` in its own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import psutil
+
+POLL_SECONDS = 0.5
+GRACE_SECONDS = 3.0
+
+
+def start_watchdog() -> int | None:
+    """Fork the watchdog of this process; its PID, or None where fork is unavailable."""
+    if not hasattr(os, "fork"):
+        return None
+    command = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        _watch(command)
+    finally:
+        os._exit(0)  # never run the parent's atexit handlers or flush its buffers a second time
+
+
+def _watch(command: int) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    # Close inherited descriptors (a pipe the command's caller reads to its end, a terminal) so the
+    # watchdog does not keep them open after the command is gone.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    os.closerange(3, 1 << 16)
+    me = os.getpid()
+    seen: dict[int, float] = {}
+    while os.getppid() == command:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(command).children(recursive=True):
+                if child.pid != me:
+                    with contextlib.suppress(psutil.Error):
+                        seen.setdefault(child.pid, child.create_time())
+        time.sleep(POLL_SECONDS)
+    stop(seen)
+
+
+def stop(seen: dict[int, float]) -> list[int]:
+    """SIGTERM every process of ``seen`` (PID -> start time) still running as that same process,
+    SIGKILL those left after ``GRACE_SECONDS``; the PIDs signalled."""
+    alive = []
+    for pid, started in seen.items():
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, left = psutil.wait_procs(alive, timeout=GRACE_SECONDS)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [proc.pid for proc in alive]
