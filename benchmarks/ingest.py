@@ -6,9 +6,12 @@ Measured side by side in one run, medians over --repeats:
 - the speedup of decoding the 8 sample clips on a Dask LocalCluster with 2 workers over 1
   (cluster start-up excluded: both clusters are up before the clock starts);
 - the frames decoded and the time of an ``ingest_flow`` re-run with nothing new, against the
-  first run (Prefect's one-off API start-up excluded by a warm-up flow).
+  first run (Prefect's one-off API start-up excluded by a warm-up flow);
+- with ``--codecs``: every frame codec (``storage_schemas.codecs``) on one sample clip and, when
+  the dev data is there, one real 854×480 clip: ingest frames/s against plain ffmpeg, stored
+  bytes per frame, and frames/s read back through Zarr.
 
-    python benchmarks/ingest.py [--clips-dir DIR] [--repeats 3] [--out bench.json]
+    python benchmarks/ingest.py [--clips-dir DIR] [--repeats 3] [--codecs] [--only-codecs] [--out bench.json]
 """
 
 from __future__ import annotations
@@ -73,6 +76,63 @@ def _one_worker(clip: Path, work: Path, repeats: int) -> dict:
     }
 
 
+def _codecs(clip: Path, work: Path, repeats: int) -> dict:
+    """Per frame codec: ingest frames/s (one worker, short side 256) and its ratio to plain
+    ffmpeg decoding and scaling the same clip, bytes per stored frame, read-back frames/s."""
+    import zarr
+
+    from storage_schemas.codecs import FRAME_CODECS
+    from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+    from storage_schemas.records import DecodeParams
+    from tasks.ingest.video import ingest_video
+    from tasks.io.ffmpeg import output_size
+    from tasks.io.probe import probe
+    from tasks.io.sources import expand_sources
+
+    info = probe(str(clip))
+    width, height = output_size(*info.display_size, 256)
+    [item] = expand_sources([str(clip)])
+    rows = {}
+    for name, codec in FRAME_CODECS.items():
+        ingest, plain, read, size = [], [], [], 0
+        for i in range(repeats):
+            store = work / f"codec-{name}-{i}.zarr"
+            started = time.perf_counter()
+            outcome = ingest_video(item, str(store), DecodeParams(frame_codec=name))
+            ingest.append(outcome.frames / (time.perf_counter() - started))
+            plain.append(_plain_ffmpeg_fps(str(clip), width, height, outcome.frames))
+            group = zarr.open_group(str(store), mode="r")[VIDEOS_GROUP]
+            [video_id] = list(group.group_keys())
+            started = time.perf_counter()
+            frames = group[video_id][FRAMES][:]
+            read.append(len(frames) / (time.perf_counter() - started))
+            folder = store / VIDEOS_GROUP / video_id / FRAMES
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(store)
+        rows[name] = {
+            "lossless": codec.lossless,
+            "ingest_frames_per_s": round(statistics.median(ingest), 1),
+            "plain_ffmpeg_frames_per_s": round(statistics.median(plain), 1),
+            "ratio": round(statistics.median(ingest) / statistics.median(plain), 3),
+            "bytes_per_frame": round(size / outcome.frames),
+            "raw_bytes_per_frame": width * height * 3,
+            "read_frames_per_s": round(statistics.median(read), 1),
+        }
+    return {"clip": str(clip), "frames": outcome.frames, "size_out": [width, height], "codecs": rows}
+
+
+def _dev_clip() -> Path | None:
+    """The first dev video (854×480 H.264), from $VMAC_DEV_DATA or shared/data beside the checkout."""
+    root = Path(__file__).resolve().parents[1]
+    given = os.environ.get("VMAC_DEV_DATA")
+    candidates = [Path(given)] if given else [folder / "shared/data/davis2016-dev" for folder in root.parents]
+    for folder in candidates:
+        videos = sorted((folder / "videos").glob("*.mp4"))
+        if videos:
+            return videos[0]
+    return None
+
+
 def _cluster_seconds(clips: list[Path], work: Path, workers: int, repeats: int) -> list[float]:
     from distributed import Client, LocalCluster, wait
 
@@ -131,6 +191,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips-dir", type=Path, default=None, help="a folder of clips (default: the embedded sample's 8)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--codecs", action="store_true", help="also measure every frame codec")
+    parser.add_argument("--only-codecs", action="store_true", help="measure the frame codecs only")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -140,6 +202,14 @@ def main() -> None:
         work = Path(tmp)
         clips = sorted(args.clips_dir.glob("*.mp4")) if args.clips_dir else _sample_clips(work)
         clips_dir = clips[0].parent
+        codecs = None
+        if args.codecs or args.only_codecs:
+            real = _dev_clip()
+            codecs = {"sample": _codecs(clips[0], work, args.repeats),
+                      "real": _codecs(real, work, args.repeats) if real else "no dev data found"}
+            if args.only_codecs:
+                _emit({"benchmark": "ingest-codecs", "host": _host(), "repeats": args.repeats, "codecs": codecs}, args.out)
+                return
         one = _one_worker(clips[0], work, args.repeats)
         t1 = _cluster_seconds(clips, work, 1, args.repeats)
         t2 = _cluster_seconds(clips, work, 2, args.repeats)
@@ -148,7 +218,7 @@ def main() -> None:
 
     result = {
         "benchmark": "ingest",
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
+        "host": _host(),
         "repeats": args.repeats,
         "one_worker": one,
         "dask_scaling": {
@@ -163,11 +233,21 @@ def main() -> None:
             "samples_s": {"one_worker": t1, "two_workers": t2},
         },
         "rerun": rerun,
+        "codecs": codecs,
     }
+    _emit(result, args.out)
+
+
+def _host() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+            "load_average": os.getloadavg()}
+
+
+def _emit(result: dict, out: Path | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
 
 
 def _frame_count(clip: Path) -> int:

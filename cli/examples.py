@@ -30,6 +30,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac ingest data/new_clips --store data/sample.zarr --fps 15 --dask-workers 2",
         "vmac ingest data/new_clips --store data/sample.zarr --dry-run   # the plan; nothing is written",
         "vmac ingest /data/videos --store data/train.zarr --motion      # + a motion map per frame (motion masking)",
+        "vmac ingest /data/videos --store data/small.zarr --frame-codec jpeg-95   # lossy, ~8x smaller",
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr",
         "vmac ingest /data/videos --store s3://bucket/frames.zarr --dask-address tcp://HOST:8786",
     ],

@@ -87,5 +87,5 @@ def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
     kinds = sorted(d.kind for d in record.inputs)
     assert kinds == ["encoder", "store", "video", "video"]
     assert next(d for d in record.inputs if d.kind == "encoder").sha256 == trained.checkpoint.sha256
-    assert sorted(d.kind for d in record.outputs) == ["benchmark", "benchmark", "report"]
+    assert sorted(d.kind for d in record.outputs) == ["benchmark", "benchmark", "benchmark", "report"]
     assert json.loads(json.dumps(record.parameters))["save_masks"] is True
