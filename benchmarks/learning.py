@@ -40,6 +40,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads GNU OpenMP (docs/learning.md)
+# Offline, as the vmac command runs Prefect: no telemetry attempts from the temporary API server.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA_NAME = "shared/data/davis2016-dev"

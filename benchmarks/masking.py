@@ -27,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# Before torch loads GNU OpenMP (docs/learning.md, "Threads"); Prefect offline, as vmac runs it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
