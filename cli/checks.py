@@ -9,11 +9,13 @@ remote URL is checked by the flow that opens it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 
 from cli.args import ConfigError
-from storage_schemas.layout import VIDEOS_GROUP
+from storage_schemas.codecs import LEGACY_FRAME_CODEC
+from storage_schemas.layout import STORE_INFO_ATTR, VIDEOS_GROUP
 from tasks.io.uris import local_path
 
 
@@ -67,3 +69,21 @@ def existing_path(option: str, uri: str) -> None:
         raise ConfigError([f"{option} {uri}: {reason}"])
 
 
+
+
+def same_frame_codec(option: str, uri: str, codec: str | None) -> None:
+    """An existing local store keeps its frames with ``codec`` (when one is asked for); ConfigError
+    naming both otherwise. Reads the store's root ``zarr.json`` only (``tasks.io.store.resolve_frame_codec``
+    makes the same check for every store when ingest plans)."""
+    path = local_path(uri)
+    if codec is None or path is None:
+        return
+    try:
+        with open(os.path.join(path, "zarr.json")) as handle:
+            info = json.load(handle).get("attributes", {}).get(STORE_INFO_ATTR)
+    except (OSError, ValueError):
+        return  # no store yet (or not one: the flow says so)
+    held = (info or {}).get("frame_codec") or LEGACY_FRAME_CODEC
+    if held != codec:
+        raise ConfigError([f"{option} {uri} keeps its frames as {held}; --frame-codec {codec} would mix two codecs "
+                           "in one store (ingest into a new store, or leave --frame-codec out)"])

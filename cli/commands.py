@@ -24,7 +24,7 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
-from cli.checks import existing_path, existing_store, writable_folder
+from cli.checks import existing_path, existing_store, same_frame_codec, writable_folder
 from cli.examples import BENCHMARKS
 
 # --- commands ------------------------------------------------------------------------------------
@@ -41,6 +41,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     config = ingest_config_from_args(args)
+    same_frame_codec("--store", config.store, config.decode.frame_codec)
     if args.dry_run:
         # The planning step alone, without Prefect or Dask: it hashes and probes, and writes nothing.
         from tasks.ingest.plan import plan_sources
@@ -62,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for option, path in (("--out", config.out), ("--store", args.store), ("--eval-store", args.eval_store)):
         if path:
             writable_folder(option, path)
+    same_frame_codec("--store", config.train_store(), config.decode.frame_codec)
     from flows.pipeline import pipeline_flow
 
     result = pipeline_flow(config)

@@ -11,8 +11,9 @@ from tasks.io.store import open_store, read_catalog
 
 
 def write_started_record(config: IngestConfig, run_id: str, flow_run_id: str | None) -> str:
-    """Append a ``started`` record before any decoding, so a killed run leaves a trace that says so."""
-    open_store(config.store)
+    """Append a ``started`` record before any decoding, so a killed run leaves a trace that says so.
+    A new store is created here, keeping its frames with the codec the run asks for."""
+    open_store(config.store, frame_codec=config.decode.frame_codec)
     inputs = [Dataset(uri=source, kind="source") for source in config.sources]
     made = lineage.make_record("ingest", "started", run_id, inputs, [], config.model_dump(mode="json"), flow_run_id)
     return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)

@@ -111,3 +111,17 @@ def test_a_checkpoint_holding_code_is_refused_in_vmacs_words(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:500])
     with pytest.raises(WeightsFileError, match="not a readable torch checkpoint"):
         load_checkpoint(truncated)
+
+
+def test_a_frame_codec_other_than_the_stores_is_a_usage_error(tmp_path, capsys):
+    from tasks.io.store import open_store
+
+    store = str(tmp_path / "s.zarr")
+    open_store(store, frame_codec="qoi")
+    for argv in (["ingest", str(tmp_path), "--store", store, "--frame-codec", "lz4"],
+                 ["ingest", str(tmp_path), "--store", store, "--frame-codec", "lz4", "--dry-run"],
+                 ["run", "--source", str(tmp_path), "--store", store, "--out", str(tmp_path / "out"),
+                  "--frame-codec", "jpeg-95"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "keeps its frames as qoi; --frame-codec" in err[0], err

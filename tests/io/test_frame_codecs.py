@@ -127,3 +127,26 @@ def test_only_a_lossy_codec_changes_the_decode_key():
 def test_an_unknown_codec_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown frame codec 'png'; known: zstd-3"):
         DecodeParams(frame_codec="png")
+
+
+def test_ingest_creates_the_store_with_the_codec_asked_for_and_a_rerun_keeps_it(prefect_harness, tmp_path, make_video):
+    from flows.ingest import ingest_flow
+    from storage_schemas.config import IngestConfig
+
+    make_video("a.mp4", frames=6)
+    store = str(tmp_path / "s.zarr")
+
+    def run(**decode):
+        return ingest_flow(IngestConfig(sources=[str(tmp_path / "videos")], store=store, dask_workers=1,
+                                        progress=False, decode=decode))
+
+    assert run(frame_codec="qoi").frames_decoded == 6
+    root = open_store(store, mode="r")
+    assert store_frame_codec(root) == "qoi"
+    [video_id] = list(root[VIDEOS_GROUP].group_keys())
+    assert "vmac.image" in json.dumps(root[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"].metadata.to_dict())
+    # The same command again, and the command without --frame-codec: nothing to decode.
+    assert run(frame_codec="qoi").frames_decoded == 0
+    assert run().frames_decoded == 0
+    with pytest.raises(FrameCodecMismatchError, match="keeps its frames as qoi"):
+        run(frame_codec="lz4")
