@@ -48,6 +48,8 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac pretrain --store s3://bucket/frames.zarr --preset tiny-cpu --out runs/s3",
         "vmac pretrain --store data/train.zarr --out runs/adaptive --set mask_strategy=adaptive",
         "vmac pretrain --store data/train.zarr --out runs/motion --set mask_strategy=motion --set motion_temperature=0.5",
+        "vmac pretrain --store data/train.zarr --preset real-cpu --out runs/real --set 'run.milestones=[0,0.25,0.5]'   "
+        "# checkpoints kept for a learning curve",
     ],
     "evaluate": [
         "vmac evaluate --checkpoint runs/tiny/encoder.pt --data data/sample --out eval/tiny --save-masks",

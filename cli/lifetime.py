@@ -14,6 +14,13 @@ when its start time matches the one listed, so a recycled PID is never hit. The 
 SIGINT, SIGTERM and SIGHUP, so Ctrl-C or ``kill`` of the whole process group still lets it clean
 up, and it exits as soon as it has. It runs only under the ``vmac`` console script (and
 ``python -m cli.main``), not when a program calls ``cli.main.main`` in its own process.
+
+``exit_on_interrupt``: Ctrl-C ends the command at once with exit code 130 and one line. Letting
+KeyboardInterrupt unwind was worse: the terminal's SIGINT reaches Prefect's temporary server too,
+which dies, and Prefect's client then retried the dead server for about 2.5 minutes before the
+command failed with a connection error. What a killed command leaves is taken up by the next run
+(ingest redoes unfinished videos, ``vmac pretrain --resume`` continues from the last recorded
+checkpoint), and the watchdog stops the processes the command started.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 
 import psutil
@@ -41,6 +49,18 @@ def start_watchdog() -> int | None:
         _watch(command)
     finally:
         os._exit(0)  # never run the parent's atexit handlers or flush its buffers a second time
+
+
+def exit_on_interrupt(command: str) -> None:
+    """On SIGINT (Ctrl-C), print ``vmac COMMAND: interrupted …`` on stderr and exit 130 at once."""
+
+    def interrupted(signum, frame) -> None:
+        with contextlib.suppress(OSError):
+            os.write(sys.stderr.fileno(), f"vmac {command}: interrupted; what finished is kept, and the next run "
+                                          "takes up the rest\n".encode())
+        os._exit(128 + signal.SIGINT)
+
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def _watch(command: int) -> None:

@@ -15,7 +15,7 @@ import traceback
 
 from cli.args import ConfigError
 from cli.errors import failure_line, tracebacks_left_out
-from cli.lifetime import start_watchdog
+from cli.lifetime import exit_on_interrupt, start_watchdog
 from cli.parsers import build_parser
 
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``vmac`` console script (and ``python -m cli.main``): ``main`` under a watchdog that
-    stops whatever the command started if it is killed (``cli.lifetime``)."""
+    stops whatever the command started if it is killed, and ended at once by Ctrl-C (``cli.lifetime``)."""
     start_watchdog()
+    exit_on_interrupt(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "command"))
     sys.exit(main())
 
 

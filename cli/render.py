@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from storage_schemas.audit import AuditReport
+from storage_schemas.audit import AuditReport, describe_checked
 from storage_schemas.validation import Severity, ValidationSummary
 
 
@@ -133,7 +133,7 @@ def print_audit_report(report: AuditReport, console=None) -> None:
             table.add_row(d.what, d.uri, d.video_id or "", (d.recorded or "-")[:12], (d.found or "-")[:12],
                           d.detail, d.record or "", style="red")
         console.print(table)
-    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    checked = describe_checked(report.checked)
     verdict = f"[red]{len(report.drifts)} DRIFT(S)[/red]" if report.drifts else "[green]NO DRIFT[/green]"
     console.print(f"{verdict}: re-hashed {checked} of {report.target_kind} {report.target} in {report.seconds:.1f}s")
     for note in report.notes:

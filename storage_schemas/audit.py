@@ -28,7 +28,8 @@ class AuditReport(BaseModel):
     target_kind: Literal["store", "run"]
     started_at: str
     seconds: float
-    checked: dict[str, int] = Field(description="hashes compared, by what (sources, frames, files)")
+    checked: dict[str, int] = Field(description="hashes compared, by what (sources, frames, motion, files): "
+                                    "frames and motion count arrays (one per video), not frames")
     drifts: list[Drift]
     notes: list[str] = Field(default_factory=list, description="what could not be checked, and why")
     record_path: str | None = Field(None, description="the audit lineage record written")
@@ -36,3 +37,13 @@ class AuditReport(BaseModel):
     @property
     def drifted(self) -> bool:
         return bool(self.drifts)
+
+
+# How the counts of ``AuditReport.checked`` read to a person: "frames" counts frame arrays.
+CHECKED_LABELS = {"sources": "source files", "frames": "frame arrays", "motion": "motion maps",
+                  "files": "run files"}
+
+
+def describe_checked(checked: dict[str, int]) -> str:
+    """``AuditReport.checked`` in words, e.g. "2 source files, 2 frame arrays"."""
+    return ", ".join(f"{n} {CHECKED_LABELS.get(what, what)}" for what, n in checked.items())

@@ -118,7 +118,7 @@ class RunParams(BaseModel):
     def _fractions(cls, milestones: tuple[float, ...]) -> tuple[float, ...]:
         outside = [f for f in milestones if not 0.0 <= f <= 1.0]
         if outside:
-            raise ValueError(f"milestones are fractions of the run's steps, from 0 to 1; got {outside}")
+            raise ValueError(f"milestones are fractions of the run's steps, from 0 to 1; {outside} is outside")
         return tuple(sorted(set(milestones)))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from storage_schemas.audit import AuditReport
+from storage_schemas.audit import AuditReport, describe_checked
 
 
 def audit_markdown(report: AuditReport) -> str:
     """The audit as markdown: a verdict, then one row per drift, then the notes."""
-    checked = ", ".join(f"{n} {what}" for what, n in report.checked.items())
+    checked = describe_checked(report.checked)
     verdict = f"**{len(report.drifts)} drift(s) found**" if report.drifts else "**no drift**"
     lines = [f"# Audit of `{report.target}` ({report.target_kind})", "",
              f"{verdict}; re-hashed {checked} in {report.seconds:.1f}s. Record: `{report.record_path}`", ""]

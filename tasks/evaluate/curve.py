@@ -139,7 +139,13 @@ def plot_learning_curves(reports: list[BenchmarkReport], path: Path) -> bool:
     ax_steps.set_ylabel(f"{benchmark} {CURVE_METRIC[benchmark]} (%)")
     for ax in (ax_steps, ax_cpu):
         ax.grid(alpha=0.3)
-    ax_cpu.legend(loc="lower right", fontsize=8)
+        ax.yaxis.get_major_formatter().set_useOffset(False)  # plain percentages, never "+7.5e1"
+    # At least 2 points of the metric on the axis: a change of 0.01 must not look like a climb.
+    low, high = ax_steps.get_ylim()
+    if high - low < 2.0:
+        middle = (high + low) / 2
+        ax_steps.set_ylim(middle - 1.0, middle + 1.0)
+    ax_cpu.legend(loc="best", fontsize=8)
     fig.suptitle("Learning curve: label propagation along pre-training")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -40,13 +40,16 @@ def _still_running(procs: list[psutil.Process]) -> list[str]:
 
 
 @pytest.mark.skipif(VMAC is None, reason="the vmac console script is not installed beside this Python")
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, "ctrl-c"])
 def test_a_killed_command_leaves_no_process_behind(tmp_path, make_video, how):
+    """kill -9, kill, and Ctrl-C (SIGINT to the command's whole process group, as a terminal sends
+    it: Prefect's server gets it too)."""
     videos = [make_video(f"clip{i}.mp4", frames=48) for i in range(4)]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server of its own
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     command = subprocess.Popen([VMAC, "ingest", *map(str, videos), "--store", str(tmp_path / "s.zarr"), "--no-progress"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         # Prefect's temporary server is the one that used to stay up: wait until it runs.
         deadline = time.monotonic() + 180
@@ -60,12 +63,21 @@ def test_a_killed_command_leaves_no_process_behind(tmp_path, make_video, how):
         assert any("uvicorn" in " ".join(p.cmdline()) for p in started), "no Prefect server started"
         time.sleep(1.0)  # the watchdog lists descendants every 0.5 s
         started = _descendants(command.pid)
-        os.kill(command.pid, how)
-        command.wait(timeout=30)
+        if how == "ctrl-c":
+            os.killpg(command.pid, signal.SIGINT)
+            began = time.monotonic()
+            _, err = command.communicate(timeout=60)
+            assert command.returncode == 130 and time.monotonic() - began < 15
+            # (Prefect's server, interrupted too, prints its own "Aborted!".)
+            assert "vmac ingest: interrupted; what finished is kept, and the next run takes up the rest" in err.splitlines()
+            assert "Traceback" not in err
+        else:
+            os.kill(command.pid, how)
+            command.wait(timeout=30)
         deadline = time.monotonic() + 15
         while _still_running(started) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _still_running(started), f"left running after {how.name}: {_still_running(started)}"
+        assert not _still_running(started), f"left running after {how}: {_still_running(started)}"
     finally:
         if command.poll() is None:
             command.kill()
