@@ -103,11 +103,16 @@ def pretrain(store: str, run_dir: Path, strategy: str, seed: int, args) -> dict:
     return timing
 
 
-def evaluate(store: str, out: Path, args, checkpoint: str | None = None, seed: int = 0) -> dict:
-    """Score one encoder (a checkpoint, or the random-init floor with ``seed``); reuse its JSON."""
+def evaluate(store: str, out: Path, args, checkpoint: str | None = None, seed: int = 0, pixels: bool = False) -> dict:
+    """Score one encoder (a checkpoint, the random-init floor with ``seed``, or raw pixels); reuse its JSON."""
     values = {"data": store, "out": str(out), "threads": args.threads, "random_init_seed": seed,
               "features": {"short_side": args.eval_short_side} if args.eval_short_side else {}}
-    values.update({"checkpoints": [checkpoint]} if checkpoint else {"random_init": True, "encoder": args.encoder})
+    if checkpoint:
+        values["checkpoints"] = [checkpoint]
+    elif pixels:
+        values["pixels"] = True
+    else:
+        values.update({"random_init": True, "encoder": args.encoder})
     config = EvaluateConfig.model_validate(values)
     plan = make_plan(config, store)
     spec = plan.encoders[0]  # the checkpoint, or the floor when there is none
@@ -122,12 +127,9 @@ def evaluate(store: str, out: Path, args, checkpoint: str | None = None, seed: i
             "eval_wall_s": round(time.perf_counter() - wall, 1), "eval_cpu_s": round(cpu_seconds() - cpu, 1)}
 
 
-def raw_pixel_floor(store: str, out: Path, args) -> dict | None:
-    """The raw-pixel floor (CRW's label propagation on pixels), once ``vmac evaluate`` has one
-    (issue 11: ``--baseline pixels``). Until then None, and the JSON says why."""
-    if "baseline" not in EvaluateConfig.model_fields:
-        return None
-    return evaluate(store, out / "pixels", args) | {"baseline": "pixels"}
+def raw_pixel_floor(store: str, out: Path, args) -> dict:
+    """The raw-pixel floor (CRW's label propagation on Lab pixels, ``vmac evaluate --baseline pixels``)."""
+    return evaluate(store, out / "pixels", args, pixels=True) | {"baseline": "pixels"}
 
 
 def spread(values: list[float]) -> dict:
@@ -180,8 +182,7 @@ def write_report(args, data: Path, ingested: dict, runs: dict, floors: dict, clo
         "evaluation": {"sequences": floors[args.seeds[0]]["sequences"], "short_side": args.eval_short_side or "stored (480p)",
                        "protocol": "CRW label propagation, vmac evaluate defaults (docs/evaluate.md)"},
         "summary": summarise(runs, floors, seeds) if seeds else None, "runs": runs, "floors": {"random_init": floors},
-        "raw_pixel_floor": pixels or {"available": False, "why": "vmac evaluate has no raw-pixel baseline on main yet "
-                                      "(issue 11); raw_pixel_floor() in this script scores it once it lands"},
+        "raw_pixel_floor": pixels or {"available": False, "why": "scored once every run is done"},
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                  "threads": args.threads, "load_average_before": clock["load_before"],
                  "load_average_now": [round(x, 2) for x in os.getloadavg()]},
