@@ -129,6 +129,9 @@ def test_an_unknown_codec_is_refused_by_name():
         DecodeParams(frame_codec="png")
 
 
+# Slow, like the other ingest_flow tests: it starts a Prefect API and a Dask LocalCluster in this
+# process (a DataLoader test forking workers after it then saw a worker exit at teardown).
+@pytest.mark.slow
 def test_ingest_creates_the_store_with_the_codec_asked_for_and_a_rerun_keeps_it(prefect_harness, tmp_path, make_video):
     from flows.ingest import ingest_flow
     from storage_schemas.config import IngestConfig
