@@ -122,15 +122,11 @@ def _codecs(clip: Path, work: Path, repeats: int) -> dict:
 
 
 def _dev_clip() -> Path | None:
-    """The first dev video (854×480 H.264), from $VMAC_DEV_DATA or shared/data beside the checkout."""
-    root = Path(__file__).resolve().parents[1]
-    given = os.environ.get("VMAC_DEV_DATA")
-    candidates = [Path(given)] if given else [folder / "shared/data/davis2016-dev" for folder in root.parents]
-    for folder in candidates:
-        videos = sorted((folder / "videos").glob("*.mp4"))
-        if videos:
-            return videos[0]
-    return None
+    """The first dev video (854×480 H.264), found as ``benchmarks/learning.py`` finds the dev set."""
+    from benchmarks.learning import find_dev_data
+
+    data = find_dev_data()
+    return min((data / "videos").glob("*.mp4"), default=None) if data else None
 
 
 def _cluster_seconds(clips: list[Path], work: Path, workers: int, repeats: int) -> list[float]:

@@ -51,7 +51,6 @@ from vmac_core.model_config import MASK_STRATEGIES  # noqa: E402
 
 PRESET = "tiny-cpu"
 # The development set's place beside the project (or beside a worktree's parent folder).
-DATA_CANDIDATES = [ROOT.parent / "shared/data/davis2016-dev", ROOT.parent.parent / "shared/data/davis2016-dev"]
 METRICS = {"J&F": "J&F-Mean", "J": "J-Mean", "F": "F-Mean"}
 
 
@@ -62,10 +61,15 @@ def cpu_seconds() -> float:
 
 
 def find_data(given: str | None) -> Path:
-    for path in [Path(given)] if given else DATA_CANDIDATES:
-        if (path / "videos").is_dir() and (path / "labelled").is_dir():
-            return path
-    sys.exit(f"no DAVIS-2016 development set (videos/ and labelled/) at {given or ' or '.join(map(str, DATA_CANDIDATES))}")
+    """The dev set (``benchmarks/learning.py``'s lookup: ``--data``, $VMAC_DEV_DATA, or beside the
+    checkout); exits saying where it looked when absent."""
+    from benchmarks.learning import DATA_NAME, find_dev_data
+
+    found = find_dev_data(given)
+    if found is None:
+        sys.exit(f"no DAVIS-2016 development set (videos/ and labelled/) at {given or '$VMAC_DEV_DATA'} "
+                 f"or {DATA_NAME} above {ROOT}")
+    return found
 
 
 def ingest(sources: list[str], store: str, params: DecodeParams) -> dict:
