@@ -32,14 +32,17 @@ from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
 from tasks.io.uris import filesystem, local_path
 from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler, require_motion
-from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
+from vmac_core.augment import crop_cell_map, normalize, resize_pair_batch, sample_batch_crops
 from vmac_core.mask_strategies import MOTION_KEY
+
+FRAME_KEYS = ("frame1_bchw", "frame2_bchw")
 
 
 class FramePairDataset(Dataset):
     """Training batches of augmented frame pairs; indexed by ``BatchRequest``, not by integer.
 
-    ``dataset[request]`` → {"frame1_bchw", "frame2_bchw": float32 (B, 3, S, S) normalised,
+    ``dataset[request]`` → {"frame1_bchw", "frame2_bchw": uint8 (B, 3, S, S), cropped, flipped
+    and resized but not normalised (``PairLoader`` normalises them where training runs),
     "video_index": int64 (B,) into ``index.videos``, "t", "gap": int64 (B,)}, and with
     ``motion_grid`` G: "motion_bl": float32 (B, G * G), the stored motion of frames t+1..t+gap
     summed, seen through each pair's crop and flip, one value per patch of the training crop.
@@ -132,7 +135,7 @@ class FramePairDataset(Dataset):
         frames = [torch.from_numpy(pair_2hwc) for pair_2hwc in self.read_pairs(videos, starts, gaps)]
         shape = (len(pairs), 3, self.input_size, self.input_size)
         crops = sample_batch_crops(frames, generator)
-        frame1_bchw, frame2_bchw = augment_pair_batch(
+        frame1_bchw, frame2_bchw = resize_pair_batch(
             frames, self.input_size, generator, out_frames=(_output_buffer(shape), _output_buffer(shape)), crops=crops)
         batch = {
             "frame1_bchw": frame1_bchw,
@@ -202,16 +205,22 @@ def _read_through_zarr(jobs: list[tuple[object, tuple[int, int], np.ndarray]]) -
 
 
 def _output_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """A float32 tensor; in a DataLoader worker, allocated in shared memory, as default_collate
+    """A uint8 tensor; in a DataLoader worker, allocated in shared memory, as default_collate
     does, so that sending the batch to the training process does not copy it again."""
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.float32)
-    storage = torch.empty(0)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0).new(storage).view(shape)
+        return torch.empty(shape, dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
 
 class PairLoader(DataLoader):
-    """A DataLoader that tells its ``PairSampler`` which batches the training loop has received."""
+    """A DataLoader that tells its ``PairSampler`` which batches the training loop has received,
+    and normalises each batch's uint8 frames (``FramePairDataset``) to float32 (B, 3, S, S) in the
+    training process: once, whatever the number of workers.
+
+    Why there: a worker's batch crosses to the training process through shared memory, one page
+    fault per 4 kB on each side; uint8 is a quarter of float32's pages (docs/loader.md).
+    """
 
     def __init__(self, dataset: FramePairDataset, sampler: PairSampler, **kwargs):
         super().__init__(dataset, batch_size=None, sampler=sampler, collate_fn=_as_batch, **kwargs)
@@ -220,6 +229,8 @@ class PairLoader(DataLoader):
     def __iter__(self):
         epoch, number = self.pair_sampler.epoch, self.pair_sampler.position
         for batch in super().__iter__():
+            for key in FRAME_KEYS:
+                batch[key] = normalize(batch[key])
             self.pair_sampler.delivered(epoch, number)
             number += 1
             yield batch
