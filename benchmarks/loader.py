@@ -7,6 +7,9 @@ to both frames, then to-tensor and normalisation as torchvision does them, one p
 reproduced with PIL calls. Both loaders read the same frames (the store's frames, exported as
 JPEG quality 95), produce the same output size, batch size and number of workers.
 
+Then the ``tiny-cpu`` preset trains ``--tiny-steps`` steps on the same store through
+``tasks.pretrain.train`` at each worker count: the time each step waits in ``next(batch)``.
+
 Prints one JSON object on stdout (``--out FILE`` also writes it). Medians over ``--repeats``;
 the repeats of the two loaders are interleaved so that load from other processes on a shared
 machine falls on both alike.

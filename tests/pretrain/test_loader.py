@@ -18,7 +18,7 @@ from tasks.pretrain.index import PairIndex
 from tasks.pretrain.loader import FramePairDataset, make_pair_loader
 from tests.conftest import moving_frames
 from tests.pretrain.conftest import LENGTHS, PARAMS, SIZE, ingest_folder, stored_frames, write_videos
-from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
+from vmac_core.augment import augment_pair_batch, crop_cell_map, normalize, sample_batch_crops
 
 
 def _collect(loader, count=None) -> list[dict]:
@@ -128,6 +128,22 @@ def test_two_workers_match_in_process_and_resume_counts_only_delivered_batches(d
     resumed_sampler.load_state_dict(state)
     tail = _collect(resumed_loader)
     assert _same(head + tail, single)
+
+
+def test_workers_ship_uint8_and_training_normalises_exactly_once(disk_store):
+    store, _ = disk_store
+    for workers in (0, 2):
+        loader, sampler = make_pair_loader([store], SIZE, batch_size=3, loader_workers=workers, seed=5)
+        request = next(iter(sampler))
+        raw = loader.dataset[request]  # what a worker ships: uint8 crops at input size
+        assert raw["frame1_bchw"].dtype == raw["frame2_bchw"].dtype == torch.uint8
+        assert raw["frame1_bchw"].shape == (3, 3, SIZE, SIZE)
+        batch = next(iter(loader))
+        for key in ("frame1_bchw", "frame2_bchw"):
+            # Once: normalising twice would change the values, not normalising would leave uint8.
+            assert batch[key].dtype == torch.float32 and batch[key].is_contiguous()
+            assert torch.equal(batch[key], normalize(raw[key]))
+            assert not torch.equal(normalize(batch[key]), batch[key])
 
 
 def test_memory_store_and_several_stores(disk_store, tmp_path):
