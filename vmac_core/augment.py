@@ -10,7 +10,8 @@ Pure torch and no file I/O: no torchvision, whose wheels drag in a CUDA torch
 ``RandomResizedCrop.get_params`` algorithm (10 tries, then a centre crop of the whole frame clamped
 to the ratio range), from an explicit ``torch.Generator``. Cropping and flipping are views and
 copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on the uint8 crop only, and
-conversion to float plus normalisation is the last step, over the small resized output.
+conversion to float plus normalisation is the last step, over the small resized output (a loader
+ships the uint8 output of ``resize_pair_batch`` and normalises where training runs).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def sample_batch_crops(pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor, genera
     return [sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator) for pair_2hwc in pairs_2hwc]
 
 
-def augment_pair_batch(
+def resize_pair_batch(
     pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor,
     size: int,
     generator: torch.Generator,
@@ -133,31 +134,43 @@ def augment_pair_batch(
     crops: Sequence[PairCrop] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of pairs (a (B, 2, H, W, 3) tensor, or a list of (2, H, W, 3) pairs whose frame
-    sizes may differ between pairs) → (frame1_bchw, frame2_bchw), float32 (B, 3, size, size) each.
+    sizes may differ between pairs) → (frame1_bchw, frame2_bchw), uint8 (B, 3, size, size) each:
+    the shared crop, flip and resize of every pair, not yet normalised (``normalize``).
 
     Each pair draws its own crop and flip from ``generator`` in batch order, so pair i equals
-    ``augment_pair`` called pair by pair with the same generator; ``crops`` gives them instead
-    (``sample_batch_crops``, when something else must follow the same crops). The two frames
-    come back as two separately allocated contiguous tensors (the online and target branches
-    take one each); ``out_frames`` supplies them instead, e.g. in shared memory.
+    ``crop_resize_pair`` with ``sample_pair_crop`` called pair by pair with the same generator;
+    ``crops`` gives them instead (``sample_batch_crops``, when something else must follow the
+    same crops). The two frames come back as two separately allocated contiguous tensors (the
+    online and target branches take one each); ``out_frames`` supplies them instead, e.g. in
+    shared memory. A quarter of the float32 bytes: what a loader worker ships to training.
     """
     count = len(pairs_2hwc)
     shape = (count, 3, size, size)
     if out_frames is None:
-        out_frames = (torch.empty(shape, dtype=torch.float32), torch.empty(shape, dtype=torch.float32))
-    frame1_bchw, frame2_bchw = out_frames
+        out_frames = (torch.empty(shape, dtype=torch.uint8), torch.empty(shape, dtype=torch.uint8))
     for out in out_frames:
-        if tuple(out.shape) != shape or out.dtype != torch.float32:
-            raise ValueError(f"out_frames must be float32 {shape}, got {tuple(out.shape)} {out.dtype}")
-    scale_311, shift_311 = _normalisation(frame1_bchw.device)
+        if tuple(out.shape) != shape or out.dtype != torch.uint8:
+            raise ValueError(f"out_frames must be uint8 {shape}, got {tuple(out.shape)} {out.dtype}")
     for index in range(count):
         pair_2hwc = pairs_2hwc[index]
         crop = crops[index] if crops is not None else sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator)
         resized_2chw = crop_resize_pair(pair_2hwc, crop, size)
-        # Normalisation last, right after the copy to float while the pair is still in cache.
-        frame1_bchw[index].copy_(resized_2chw[0]).mul_(scale_311).add_(shift_311)
-        frame2_bchw[index].copy_(resized_2chw[1]).mul_(scale_311).add_(shift_311)
-    return frame1_bchw, frame2_bchw
+        out_frames[0][index].copy_(resized_2chw[0])
+        out_frames[1][index].copy_(resized_2chw[1])
+    return out_frames
+
+
+def augment_pair_batch(
+    pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    crops: Sequence[PairCrop] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``resize_pair_batch`` then ``normalize``: (frame1_bchw, frame2_bchw), float32
+    (B, 3, size, size) each, pair i equal to ``augment_pair`` called pair by pair with the same
+    generator."""
+    frame1_bchw, frame2_bchw = resize_pair_batch(pairs_2hwc, size, generator, crops=crops)
+    return normalize(frame1_bchw), normalize(frame2_bchw)
 
 
 def crop_cell_map(map_hw: torch.Tensor, crop: PairCrop, cell: int, grid: int) -> torch.Tensor:

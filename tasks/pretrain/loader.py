@@ -32,17 +32,22 @@ from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
 from tasks.io.uris import filesystem, local_path
 from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler, require_motion
-from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
+from vmac_core.augment import crop_cell_map, normalize, resize_pair_batch, sample_batch_crops
 from vmac_core.mask_strategies import MOTION_KEY
+
+FRAMES_KEY = "frames_2bchw"  # the raw batch's frames; training batches split them in two
 
 
 class FramePairDataset(Dataset):
     """Training batches of augmented frame pairs; indexed by ``BatchRequest``, not by integer.
 
-    ``dataset[request]`` → {"frame1_bchw", "frame2_bchw": float32 (B, 3, S, S) normalised,
-    "video_index": int64 (B,) into ``index.videos``, "t", "gap": int64 (B,)}, and with
-    ``motion_grid`` G: "motion_bl": float32 (B, G * G), the stored motion of frames t+1..t+gap
-    summed, seen through each pair's crop and flip, one value per patch of the training crop.
+    ``dataset[request]`` → the raw batch a worker ships: {"frames_2bchw": uint8 torch tensor
+    (2, B, 3, S, S), frames t and t+gap of each pair cropped, flipped and resized but not
+    normalised, in shared memory in a worker; "video_index": int64 (B,) into ``index.videos``,
+    "t", "gap": int64 (B,); and with ``motion_grid`` G, "motion_bl": float32 (B, G * G), the
+    stored motion of frames t+1..t+gap summed, seen through each pair's crop and flip, one value
+    per patch of the training crop}; all but the frames numpy arrays, which pickle by value.
+    ``training_batch`` turns it into what training takes.
     """
 
     def __init__(self, index: PairIndex, input_size: int, motion_grid: int | None = None):
@@ -124,27 +129,22 @@ class FramePairDataset(Dataset):
             _read_through_zarr([(handles[k][0], frames[k], out[k]) for k in through_zarr])
         return out
 
-    def __getitem__(self, request: BatchRequest) -> dict[str, torch.Tensor]:
+    def __getitem__(self, request: BatchRequest) -> dict[str, torch.Tensor | np.ndarray]:
         generator = torch.Generator().manual_seed(request.seed)
         pairs = np.asarray(request.pairs, dtype=np.int64)
         videos, starts = self.index.video_of[pairs], self.index.t_of[pairs]
         gaps = self.draw_gaps(request.pairs, generator)
         frames = [torch.from_numpy(pair_2hwc) for pair_2hwc in self.read_pairs(videos, starts, gaps)]
-        shape = (len(pairs), 3, self.input_size, self.input_size)
         crops = sample_batch_crops(frames, generator)
-        frame1_bchw, frame2_bchw = augment_pair_batch(
-            frames, self.input_size, generator, out_frames=(_output_buffer(shape), _output_buffer(shape)), crops=crops)
-        batch = {
-            "frame1_bchw": frame1_bchw,
-            "frame2_bchw": frame2_bchw,
-            "video_index": torch.from_numpy(videos),
-            "t": torch.from_numpy(starts),
-            "gap": torch.from_numpy(gaps),
-        }
+        # One tensor for both frames: each shared tensor is one file descriptor handed to the
+        # training process, a round trip to the worker per tensor.
+        frames_2bchw = _output_buffer((2, len(pairs), 3, self.input_size, self.input_size))
+        resize_pair_batch(frames, self.input_size, generator, out_frames=tuple(frames_2bchw), crops=crops)
+        batch = {FRAMES_KEY: frames_2bchw, "video_index": videos, "t": starts, "gap": gaps}
         if self.motion_grid:
             maps = self.read_motion(videos, starts, gaps)
             batch[MOTION_KEY] = torch.stack([crop_cell_map(torch.from_numpy(m), crop, MOTION_CELL, self.motion_grid)
-                                             for m, crop in zip(maps, crops)])
+                                             for m, crop in zip(maps, crops)]).numpy()
         return batch
 
     def read_motion(self, videos: np.ndarray, starts: np.ndarray, gaps: np.ndarray) -> list[np.ndarray]:
@@ -202,16 +202,31 @@ def _read_through_zarr(jobs: list[tuple[object, tuple[int, int], np.ndarray]]) -
 
 
 def _output_buffer(shape: tuple[int, ...]) -> torch.Tensor:
-    """A float32 tensor; in a DataLoader worker, allocated in shared memory, as default_collate
+    """A uint8 tensor; in a DataLoader worker, allocated in shared memory, as default_collate
     does, so that sending the batch to the training process does not copy it again."""
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.float32)
-    storage = torch.empty(0)._typed_storage()._new_shared(math.prod(shape))
-    return torch.empty(0).new(storage).view(shape)
+        return torch.empty(shape, dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(math.prod(shape))
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+
+
+def training_batch(raw: dict) -> dict[str, torch.Tensor]:
+    """A raw batch (``FramePairDataset``) as training takes it: "frame1_bchw", "frame2_bchw":
+    float32 (B, 3, S, S), ImageNet-normalised, contiguous; the other entries as torch tensors.
+
+    Normalising here, in the training process, rather than in a worker: a worker's batch crosses
+    through shared memory, one page fault per 4 kB on each side, and uint8 is a quarter of
+    float32's pages (docs/loader.md)."""
+    frames_2bchw = raw[FRAMES_KEY]
+    batch = {"frame1_bchw": normalize(frames_2bchw[0]), "frame2_bchw": normalize(frames_2bchw[1])}
+    batch.update({key: torch.from_numpy(value) for key, value in raw.items() if key != FRAMES_KEY})
+    return batch
 
 
 class PairLoader(DataLoader):
-    """A DataLoader that tells its ``PairSampler`` which batches the training loop has received."""
+    """A DataLoader that tells its ``PairSampler`` which batches the training loop has received,
+    and hands it ``training_batch``es: the frames normalised once, in the training process,
+    whatever the number of workers."""
 
     def __init__(self, dataset: FramePairDataset, sampler: PairSampler, **kwargs):
         super().__init__(dataset, batch_size=None, sampler=sampler, collate_fn=_as_batch, **kwargs)
@@ -219,7 +234,8 @@ class PairLoader(DataLoader):
 
     def __iter__(self):
         epoch, number = self.pair_sampler.epoch, self.pair_sampler.position
-        for batch in super().__iter__():
+        for raw in super().__iter__():
+            batch = training_batch(raw)
             self.pair_sampler.delivered(epoch, number)
             number += 1
             yield batch

@@ -18,7 +18,7 @@ from tasks.pretrain.index import PairIndex
 from tasks.pretrain.loader import FramePairDataset, make_pair_loader
 from tests.conftest import moving_frames
 from tests.pretrain.conftest import LENGTHS, PARAMS, SIZE, ingest_folder, stored_frames, write_videos
-from vmac_core.augment import augment_pair_batch, crop_cell_map, sample_batch_crops
+from vmac_core.augment import augment_pair_batch, crop_cell_map, normalize, sample_batch_crops
 
 
 def _collect(loader, count=None) -> list[dict]:
@@ -130,6 +130,23 @@ def test_two_workers_match_in_process_and_resume_counts_only_delivered_batches(d
     assert _same(head + tail, single)
 
 
+def test_workers_ship_uint8_and_training_normalises_exactly_once(disk_store):
+    store, _ = disk_store
+    for workers in (0, 2):
+        loader, sampler = make_pair_loader([store], SIZE, batch_size=3, loader_workers=workers, seed=5)
+        request = next(iter(sampler))
+        raw = loader.dataset[request]  # what a worker ships: uint8 crops at input size, in one tensor
+        assert raw["frames_2bchw"].dtype == torch.uint8 and raw["frames_2bchw"].shape == (2, 3, 3, SIZE, SIZE)
+        assert all(isinstance(raw[key], np.ndarray) for key in ("video_index", "t", "gap"))
+        batch = next(iter(loader))
+        for slot, key in enumerate(("frame1_bchw", "frame2_bchw")):
+            # Once: normalising twice would change the values, not normalising would leave uint8.
+            assert batch[key].dtype == torch.float32 and batch[key].is_contiguous()
+            assert torch.equal(batch[key], normalize(raw["frames_2bchw"][slot]))
+            assert not torch.equal(normalize(batch[key]), batch[key])
+        assert torch.equal(batch["t"], torch.from_numpy(raw["t"]))
+
+
 def test_memory_store_and_several_stores(disk_store, tmp_path):
     store, _ = disk_store
     memory = f"memory://pairs-{uuid.uuid4().hex}.zarr"
@@ -154,7 +171,7 @@ def test_dataset_pickles_without_open_handles(disk_store):
     restored = pickle.loads(pickle.dumps(loader.dataset))
     assert restored._handles is None and restored._scratch is None
     request = next(iter(sampler))
-    assert torch.equal(restored[request]["frame1_bchw"], loader.dataset[request]["frame1_bchw"])
+    assert torch.equal(restored[request]["frames_2bchw"], loader.dataset[request]["frames_2bchw"])
 
 
 def test_no_pairs_is_a_clear_error(disk_store):
