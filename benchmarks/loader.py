@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads GNU OpenMP, as vmac does (docs/learning.md)
+import torch  # noqa: E402
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
