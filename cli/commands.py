@@ -26,6 +26,7 @@ from cli.args import (
 )
 from cli.checks import existing_path, existing_store, same_frame_codec, writable_folder
 from cli.examples import BENCHMARKS
+from cli.prefect_api import IDLE_SECONDS, healthy, prefect_home, read_state, stop_server
 
 # --- commands ------------------------------------------------------------------------------------
 
@@ -167,6 +168,21 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     print(f"imported {result.tensors} tensors of {args.encoder} from {args.source} ({result.layout} layout"
           f"{', module. prefix' if result.ddp_prefix else ''}; {result.dropped} decoder tensors left out)")
     print(f"encoder: {result.out}\nsource sha256: {result.source_sha256}\nlineage: {result.lineage}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """Show or stop vmac's local Prefect server (cli.prefect_api)."""
+    home = prefect_home()
+    if args.action == "stop":
+        print(f"stopped the local Prefect server of {home}" if stop_server(home) else f"no local Prefect server for {home}")
+        return 0
+    state = read_state(home)
+    if state and healthy(state["port"]):
+        print(f"http://127.0.0.1:{state['port']}/api (pid {state['server_pid']}, supervisor {state['supervisor_pid']}; "
+              f"stops after {os.environ.get('VMAC_PREFECT_IDLE_SECONDS', IDLE_SECONDS)} s without a command)")
+    else:
+        print(f"no local Prefect server for {home}; the next vmac command starts one")
     return 0
 
 
