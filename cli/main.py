@@ -17,11 +17,7 @@ from cli.args import ConfigError
 from cli.errors import failure_line, tracebacks_left_out
 from cli.lifetime import exit_on_interrupt, start_watchdog
 from cli.parsers import build_parser
-from cli.prefect_api import local_api
-
-# Commands that run Prefect flows: they record in the user's Prefect API or vmac's long-lived local
-# server (cli.prefect_api), never in a temporary server of their own.
-FLOW_COMMANDS = ("sample", "ingest", "run", "validate", "pretrain", "evaluate", "audit")
+from cli.prefect_api import command_scope
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             if not args.debug:
                 stack.enter_context(tracebacks_left_out())
-            if args.command in FLOW_COMMANDS and not getattr(args, "dry_run", False):
-                stack.enter_context(local_api())
+            # Commands that run flows record them in the user's Prefect API or vmac's local server
+            # (cli.prefect_api.record_in_prefect), never in a temporary server of their own.
+            stack.enter_context(command_scope())
             return args.func(args)
     except ConfigError as exc:
         for line in exc.lines:

@@ -101,6 +101,32 @@ def local_api() -> Iterator[str | None]:
             os.environ.pop("PREFECT_API_URL", None)
 
 
+# The lease of the running command, taken by ``record_in_prefect`` and released when
+# ``command_scope`` ends (cli.main wraps every command in it).
+_held = contextlib.ExitStack()
+_recording: list[str | None] = []
+
+
+def record_in_prefect() -> str | None:
+    """A command calls this right before it imports Prefect, after its own checks (so a usage
+    error never waits for a server to start): the API URL its runs are recorded in, vmac's local
+    server started when needed (``local_api``). Held until ``command_scope`` ends; a second call
+    returns the same URL."""
+    if not _recording:
+        _recording.append(_held.enter_context(local_api()))
+    return _recording[0]
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """Around one command: releases what ``record_in_prefect`` took, however the command ends."""
+    try:
+        with _held:
+            yield
+    finally:
+        _recording.clear()
+
+
 def ensure_server(home: Path) -> int:
     """The port of a healthy local server for ``home``, starting one when there is none."""
     state = read_state(home)

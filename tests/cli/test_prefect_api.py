@@ -96,3 +96,15 @@ def test_the_users_api_is_used_as_it_is_and_nothing_starts(tmp_path, monkeypatch
         assert url == "http://prefect.example:4200/api"
     assert os.environ["PREFECT_API_URL"] == "http://prefect.example:4200/api"
     assert not list(tmp_path.iterdir()), "something was started or written for a user-given API"
+
+
+@needs_vmac
+def test_a_usage_error_starts_no_server(tmp_path):
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(home)
+    not_a_store = tmp_path / "notes.txt"
+    not_a_store.write_text("a file, not a folder")
+    done = _vmac(env, "ingest", str(tmp_path), "--store", str(not_a_store))
+    assert done.returncode == 2 and "notes.txt" in done.stderr, done.stderr
+    assert read_state(home) is None and not (home / "vmac-server.log").exists()
