@@ -26,12 +26,14 @@ from cli.args import (
 )
 from cli.checks import existing_path, existing_store, same_frame_codec, writable_folder
 from cli.examples import BENCHMARKS
+from cli.prefect_api import IDLE_SECONDS, healthy, prefect_home, read_state, record_in_prefect, stop_server
 
 # --- commands ------------------------------------------------------------------------------------
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     writable_folder("DIR", args.dir)
+    record_in_prefect()
     from flows.sample import sample_flow
 
     manifest = sample_flow(args.dir, seed=args.seed, small=args.small)
@@ -49,6 +51,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         render.print_ingest_plan(config.store, plan_sources(config))
         return 0
     writable_folder("--store", config.store)
+    record_in_prefect()
     from flows.ingest import IngestIncompleteError, ingest_flow
 
     try:
@@ -64,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if path:
             writable_folder(option, path)
     same_frame_codec("--store", config.train_store(), config.decode.frame_codec)
+    record_in_prefect()
     from flows.pipeline import pipeline_flow
 
     result = pipeline_flow(config)
@@ -77,6 +81,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     config = validate_config_from_args(args)
     existing_store("--store", config.store)
     writable_folder("--store", config.store)  # the stamp and the report are written into it
+    record_in_prefect()
     from flows.validate import ValidationFailedError, validate_flow
 
     try:
@@ -98,6 +103,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
         train(config, log=lambda message: None)
         return 0
+    record_in_prefect()
     from flows.pretrain import pretrain_flow
 
     result = pretrain_flow(config)
@@ -112,6 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         existing_path("--checkpoint", checkpoint)
     existing_path("--data", config.data)
     writable_folder("--out", config.out)
+    record_in_prefect()
     from flows.evaluate import evaluate_flow
 
     result = evaluate_flow(config)
@@ -140,6 +147,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
     existing_path("STORE_OR_RUN", args.path)
+    record_in_prefect()
     from flows.audit import audit_flow
     from tasks.audit.rehash import audit_kind
 
@@ -167,6 +175,21 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     print(f"imported {result.tensors} tensors of {args.encoder} from {args.source} ({result.layout} layout"
           f"{', module. prefix' if result.ddp_prefix else ''}; {result.dropped} decoder tensors left out)")
     print(f"encoder: {result.out}\nsource sha256: {result.source_sha256}\nlineage: {result.lineage}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """Show or stop vmac's local Prefect server (cli.prefect_api)."""
+    home = prefect_home()
+    if args.action == "stop":
+        print(f"stopped the local Prefect server of {home}" if stop_server(home) else f"no local Prefect server for {home}")
+        return 0
+    state = read_state(home)
+    if state and healthy(state["port"]):
+        print(f"http://127.0.0.1:{state['port']}/api (pid {state['server_pid']}, supervisor {state['supervisor_pid']}; "
+              f"stops after {os.environ.get('VMAC_PREFECT_IDLE_SECONDS', IDLE_SECONDS)} s without a command)")
+    else:
+        print(f"no local Prefect server for {home}; the next vmac command starts one")
     return 0
 
 

@@ -71,6 +71,10 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac audit vmac-out/train.zarr          # re-hash sources, stored frames and motion maps; exit 1 on drift",
         "vmac audit vmac-out/runs/tiny-cpu-001   # re-hash checkpoints, encoder and the input stores' frames",
     ],
+    "server": [
+        "vmac server status    # the local Prefect server vmac commands record in (started on first use)",
+        "vmac server stop      # stop it now; it also stops after 15 minutes without a command",
+    ],
     "bench": [
         "vmac bench ingest --out bench-ingest.json     # same as: python benchmarks/ingest.py",
         "vmac bench model -- --quick                   # benchmarks/model.py",
@@ -79,6 +83,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac bench pretrain                           # benchmarks/pretrain.py (time per step of each preset; threads under load)",
         "vmac bench learning                           # benchmarks/learning.py (real video: pre-training against the floors)",
         "vmac bench masking                            # benchmarks/masking.py (mask strategies on real video)",
+        "vmac bench command                            # benchmarks/command.py (the fixed cost of a command with nothing to do)",
     ],
 }
 

@@ -8,9 +8,12 @@ for as long as the machine ran. (Dask's workers and ffmpeg already end on their 
 their parent closes.)
 
 ``start_watchdog`` forks a small watchdog process before the command starts anything. Every
-half second it lists the command's descendants (psutil); once the command is gone it sends each
-one still running SIGTERM, then SIGKILL after ``GRACE_SECONDS``. A process is only signalled
-when its start time matches the one listed, so a recycled PID is never hit. The watchdog ignores
+half second it lists the command's descendants in the command's session (psutil); once the
+command is gone it sends each one still running SIGTERM, then SIGKILL after ``GRACE_SECONDS``.
+vmac's local Prefect server (``cli.prefect_api``) runs in a session of its own because later
+commands share it: it is not the command's, and it stops itself after idling. A process is only
+signalled when its start time matches the one listed and it is still in the command's session,
+so a recycled PID, or a child that has just made a session of its own, is never hit. The watchdog ignores
 SIGINT, SIGTERM and SIGHUP, so Ctrl-C or ``kill`` of the whole process group still lets it clean
 up, and it exits as soon as it has. It runs only under the ``vmac`` console script (and
 ``python -m cli.main``), not when a program calls ``cli.main.main`` in its own process.
@@ -26,6 +29,7 @@ checkpoint), and the watchdog stops the processes the command started.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -35,6 +39,7 @@ import psutil
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 3.0
+_PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def start_watchdog() -> int | None:
@@ -73,26 +78,28 @@ def _watch(command: int) -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
     os.closerange(3, 1 << 16)
-    me = os.getpid()
+    me, session = os.getpid(), os.getsid(command)
     seen: dict[int, float] = {}
     while os.getppid() == command:
         with contextlib.suppress(psutil.Error):
             for child in psutil.Process(command).children(recursive=True):
-                if child.pid != me:
+                if child.pid != me and child.pid not in seen:
                     with contextlib.suppress(psutil.Error):
-                        seen.setdefault(child.pid, child.create_time())
+                        seen[child.pid] = child.create_time()
         time.sleep(POLL_SECONDS)
-    stop(seen)
+    stop(seen, session)
 
 
-def stop(seen: dict[int, float]) -> list[int]:
-    """SIGTERM every process of ``seen`` (PID -> start time) still running as that same process,
-    SIGKILL those left after ``GRACE_SECONDS``; the PIDs signalled."""
+def stop(seen: dict[int, float], session: int | None = None) -> list[int]:
+    """SIGTERM every process of ``seen`` (PID -> start time) still running as that same process
+    (and, given ``session``, still in that session), SIGKILL those left after ``GRACE_SECONDS``;
+    the PIDs signalled."""
     alive = []
     for pid, started in seen.items():
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.Error, OSError):
             proc = psutil.Process(pid)
-            if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
+            if (proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE
+                    and (session is None or os.getsid(pid) == session)):
                 alive.append(proc)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
@@ -102,3 +109,13 @@ def stop(seen: dict[int, float]) -> list[int]:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return [proc.pid for proc in alive]
+
+
+def die_with_parent() -> None:
+    """For ``subprocess.Popen(preexec_fn=...)``: between fork and exec, ask Linux to SIGKILL the
+    child when its parent dies, ``kill -9`` included. Elsewhere a no-op.
+
+    Linux sends the signal when the *thread* that started the child ends: start children from a
+    thread that outlives them (the main thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -17,6 +17,7 @@ from cli.args import ConfigError
 from cli.errors import failure_line, tracebacks_left_out
 from cli.lifetime import exit_on_interrupt, start_watchdog
 from cli.parsers import build_parser
+from cli.prefect_api import command_scope
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
-        with contextlib.nullcontext() if args.debug else tracebacks_left_out():
+        with contextlib.ExitStack() as stack:
+            if not args.debug:
+                stack.enter_context(tracebacks_left_out())
+            # Commands that run flows record them in the user's Prefect API or vmac's local server
+            # (cli.prefect_api.record_in_prefect), never in a temporary server of their own.
+            stack.enter_context(command_scope())
             return args.func(args)
     except ConfigError as exc:
         for line in exc.lines:

@@ -20,6 +20,7 @@ from cli.commands import (
     cmd_pretrain,
     cmd_run,
     cmd_sample,
+    cmd_server,
     cmd_validate,
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
@@ -214,6 +215,15 @@ def add_bench_parser(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+def add_server_parser(sub) -> None:
+    p = sub.add_parser("server", help="vmac's local Prefect server: where commands record their runs (status, stop)",
+                       description="Without PREFECT_API_URL, the first vmac command starts a local Prefect server "
+                                   "over PREFECT_HOME's database and later commands reuse it; it stops after "
+                                   "VMAC_PREFECT_IDLE_SECONDS (default 900) without a command.")
+    p.add_argument("action", choices=["status", "stop"])
+    p.set_defaults(func=cmd_server)
+
+
 class VersionAction(argparse.Action):
     """``--version``: the installed version and, from a git checkout, the commit (asked only when given)."""
 
@@ -233,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on failure, print the traceback (vmac's and Prefect's) besides the one-line reason")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_sample_parser, add_ingest_parser, add_run_parser, add_validate_parser, add_evaluate_parser,
-                add_import_weights_parser, add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser):
+                add_import_weights_parser, add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser,
+                add_server_parser):
         add(sub)
     for name, subparser in sub.choices.items():
         # Below the options, the README's examples of the command (cli.examples), shown as written.

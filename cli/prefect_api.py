@@ -1,0 +1,254 @@
+"""The Prefect API a ``vmac`` command records its runs in: the user's, or vmac's long-lived local server.
+
+Without ``PREFECT_API_URL``, Prefect starts a temporary server for every command (about 12 s on
+a loaded 2-core machine, for a command whose work may take 1 s) and a killed command leaves it
+running. Instead vmac starts one local server on first use and reuses it:
+
+- ``python -m cli.prefect_api serve`` (a supervisor, in its own session) runs Prefect's API with
+  uvicorn as its child, on a free loopback port, over the same SQLite database in
+  ``PREFECT_HOME`` that Prefect's temporary servers use: no run, log or artifact is recorded
+  anywhere else.
+- ``$PREFECT_HOME/vmac-server.json`` records its port, its PID and the supervisor's.
+- Every command holds a shared lock on ``$PREFECT_HOME/vmac-server.lease`` while it runs; the
+  kernel drops it when the command ends, however it ends (``kill -9`` included). The supervisor
+  stops the server once no command has held the lease for ``VMAC_PREFECT_IDLE_SECONDS``
+  (default 900), and exits.
+- uvicorn gets a parent-death signal: if the supervisor is killed, the server goes with it.
+
+``PREFECT_API_URL`` set by the user (a team server, Prefect Cloud) is used as it is, and
+nothing is started; ``VMAC_LOCAL_SERVER=0`` gives back Prefect's own behaviour (a temporary server
+per command). ``vmac server status`` and ``vmac server stop`` show and stop the local one
+(docs/architecture.md, "Processes").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from cli.lifetime import die_with_parent
+
+STATE_FILE = "vmac-server.json"
+LEASE_FILE = "vmac-server.lease"
+START_LOCK_FILE = "vmac-server.start"
+LOG_FILE = "vmac-server.log"
+IDLE_SECONDS = 900
+CHECK_SECONDS = 2.0
+
+
+def prefect_home() -> Path:
+    """Prefect's home folder, as Prefect resolves it (``PREFECT_HOME``, default ``~/.prefect``)."""
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+
+
+def read_state(home: Path) -> dict | None:
+    try:
+        return json.loads((home / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def healthy(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def local_api() -> Iterator[str | None]:
+    """For one command: the API URL it records in, exported as ``PREFECT_API_URL`` while it runs.
+
+    The user's ``PREFECT_API_URL`` is kept as it is, and so is a Prefect loaded before. Otherwise
+    the command holds the server's lease (so it is not stopped under it), and the server is
+    started when none is healthy. Raises RuntimeError when it cannot start (its log is named).
+    """
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules or os.environ.get("VMAC_LOCAL_SERVER") == "0":
+        # The user's API; or Prefect is loaded already (a test harness, a program embedding vmac)
+        # and keeps the settings it read then; or the user asked for Prefect's temporary server.
+        yield os.environ.get("PREFECT_API_URL")
+        return
+    home = prefect_home()
+    with _locked(home / LEASE_FILE, fcntl.LOCK_SH):
+        url = f"http://127.0.0.1:{ensure_server(home)}/api"
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+# The lease of the running command, taken by ``record_in_prefect`` and released when
+# ``command_scope`` ends (cli.main wraps every command in it).
+_held = contextlib.ExitStack()
+_recording: list[str | None] = []
+
+
+def record_in_prefect() -> str | None:
+    """A command calls this right before it imports Prefect, after its own checks (so a usage
+    error never waits for a server to start): the API URL its runs are recorded in, vmac's local
+    server started when needed (``local_api``). Held until ``command_scope`` ends; a second call
+    returns the same URL."""
+    if not _recording:
+        _recording.append(_held.enter_context(local_api()))
+    return _recording[0]
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """Around one command: releases what ``record_in_prefect`` took, however the command ends."""
+    try:
+        with _held:
+            yield
+    finally:
+        _recording.clear()
+
+
+def ensure_server(home: Path) -> int:
+    """The port of a healthy local server for ``home``, starting one when there is none."""
+    state = read_state(home)
+    if state and healthy(state["port"]):
+        return state["port"]
+    with _locked(home / START_LOCK_FILE, fcntl.LOCK_EX):
+        state = read_state(home)  # another command may have started it meanwhile
+        if state and healthy(state["port"]):
+            return state["port"]
+        return _start(home)
+
+
+def _start(home: Path) -> int:
+    (home / STATE_FILE).unlink(missing_ok=True)
+    with open(home / LOG_FILE, "ab") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "cli.prefect_api", "serve", "--home", str(home)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[1]))
+    deadline = time.monotonic() + float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    while time.monotonic() < deadline:
+        state = read_state(home)
+        if state and healthy(state["port"], timeout=1.0):
+            return state["port"]
+        if supervisor.poll() is not None:
+            break
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(supervisor.pid, signal.SIGTERM)
+    raise RuntimeError(f"vmac's local Prefect server did not start (log: {home / LOG_FILE})")
+
+
+def stop_server(home: Path, timeout: float = 10.0) -> bool:
+    """Stop the local server of ``home`` (its supervisor and uvicorn); False when none ran."""
+    state = read_state(home)
+    if not state:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(state["supervisor_pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(state["supervisor_pid"]):
+        time.sleep(0.05)
+    for pid in (state["supervisor_pid"], state["server_pid"]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+# --- the supervisor ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _uvicorn(port: int) -> subprocess.Popen:
+    """Prefect's API as Prefect's own temporary server runs it (UI off), dying with its parent."""
+    import prefect  # deferred: only the supervisor needs it
+
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
+         "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+         "--lifespan", "on"],
+        env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+
+def serve(home: Path, idle_seconds: float) -> int:
+    """Run the server until no command has held the lease for ``idle_seconds``, or SIGTERM."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    port = _free_port()
+    server = _uvicorn(port)
+    state = {"port": port, "server_pid": server.pid, "supervisor_pid": os.getpid(), "started": time.time()}
+    tmp = home / f"{STATE_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, home / STATE_FILE)
+    last_busy = time.monotonic()
+    with open(home / LEASE_FILE, "a+") as lease:
+        while not stopping and server.poll() is None:
+            time.sleep(CHECK_SECONDS)
+            try:
+                fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                last_busy = time.monotonic()  # a command holds the lease
+                continue
+            if time.monotonic() - last_busy < idle_seconds:
+                fcntl.flock(lease, fcntl.LOCK_UN)
+                continue
+            break  # idle: stop while holding the lease, so no command starts using the server meanwhile
+        if read_state(home) == state:
+            (home / STATE_FILE).unlink(missing_ok=True)
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cli.prefect_api")
+    parser.add_argument("action", choices=["serve"])
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args(argv)
+    return serve(args.home, float(os.environ.get("VMAC_PREFECT_IDLE_SECONDS", IDLE_SECONDS)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
