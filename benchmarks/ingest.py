@@ -118,6 +118,9 @@ def per_core(clips: list[str], work: str, repeats: int) -> dict:
         "ffmpeg_yuv_frames_per_s": round(frames / med(yuv), 1),
         "ratio": round(med(rgb) / med(ours), 3),
         "ratio_to_yuv": round(med(yuv) / med(ours), 3),
+        # The same ratio in CPU seconds (ffmpeg's and the worker's together), which a loaded machine
+        # disturbs far less than wall time; on an idle pinned core the two agree.
+        "cpu_ratio": round(med(plain_cpu) / (med(python_cpu) + med(ffmpeg_cpu)), 3),
         "cpu_s": {"ingest_python": round(med(python_cpu), 3), "ingest_ffmpeg": round(med(ffmpeg_cpu), 3),
                   "plain_ffmpeg_rgb24": round(med(plain_cpu), 3)},
         "samples_s": {"ingest": ours, "ffmpeg_rgb24": rgb, "ffmpeg_yuv": yuv},
