@@ -119,7 +119,7 @@ def per_core(clips: list[str], work: str, repeats: int) -> dict:
         "ratio": round(med(rgb) / med(ours), 3),
         "ratio_to_yuv": round(med(yuv) / med(ours), 3),
         # The same ratio in CPU seconds (ffmpeg's and the worker's together), which a loaded machine
-        # disturbs far less than wall time; on an idle pinned core the two agree.
+        # disturbs far less than wall time; on an idle pinned core the two should agree.
         "cpu_ratio": round(med(plain_cpu) / (med(python_cpu) + med(ffmpeg_cpu)), 3),
         "cpu_s": {"ingest_python": round(med(python_cpu), 3), "ingest_ffmpeg": round(med(ffmpeg_cpu), 3),
                   "plain_ffmpeg_rgb24": round(med(plain_cpu), 3)},
