@@ -158,12 +158,13 @@ def cluster(clips: list[str], work: str, repeats: int, workers: int, address: st
     return times
 
 
-def _in_child(part: str, cpus: set[int], **payload) -> dict | list:
-    """``part`` run by this script in a child process pinned to ``cpus`` (what ``taskset -c``
-    does); everything it starts (ffmpeg, Dask workers) inherits the pinning."""
-    cpus = {c for c in cpus if c in os.sched_getaffinity(0)} or os.sched_getaffinity(0)
-    done = subprocess.run([sys.executable, __file__, "--part", part, "--payload", json.dumps(payload)],
-                          capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+def _in_child(part: str, cores: int, **payload) -> dict | list:
+    """``part`` run by this script in a child process pinned to the first ``cores`` cores this
+    process may use (as ``taskset -c`` would); everything it starts (ffmpeg, Dask workers)
+    inherits the pinning. The child pins itself before it starts anything."""
+    pinned = ",".join(map(str, sorted(os.sched_getaffinity(0))[:cores]))
+    done = subprocess.run([sys.executable, __file__, "--part", part, "--pin", pinned, "--payload", json.dumps(payload)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{part} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -290,8 +291,8 @@ def _rerun(clips_dir: Path, work: Path, repeats: int) -> dict:
 def scaling(clips: list[Path], frames: int, work: Path, repeats: int) -> dict:
     """1 worker pinned to one core against 2 workers on 2 cores, and 2 workers of the ``dask`` CLI."""
     paths = [str(c) for c in clips]
-    one = _in_child("cluster", {0}, clips=paths, work=str(work), repeats=repeats, workers=1)
-    two = _in_child("cluster", {0, 1}, clips=paths, work=str(work), repeats=repeats, workers=2)
+    one = _in_child("cluster", 1, clips=paths, work=str(work), repeats=repeats, workers=1)
+    two = _in_child("cluster", 2, clips=paths, work=str(work), repeats=repeats, workers=2)
     with dask_cli_cluster(work, 2) as address:
         cli = cluster(paths, str(work), repeats, 2, address)
     fps = {name: frames / statistics.median(times) for name, times in
@@ -319,9 +320,11 @@ def main() -> None:
     parser.add_argument("--only-codecs", action="store_true", help="measure the frame codecs only")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # one part, run in a pinned child
+    parser.add_argument("--pin", default="0", help=argparse.SUPPRESS)  # the cores a part runs on
     parser.add_argument("--payload", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
+        os.sched_setaffinity(0, {int(core) for core in args.pin.split(",")})
         print(json.dumps(PARTS[args.part](**json.loads(args.payload))))
         return
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -343,7 +346,7 @@ def main() -> None:
         result = {"benchmark": "ingest", "quick": args.quick, "host": host, "repeats": repeats,
                   "per_core": {}, "scaling": {}}
         for name, group in sets.items():
-            one = _in_child("per-core", {0}, clips=[str(c) for c in group], work=str(work), repeats=repeats)
+            one = _in_child("per-core", 1, clips=[str(c) for c in group], work=str(work), repeats=repeats)
             goal = GOAL_RATIO.get(name, GOAL_RATIO["real"])
             result["per_core"][name] = {**one, "goal_ratio": goal, "met": one["ratio"] >= goal}
             result["scaling"][name] = scaling(group, one["frames"], work, repeats)
