@@ -110,7 +110,7 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
         futures = [
             client.submit(decode_on_worker, item, config.store, plan.decode or config.decode, run_id, queue_name,
                           key=f"ingest-{item.video_id}-{uuid.uuid4().hex[:6]}", pure=False)
-            for item in plan.todo
+            for item in longest_first(plan.todo, plan.expected_frames)
         ]
         with progress_bar("decoding", total, "frames", config.progress) as advance:
             pending = as_completed(futures)
@@ -129,6 +129,13 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
     if on_progress:
         on_progress(total, total, f"{len(outcomes)} videos")
     return outcomes
+
+
+def longest_first(items: list[SourceItem], frames: dict[str, int]) -> list[SourceItem]:
+    """``items`` by expected frames, most first (ties keep their order). Dask starts tasks in the
+    order they are submitted, so the last to start are short and the workers finish close
+    together instead of one decoding the longest video alone at the end."""
+    return sorted(items, key=lambda item: -frames.get(item.video_id, 0))
 
 
 def drain(queue: Queue) -> int:

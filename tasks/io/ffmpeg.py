@@ -7,6 +7,8 @@ ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import queue
 import re
@@ -92,6 +94,9 @@ class FfmpegDecode:
             # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
             # (``errors``), so ffmpeg must not turn them into its own exit code either.
             .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1",
+                         # One thread for the filter graph too (scaling and RGB conversion would
+                         # otherwise take a thread per core): a worker is one core's work.
+                         "-filter_threads", str(self.threads),
                          # The container's clock, unshifted: a decode that starts at a seek reports the
                          # same times as one from the start (tasks.ingest.ranges).
                          "-copyts")
@@ -119,6 +124,7 @@ class FfmpegDecode:
         for, and at most two chunks are held."""
         proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
+        _widen_pipe(proc.stdout)
         reader = threading.Thread(target=self._read_log, args=(proc.stderr,), daemon=True)
         reader.start()
         free: queue.Queue = queue.Queue()
@@ -193,6 +199,22 @@ class FfmpegDecode:
 def _message(line: str) -> str:
     """An ffmpeg log line without its ``[component @ 0x...] [level]`` prefixes."""
     return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+
+
+# Bytes the frame pipe holds: a few RGB frames rather than Linux's default 64 kB, so ffmpeg and the
+# reader trade a frame in one or two system calls instead of one per 64 kB (a frame is ~350 kB at
+# 455×256), which is many fewer switches between the two processes on one core.
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(pipe) -> None:
+    """Grow ``pipe`` to ``PIPE_BYTES`` where Linux allows it (up to /proc/sys/fs/pipe-max-size for
+    an unprivileged user); elsewhere it keeps its size."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
 
 
 def _read_into(pipe, view: memoryview) -> int:
