@@ -128,15 +128,38 @@ def command_scope() -> Iterator[None]:
 
 
 def ensure_server(home: Path) -> int:
-    """The port of a healthy local server for ``home``, starting one when there is none."""
+    """The port of a healthy local server for ``home``, starting one when there is none.
+
+    A recorded server whose supervisor still runs is waited for (it may be starting, or slow to
+    answer on a loaded machine) rather than doubled; one that never answers within the start-up
+    timeout is stopped before another starts, so no server is left without its record.
+    """
     state = read_state(home)
     if state and healthy(state["port"]):
         return state["port"]
     with _locked(home / START_LOCK_FILE, fcntl.LOCK_EX):
         state = read_state(home)  # another command may have started it meanwhile
-        if state and healthy(state["port"]):
-            return state["port"]
+        if state and _supervising(state):
+            deadline = time.monotonic() + _startup_timeout()
+            while time.monotonic() < deadline and _supervising(state):
+                if healthy(state["port"]):
+                    return state["port"]
+                time.sleep(0.2)
+            stop_server(home)
         return _start(home)
+
+
+def _startup_timeout() -> float:
+    return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+
+
+def _supervising(state: dict) -> bool:
+    """The recorded supervisor is still running (and is one: a recycled PID is not)."""
+    if not _alive(state["supervisor_pid"]):
+        return False
+    with contextlib.suppress(OSError):
+        return b"cli.prefect_api" in Path(f"/proc/{state['supervisor_pid']}/cmdline").read_bytes()
+    return True
 
 
 def _start(home: Path) -> int:
@@ -146,7 +169,7 @@ def _start(home: Path) -> int:
             [sys.executable, "-m", "cli.prefect_api", "serve", "--home", str(home)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[1]))
-    deadline = time.monotonic() + float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    deadline = time.monotonic() + _startup_timeout()
     while time.monotonic() < deadline:
         state = read_state(home)
         if state and healthy(state["port"], timeout=1.0):
