@@ -14,9 +14,9 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import fsspec
-from distributed import Client, LocalCluster, Queue, as_completed
 from fsspec.implementations.memory import MemoryFileSystem
 
 from storage_schemas.config import IngestConfig
@@ -27,6 +27,9 @@ from tasks.io.items import SourceItem
 from tasks.io.uris import is_url
 from tasks.progress import progress_bar
 
+if TYPE_CHECKING:
+    from distributed import Client, Queue
+
 
 @contextlib.contextmanager
 def dask_client(config: IngestConfig) -> Iterator[Client]:
@@ -36,6 +39,10 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
     filesystem (``memory://`` and its subclasses), which exist only inside this process, so its
     workers are threads here.
     """
+    # distributed is imported here and in the functions below, not at the top: it takes 0.2-0.4 s,
+    # which a command with nothing to decode (the plan found every video stored) does not need.
+    from distributed import Client, LocalCluster
+
     # Cluster start-up and shutdown chatter would bury the per-video log lines.
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -87,6 +94,8 @@ def in_process_store(store: str) -> bool:
 
 def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str) -> Outcome:
     """Runs on a Dask worker: ingest one video, reporting decoded frames through a Dask queue."""
+    from distributed import Queue
+
     queue = Queue(queue_name)
     return ingest_video(item, store, params, run_id, on_frames=queue.put)
 
@@ -97,6 +106,8 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
     """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order.
     ``on_progress(frames, total, note)`` follows the bar; ``on_dashboard(link, workers)`` gets the
     Dask dashboard's address while the cluster runs (the Prefect task publishes both)."""
+    from distributed import Queue, as_completed
+
     total = sum(plan.expected_frames.values())
     outcomes: list[Outcome] = []
     done = 0

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from distributed import get_worker, worker_client
 
 from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP
@@ -119,6 +118,10 @@ def decode_range(path: str, store: str, video_id: str, params: DecodeParams, siz
 def run_ranges(job: Callable[[TimeRange], RangeResult], spans: list[TimeRange]) -> list[RangeResult]:
     """``job`` over ``spans``: on the Dask cluster this runs in (the calling task steps aside
     while its ranges run, so they may use its worker too), else one after the other here."""
+    # Deferred, as in tasks.ingest.cluster: distributed takes 0.2-0.4 s to import, which a command
+    # with nothing to decode does not need.
+    from distributed import get_worker, worker_client
+
     try:
         get_worker()
     except ValueError:
