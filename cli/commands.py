@@ -26,7 +26,7 @@ from cli.args import (
 )
 from cli.checks import existing_path, existing_store, same_frame_codec, writable_folder
 from cli.examples import BENCHMARKS
-from cli.prefect_api import IDLE_SECONDS, healthy, prefect_home, read_state, record_in_prefect, stop_server
+from cli.prefect_api import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
 
 # --- commands ------------------------------------------------------------------------------------
 
@@ -182,14 +182,17 @@ def cmd_server(args: argparse.Namespace) -> int:
     """Show or stop vmac's local Prefect server (cli.prefect_api)."""
     home = prefect_home()
     if args.action == "stop":
-        print(f"stopped the local Prefect server of {home}" if stop_server(home) else f"no local Prefect server for {home}")
+        if in_use(home) and not args.force:
+            print(f"vmac server: a vmac command is using the local Prefect server of {home}; stopping it now would cut "
+                  "that command off from the API. Wait for the command to end, or pass --force", file=sys.stderr)
+            return 1
+        had_record = read_state(home) is not None
+        if stop_server(home):
+            print(f"stopped the local Prefect server of {home}")
+        else:
+            print(f"no local Prefect server was running for {home}" + (" (its stale record is removed)" if had_record else ""))
         return 0
-    state = read_state(home)
-    if state and healthy(state["port"]):
-        print(f"http://127.0.0.1:{state['port']}/api (pid {state['server_pid']}, supervisor {state['supervisor_pid']}; "
-              f"stops after {os.environ.get('VMAC_PREFECT_IDLE_SECONDS', IDLE_SECONDS)} s without a command)")
-    else:
-        print(f"no local Prefect server for {home}; the next vmac command starts one")
+    print(status_line(home))
     return 0
 
 

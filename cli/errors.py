@@ -20,6 +20,10 @@ def _project(module: str) -> bool:
     return module.split(".")[0] in PROJECT_PACKAGES
 
 
+# How Prefect's client says it found no API at PREFECT_API_URL.
+_UNREACHABLE_API = "Failed to reach API at"
+
+
 def failure_line(exc: BaseException) -> str:
     """One line saying why a command failed.
 
@@ -29,6 +33,10 @@ def failure_line(exc: BaseException) -> str:
     error) is named as a defect, with where to find more.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and lines[0].startswith(_UNREACHABLE_API):
+        url = lines[0][len(_UNREACHABLE_API):].strip()
+        return (f"cannot reach the Prefect API at {url} (PREFECT_API_URL): start that server, or unset "
+                "PREFECT_API_URL and vmac records in a local server of its own")
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     tb = exc.__traceback__

@@ -221,6 +221,7 @@ def add_server_parser(sub) -> None:
                                    "over PREFECT_HOME's database and later commands reuse it; it stops after "
                                    "VMAC_PREFECT_IDLE_SECONDS (default 900) without a command.")
     p.add_argument("action", choices=["status", "stop"])
+    p.add_argument("--force", action="store_true", help="stop it even while a vmac command is using it")
     p.set_defaults(func=cmd_server)
 
 

@@ -45,6 +45,9 @@ START_LOCK_FILE = "vmac-server.start"
 LOG_FILE = "vmac-server.log"
 IDLE_SECONDS = 900
 CHECK_SECONDS = 2.0
+# What the command lines of the supervisor and of Prefect's server hold (``_ours``).
+SUPERVISOR_MARK = b"cli.prefect_api"
+SERVER_MARK = b"prefect.server.api.server"
 
 
 def prefect_home() -> Path:
@@ -155,11 +158,7 @@ def _startup_timeout() -> float:
 
 def _supervising(state: dict) -> bool:
     """The recorded supervisor is still running (and is one: a recycled PID is not)."""
-    if not _alive(state["supervisor_pid"]):
-        return False
-    with contextlib.suppress(OSError):
-        return b"cli.prefect_api" in Path(f"/proc/{state['supervisor_pid']}/cmdline").read_bytes()
-    return True
+    return _ours(state["supervisor_pid"], SUPERVISOR_MARK)
 
 
 def _start(home: Path) -> int:
@@ -183,20 +182,69 @@ def _start(home: Path) -> int:
 
 
 def stop_server(home: Path, timeout: float = 10.0) -> bool:
-    """Stop the local server of ``home`` (its supervisor and uvicorn); False when none ran."""
+    """Stop the local server of ``home`` (its supervisor and uvicorn) and remove its record; False
+    when none was running.
+
+    Only processes that are still vmac's supervisor and Prefect's server are signalled: the PIDs
+    of a stale record (a supervisor killed with ``kill -9``, a reboot) may belong to others now.
+    """
     state = read_state(home)
     if not state:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(state["supervisor_pid"], signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(state["supervisor_pid"]):
-        time.sleep(0.05)
-    for pid in (state["supervisor_pid"], state["server_pid"]):
+    running = _supervising(state)
+    if running:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(state["supervisor_pid"], signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _supervising(state):
+            time.sleep(0.05)
+    for pid, marker in ((state["supervisor_pid"], SUPERVISOR_MARK), (state["server_pid"], SERVER_MARK)):
+        if _ours(pid, marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     (home / STATE_FILE).unlink(missing_ok=True)
-    return True
+    return running
+
+
+def in_use(home: Path) -> bool:
+    """A vmac command holds the lease of ``home``'s server now."""
+    if not (home / LEASE_FILE).exists():
+        return False
+    with open(home / LEASE_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _ours(pid: int, marker: bytes) -> bool:
+    """``pid`` runs, and its command line holds ``marker`` (so it is not a recycled PID)."""
+    if not _alive(pid):
+        return False
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def status_line(home: Path) -> str:
+    """What ``vmac server status`` says: where commands record, and this home's server's state."""
+    if os.environ.get("PREFECT_API_URL"):
+        return f"commands record in PREFECT_API_URL={os.environ['PREFECT_API_URL']}; vmac starts no local server"
+    if os.environ.get("VMAC_LOCAL_SERVER") == "0":
+        return "VMAC_LOCAL_SERVER=0: each command starts Prefect's temporary server; vmac starts no local server"
+    state = read_state(home)
+    if state and healthy(state["port"]):
+        minutes = (time.time() - state["started"]) / 60
+        use = "a command is using it" if in_use(home) else "idle"
+        return (f"http://127.0.0.1:{state['port']}/api over {home} (pid {state['server_pid']}, supervisor "
+                f"{state['supervisor_pid']}; up {minutes:.0f} min, {use}; stops after "
+                f"{state.get('idle_seconds', IDLE_SECONDS):.0f} s without a command; log {home / LOG_FILE})")
+    if state and _supervising(state):
+        return f"starting, or not answering: supervisor {state['supervisor_pid']}, port {state['port']}; log {home / LOG_FILE}"
+    return f"no local Prefect server for {home}; the next vmac command that runs a flow starts one"
 
 
 def _alive(pid: int) -> bool:
@@ -238,7 +286,8 @@ def serve(home: Path, idle_seconds: float) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     port = _free_port()
     server = _uvicorn(port)
-    state = {"port": port, "server_pid": server.pid, "supervisor_pid": os.getpid(), "started": time.time()}
+    state = {"port": port, "server_pid": server.pid, "supervisor_pid": os.getpid(), "started": time.time(),
+             "idle_seconds": idle_seconds}
     tmp = home / f"{STATE_FILE}.{os.getpid()}"
     tmp.write_text(json.dumps(state))
     os.replace(tmp, home / STATE_FILE)

@@ -6,6 +6,7 @@ Real processes: the ``vmac`` console script, Prefect's API under uvicorn, SQLite
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ import urllib.request
 import psutil
 import pytest
 
-from cli.prefect_api import local_api, read_state, stop_server
+from cli.errors import failure_line
+from cli.main import main
+from cli.prefect_api import in_use, local_api, read_state, status_line, stop_server
 
 VMAC = shutil.which("vmac", path=os.path.dirname(sys.executable))
 needs_vmac = pytest.mark.skipif(VMAC is None, reason="the vmac console script is not installed beside this Python")
@@ -108,3 +111,47 @@ def test_a_usage_error_starts_no_server(tmp_path):
     done = _vmac(env, "ingest", str(tmp_path), "--store", str(not_a_store))
     assert done.returncode == 2 and "notes.txt" in done.stderr, done.stderr
     assert read_state(home) is None and not (home / "vmac-server.log").exists()
+
+
+def test_stop_signals_only_vmacs_own_processes(tmp_path):
+    """A stale record (its supervisor killed with kill -9, or a reboot) may name PIDs that other
+    processes have now: those are left alone, and the record is removed."""
+    others = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    try:
+        (tmp_path / "vmac-server.json").write_text(json.dumps(
+            {"port": 9, "server_pid": others[0].pid, "supervisor_pid": others[1].pid, "started": 0.0}))
+        assert stop_server(tmp_path) is False
+        assert [p.poll() for p in others] == [None, None], "a process that is not vmac's was signalled"
+        assert read_state(tmp_path) is None
+        assert "no local Prefect server for" in status_line(tmp_path)
+    finally:
+        for p in others:
+            p.kill()
+            p.wait()
+
+
+def test_stop_refuses_while_a_command_uses_the_server(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    with open(tmp_path / "vmac-server.lease", "a+") as lease:
+        fcntl.flock(lease, fcntl.LOCK_SH)  # as a running command holds it
+        assert in_use(tmp_path)
+        assert main(["server", "stop"]) == 1
+        assert "a vmac command is using the local Prefect server" in capsys.readouterr().err
+    assert not in_use(tmp_path)
+    assert main(["server", "stop"]) == 0
+    assert "no local Prefect server was running" in capsys.readouterr().out
+
+
+def test_status_says_where_commands_record(tmp_path, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("VMAC_LOCAL_SERVER", raising=False)
+    assert status_line(tmp_path).startswith(f"no local Prefect server for {tmp_path}")
+    monkeypatch.setenv("VMAC_LOCAL_SERVER", "0")
+    assert "each command starts Prefect's temporary server" in status_line(tmp_path)
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    assert "commands record in PREFECT_API_URL=http://prefect.example:4200/api" in status_line(tmp_path)
+
+
+def test_an_unreachable_api_is_named_with_its_setting():
+    line = failure_line(RuntimeError("Failed to reach API at http://127.0.0.1:9/api/"))
+    assert line.startswith("cannot reach the Prefect API at http://127.0.0.1:9/api/ (PREFECT_API_URL)")
