@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.pretrain import busy_loops  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "command.json"
 VMAC = shutil.which("vmac", path=os.path.dirname(sys.executable)) or "vmac"
 GOAL_SECONDS = 3.0
@@ -57,10 +62,6 @@ def commands(out: Path) -> dict[str, list[str]]:
     return {"ingest": ["ingest", str(out / "sample"), "--store", str(out / "train.zarr"), "--no-progress"], "run": run}
 
 
-def _busy_loops(count: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-
-
 def measure(work: Path, repeats: int, busy: int) -> dict:
     out = work / "out"
     todo = commands(out)
@@ -68,9 +69,7 @@ def measure(work: Path, repeats: int, busy: int) -> dict:
     _vmac(work, "local", todo["run"])
     conditions = {}
     for condition, extra in (("as_found", 0), (f"busy_{busy}", busy)):
-        loops = _busy_loops(extra)
-        try:
-            time.sleep(2.0 if extra else 0.0)
+        with busy_loops(extra):
             load = os.getloadavg()
             seconds: dict[str, dict[str, list[float]]] = {name: {m: [] for m in MODES} for name in todo}
             for k in range(repeats):
@@ -78,8 +77,6 @@ def measure(work: Path, repeats: int, busy: int) -> dict:
                     for mode in MODES:
                         if mode == "local_cold":
                             subprocess.run([VMAC, "server", "stop"], env=_env(work, mode), capture_output=True)
-                        elif mode == "local":
-                            _vmac(work, mode, ["server", "status"])  # nothing: the warm server stays
                         seconds[name][mode].append(round(_vmac(work, mode, args), 2))
                         log(f"  {condition} #{k} {name} {mode}: {seconds[name][mode][-1]} s")
             conditions[condition] = {
@@ -91,10 +88,6 @@ def measure(work: Path, repeats: int, busy: int) -> dict:
                                 "goal_met": statistics.median(by_mode["local"]) <= GOAL_SECONDS}
                              for name, by_mode in seconds.items()},
             }
-        finally:
-            for loop in loops:
-                loop.terminate()
-                loop.wait(timeout=30)
     subprocess.run([VMAC, "server", "stop"], env=_env(work, "local"), capture_output=True)
     return conditions
 

@@ -20,6 +20,7 @@ before and after each setting.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,15 +81,18 @@ def _worker(preset: str, threads: int, steps: int) -> None:
                       "cpu_s_per_step": (time.process_time() - cpu) / (steps + 1)}))
 
 
-def _busy_loops(count: int) -> list[subprocess.Popen]:
-    """``count`` processes that spin on one core each until stopped."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=30)
+@contextlib.contextmanager
+def busy_loops(count: int) -> Iterator[None]:
+    """``count`` processes that spin on one core each while the block runs (given 2 s to start),
+    stopped by PID at its end; also for ``benchmarks/command.py``."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(2.0 if count else 0.0)
+        yield
+    finally:
+        for loop in loops:
+            loop.terminate()
+            loop.wait(timeout=30)
 
 
 def threads_under_load(preset: str, busy: int, steps: int) -> dict:
@@ -96,9 +101,7 @@ def threads_under_load(preset: str, busy: int, steps: int) -> dict:
     settings = [(threads, policy) for threads in sorted({1, cores}) for policy in ("default", "PASSIVE")]
     results: dict[str, dict] = {}
     for condition, extra in (("as_found", 0), (f"busy_{busy}", busy)):
-        loops = _busy_loops(extra)
-        try:
-            time.sleep(2.0 if extra else 0.0)  # let the busy loops start spinning
+        with busy_loops(extra):
             for threads, policy in settings:
                 env = dict(os.environ)
                 env.pop("OMP_WAIT_POLICY", None)
@@ -119,8 +122,6 @@ def threads_under_load(preset: str, busy: int, steps: int) -> dict:
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()],
                 }
-        finally:
-            _stop(loops)
     return {"preset": preset, "steps": steps, "busy_loops": busy, "cores": cores, "settings": results}
 
 
