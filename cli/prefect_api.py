@@ -37,7 +37,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 from cli.lifetime import die_with_parent
+from tasks.io.files import write_atomic
 
 STATE_FILE = "vmac-server.json"
 LEASE_FILE = "vmac-server.lease"
@@ -211,21 +214,28 @@ def in_use(home: Path) -> bool:
     if not (home / LEASE_FILE).exists():
         return False
     with open(home / LEASE_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lease_free(handle):
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
     return False
 
 
-def _ours(pid: int, marker: bytes) -> bool:
-    """``pid`` runs, and its command line holds ``marker`` (so it is not a recycled PID)."""
-    if not _alive(pid):
-        return False
+def _lease_free(handle) -> bool:
+    """Take the lease exclusively if no command holds it; False (and nothing taken) if one does."""
     try:
-        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _ours(pid: int, marker: bytes) -> bool:
+    """``pid`` runs (a zombie does not), and its command line holds ``marker``, so it is not a
+    recycled PID."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and marker.decode() in " ".join(proc.cmdline())
+    except psutil.Error:
         return False
 
 
@@ -245,17 +255,6 @@ def status_line(home: Path) -> str:
     if state and _supervising(state):
         return f"starting, or not answering: supervisor {state['supervisor_pid']}, port {state['port']}; log {home / LOG_FILE}"
     return f"no local Prefect server for {home}; the next vmac command that runs a flow starts one"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    return True
 
 
 # --- the supervisor ------------------------------------------------------------------------------
@@ -288,17 +287,13 @@ def serve(home: Path, idle_seconds: float) -> int:
     server = _uvicorn(port)
     state = {"port": port, "server_pid": server.pid, "supervisor_pid": os.getpid(), "started": time.time(),
              "idle_seconds": idle_seconds}
-    tmp = home / f"{STATE_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, home / STATE_FILE)
+    write_atomic(home / STATE_FILE, json.dumps(state))
     last_busy = time.monotonic()
     with open(home / LEASE_FILE, "a+") as lease:
         while not stopping and server.poll() is None:
             time.sleep(CHECK_SECONDS)
-            try:
-                fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                last_busy = time.monotonic()  # a command holds the lease
+            if not _lease_free(lease):
+                last_busy = time.monotonic()
                 continue
             if time.monotonic() - last_busy < idle_seconds:
                 fcntl.flock(lease, fcntl.LOCK_UN)
