@@ -13,9 +13,9 @@ command is gone it sends each one still running SIGTERM, then SIGKILL after ``GR
 vmac's local Prefect server (``cli.prefect_api``) runs in a session of its own because later
 commands share it: it is not the command's, and it stops itself after idling. A process is only
 signalled when its start time matches the one listed and it is still in the command's session,
-so a recycled PID, or a child that has just made a session of its own, is never hit. The watchdog ignores
-SIGINT, SIGTERM and SIGHUP, so Ctrl-C or ``kill`` of the whole process group still lets it clean
-up, and it exits as soon as it has. It runs only under the ``vmac`` console script (and
+so a recycled PID, or a child that has just made a session of its own, is never hit. The
+watchdog ignores SIGINT, SIGTERM and SIGHUP, so Ctrl-C or ``kill`` of the whole process group
+still lets it clean up, and it exits as soon as it has. It runs only under the ``vmac`` console script (and
 ``python -m cli.main``), not when a program calls ``cli.main.main`` in its own process.
 
 ``exit_on_interrupt``: Ctrl-C ends the command at once with exit code 130 and one line. Letting
