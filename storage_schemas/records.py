@@ -50,6 +50,46 @@ class DecodeParams(BaseModel):
         return name
 
 
+class StreamRecord(BaseModel):
+    """One video stream of a container, as the probe found it (``VideoRecord.video_streams``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(description="the container's stream index")
+    codec: str
+    width: int = Field(description="coded width, pixels (0 when the container does not say)")
+    height: int
+    sample_aspect_ratio: str = Field("1:1", description="pixel aspect ratio, 'num:den'")
+    pix_fmt: str | None = None
+    fps: float | None = Field(None, description="the container's average rate (informational)")
+    default: bool = Field(False, description="the container marks it the default stream")
+    attached_pic: bool = Field(False, description="an attached picture (cover art), not a video")
+
+
+class GeometryChange(BaseModel):
+    """Where the decoded picture changes size, pixel aspect or pixel format mid-stream."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame: int = Field(description="the first decoded frame (0-based, before any --fps resampling) of the new geometry")
+    time: float | None = Field(None, description="its presentation time, seconds on the container's clock")
+    width: int
+    height: int
+    sample_aspect_ratio: str
+    pix_fmt: str
+
+
+class TimestampDiscontinuity(BaseModel):
+    """A presentation timestamp that does not follow the one before it (a reset, two recordings
+    joined): the stored clock goes on one frame interval later (docs/ingest.md, "Time")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame: int = Field(description="the first stored frame after the jump")
+    before: float = Field(description="the container's time of the frame before, seconds")
+    after: float = Field(description="the container's time of this frame, seconds")
+
+
 class VideoRecord(BaseModel):
     """Attributes of ``videos/<video_id>``: one catalog row."""
 
@@ -67,7 +107,28 @@ class VideoRecord(BaseModel):
     decode_key: str | None = Field(None, description="hash of sha256 and decode_params; decides re-decoding")
     # From the source (container metadata, packets, files).
     codec: str | None = None
+    container_format: str | None = Field(None, description="the demuxer that read it (ffmpeg's name, e.g. 'mpegts')")
     stream_index: int | None = Field(None, description="the container's index of the decoded video stream")
+    video_streams: list[StreamRecord] | None = Field(
+        None, description="every video stream of the container; None for records written before it was kept")
+    stream_choice: str | None = Field(None, description="why stream_index was decoded (ffmpeg's own rule)")
+    pix_fmt: str | None = Field(None, description="the decoded stream's pixel format (e.g. yuv420p10le)")
+    color_range: str | None = Field(None, description="tv (limited) or pc (full); None when the stream does not say")
+    color_primaries: str | None = None
+    color_transfer: str | None = Field(None, description="transfer characteristic (smpte2084 = PQ, arib-std-b67 = HLG)")
+    color_space: str | None = Field(None, description="YUV matrix coefficients")
+    tone_mapping: str | None = Field(None, description="how HDR was mapped to the stored 8-bit BT.709 RGB (the filters)")
+    field_order: str | None = Field(None, description="progressive, tt, bb, tb or bt (interlaced), unknown")
+    deinterlace: str | None = Field(None, description="the deinterlacing filter applied before scaling, if any")
+    geometry_changes: list[GeometryChange] = Field(
+        default_factory=list, description="mid-stream changes of size, pixel aspect or format; each stored scaled "
+        "to the video's one size (same display aspect only: a change of shape fails the video)")
+    timestamp_discontinuities: list[TimestampDiscontinuity] = Field(
+        default_factory=list, description="where the container's clock jumps back or repeats; the stored timestamps "
+        "go on one frame interval later")
+    leading_frames_dropped: int = Field(
+        0, description="frames before the first keyframe (a file cut mid-GOP): they reference pictures the file "
+        "does not hold and cannot be decoded")
     source_fps: float | None = Field(None, description="the container's average frame rate (informational)")
     source_width: int | None = Field(None, description="display width: coded width x SAR, after rotation")
     source_height: int | None = Field(None, description="display height, after rotation")

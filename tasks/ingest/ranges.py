@@ -9,23 +9,26 @@ frames before it are dropped by their timestamps, which ffmpeg reports on the co
 are those of a decode from the start: tests/ingest/test_ranges.py holds that byte for byte.
 
 A range that cannot show that it starts where it should (the seek landed after its first frame,
-or it delivered another number of frames) raises RangeMismatchError, and the video is decoded
-again as one range.
+or it delivered another number of frames) comes back with ``mismatch`` set, the caller raises
+RangeMismatchError, and the video is decoded again as one range. ``keep_span`` is also the whole
+decode's loop: a file cut mid-GOP keeps its frames from its first keyframe on the same way.
 """
 
 from __future__ import annotations
 
+import bisect
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, VIDEOS_GROUP
 from storage_schemas.records import DecodeParams
-from tasks.io.ffmpeg import FfmpegDecode
-from tasks.io.shards import ENCODE_THREADS, ShardWriter
+from tasks.io.ffmpeg import FfmpegDecode, Geometry
+from tasks.io.probe import Probe
+from tasks.io.shards import ENCODE_THREADS, READ_BUFFER_BYTES, ShardWriter, frames_per
 from tasks.io.store import open_store
 
 # Shards per time range: 8 × 64 frames, about 20 s of 25 fps video per worker task.
@@ -51,16 +54,29 @@ class TimeRange:
 
 @dataclass(frozen=True)
 class RangeResult:
+    """What one span's decode kept. ``mismatch``: why the span could not show it starts where it
+    should (the caller decodes the video from the start instead); returned, not raised, so a Dask
+    worker logs no traceback for an expected outcome."""
+
     first: int
     frames: int
     timestamps: list[float]
     error_count: int
     first_error: str | None
+    geometry: list[Geometry] = field(default_factory=list)
+    interlaced_frames: int = 0
+    mismatch: str | None = None
 
 
-def time_ranges(shown_times: tuple[float, ...], shard_frames: int, start_time: float) -> list[TimeRange]:
+def time_ranges(shown_times: tuple[float, ...], shard_frames: int, start_time: float,
+                key_times: tuple[float, ...] = ()) -> list[TimeRange]:
     """The ranges of a video whose shown frames have these times (seconds, display order); one
-    range when it is shorter than two."""
+    range when it is shorter than two.
+
+    With ``key_times`` (the keyframes' presentation times), each range seeks to just before the
+    keyframe at or before its lead frame: a container without an index (MPEG-TS, MPEG-PS) seeks
+    to a packet near the time, not to a keyframe, and the decode would start at the next keyframe,
+    after the range's first frame. With an index the seek lands on that keyframe anyway."""
     size = RANGE_SHARDS * shard_frames
     total = len(shown_times)
     if total < 2 * size:
@@ -75,45 +91,72 @@ def time_ranges(shown_times: tuple[float, ...], shard_frames: int, start_time: f
         # Half a frame before the lead frame, and the boundary half-way between two frames: no
         # rounding of a time puts a frame on the wrong side.
         seek = (shown_times[lead - 1] + shown_times[lead]) / 2 if lead > 0 else shown_times[0]
+        key = bisect.bisect_right(key_times, shown_times[max(lead, 0)]) - 1
+        if key >= 0:
+            half_frame = (shown_times[first] - shown_times[first - 1]) / 2
+            seek = min(seek, key_times[key] - half_frame)
         keep_from = (shown_times[first - 1] + shown_times[first]) / 2
         ranges.append(TimeRange(first, stop, max(seek - start_time, 0.0), keep_from))
     return ranges
 
 
-def decode_range(path: str, store: str, video_id: str, params: DecodeParams, size: tuple[int, int],
-                 stream_index: int, span: TimeRange) -> RangeResult:
-    """Decode ``span`` of the video at ``path`` into the existing frames array of ``video_id``:
-    the frames from ``keep_from`` on, ``stop - first`` of them, written as whole shards."""
-    width, height = size
+def decode_range(path: str, store: str, video_id: str, info: Probe, params: DecodeParams, plan, span: TimeRange
+                 ) -> RangeResult:
+    """Decode ``span`` of the video at ``path`` into the existing frames array of ``video_id``
+    (``plan``: a ``tasks.ingest.container.DecodePlan``): the frames from ``keep_from`` on,
+    ``stop - first`` of them, written as whole shards."""
     group = open_store(store)[f"{VIDEOS_GROUP}/{video_id}"]
-    writer = ShardWriter(group, FRAMES, (height, width, 3), "uint8", params.shard_frames, span.stop,
+    writer = ShardWriter(group, FRAMES, (plan.height, plan.width, 3), "uint8", plan.shard_frames, span.stop,
                          codec=frame_codec(params.frame_codec), threads=ENCODE_THREADS, first_frame=span.first,
                          create=False)
-    decode = FfmpegDecode(path, width, height, params.shard_frames, stream_index, seek=span.seek)
-    wanted, kept, skipped, started = span.stop - span.first, 0, 0, span.keep_from is None
+    result, _ = keep_span(path, info, params, plan, span, writer)
+    if result.mismatch is None:
+        writer.close(trim=False)
+    return result
+
+
+def keep_span(path: str, info: Probe, params: DecodeParams, plan, span: TimeRange, writer: ShardWriter,
+              on_frames: Callable[[int], None] | None = None, whole: bool = False) -> tuple[RangeResult, FfmpegDecode]:
+    """One ffmpeg decode from ``span.seek``, its frames before ``span.keep_from`` dropped, the rest
+    appended to ``writer``: all of them (``whole``), or ``stop - first``. A span decode whose first
+    frame is already one to keep (the seek may have skipped some) or that delivers another count
+    comes back with ``mismatch`` set."""
+    chunk_frames = frames_per(READ_BUFFER_BYTES, plan.width * plan.height * 3, plan.shard_frames)
+    decode = FfmpegDecode(path, plan.width, plan.height, chunk_frames, info.stream_index, fps=params.fps,
+                          seek=span.seek, container_format=info.demuxer, filters=plan.filters, keep_from=span.keep_from)
+    wanted = None if whole else span.stop - span.first
+    kept, skipped, started = 0, 0, span.keep_from is None
+    where = f"frames {span.first}-{span.stop - 1}"
     for chunk in decode:
         if not started:
-            # Drop the overlap: frames whose time is before keep_from. The first decoded frame
-            # must be one of them, or the seek may have skipped the range's first frame.
+            # Drop the overlap: frames whose time is before keep_from. In a span, the first decoded
+            # frame must be one of them, or the seek may have skipped the span's first frame.
             times = decode.wait_timestamps(decode.frames)[-len(chunk):]
             drop = int(np.searchsorted(np.asarray(times), span.keep_from))
-            if decode.frames == len(chunk) and drop == 0:
-                raise RangeMismatchError(f"the seek for frames {span.first}-{span.stop - 1} landed after its first frame")
+            if not whole and decode.frames == len(chunk) and drop == 0:
+                return _mismatch(span, f"the seek for {where} landed after its first frame"), decode
             skipped += drop
             chunk, started = chunk[drop:], drop < len(chunk)
-        chunk = chunk[: wanted - kept]
+        if wanted is not None:
+            chunk = chunk[: wanted - kept]
         if len(chunk):
             writer.append(chunk)
             kept += len(chunk)
+            if on_frames:
+                on_frames(len(chunk))
         if kept == wanted:
             break
-    writer.close(trim=False)
-    if kept != wanted:
-        raise RangeMismatchError(f"frames {span.first}-{span.stop - 1}: the decode delivered {kept} of {wanted}")
-    times = decode.wait_timestamps(skipped + wanted)[skipped:]
-    if len(times) != wanted:
-        raise RangeMismatchError(f"frames {span.first}-{span.stop - 1}: ffmpeg reported {len(times)} timestamps")
-    return RangeResult(span.first, kept, times, decode.error_count, decode.first_error())
+    if wanted is not None and kept != wanted:
+        return _mismatch(span, f"{where}: the decode delivered {kept} of {wanted}"), decode
+    times = decode.wait_timestamps(skipped + kept)[skipped:]
+    if len(times) != kept:
+        return _mismatch(span, f"{where}: ffmpeg reported {len(times)} timestamps for {kept} frames"), decode
+    return RangeResult(span.first, kept, times, decode.error_count, decode.first_error(), list(decode.geometry),
+                       decode.interlaced_frames), decode
+
+
+def _mismatch(span: TimeRange, why: str) -> RangeResult:
+    return RangeResult(span.first, 0, [], 0, None, mismatch=why)
 
 
 def run_ranges(job: Callable[[TimeRange], RangeResult], spans: list[TimeRange]) -> list[RangeResult]:

@@ -15,7 +15,10 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 
 import ffmpeg
 import numpy as np
@@ -46,51 +49,131 @@ def output_size(display_w: int, display_h: int, short_side: int) -> tuple[int, i
     return max(1, int(round(display_w * scale))), max(1, int(round(display_h * scale)))
 
 
-# One showinfo line per frame that leaves the filter graph: its presentation timestamp in seconds.
-_SHOWINFO = re.compile(r"\[Parsed_showinfo_\d+ @ [^\]]+\] \[info\] n:\s*(\d+)\s+pts:\s*(-?\d+)\s+pts_time:(\S+)")
+# Filters as data: (name, ((option, value), ...)), applied in order before the scale. Picklable, so a
+# decode's description travels to a Dask worker, and printable, so the record names what was done.
+Filter = tuple[str, tuple[tuple[str, object], ...]]
+
+# Interlaced video, deinterlaced frame for frame (one output frame per input frame, so counts and
+# timestamps stay the decoder's); only frames flagged interlaced are touched.
+DEINTERLACE: tuple[Filter, ...] = (("bwdif", (("mode", "send_frame"), ("parity", "auto"), ("deint", "interlaced"))),)
+# HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light at a 100-nit nominal peak, BT.709 primaries,
+# Hable's curve without desaturation, then BT.709 transfer and matrix at full range, as 8-bit planar
+# RGB for the scale that follows (zimg through zscale; ffmpeg's documented tone-mapping recipe).
+TONEMAP: tuple[Filter, ...] = (
+    ("zscale", (("transfer", "linear"), ("npl", 100))),
+    ("format", (("pix_fmts", "gbrpf32le"),)),
+    ("zscale", (("primaries", "bt709"),)),
+    ("tonemap", (("tonemap", "hable"), ("desat", 0))),
+    ("zscale", (("transfer", "bt709"), ("matrix", "bt709"), ("range", "pc"))),
+    ("format", (("pix_fmts", "gbrp"),)),
+)
+
+
+def describe_filters(filters: tuple[Filter, ...]) -> str:
+    """The filters as ffmpeg's filter-graph syntax (what a record names)."""
+    return ",".join(f"{name}=" + ":".join(f"{k}={v}" for k, v in options) for name, options in filters)
+
+
+@functools.cache
+def has_filters(*names: str) -> bool:
+    """True when the ffmpeg binary has every filter in ``names`` (zscale needs libzimg)."""
+    listed = subprocess.run([ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+    present = {line.split()[1] for line in listed.splitlines() if len(line.split()) > 2}
+    return all(name in present for name in names)
+
+
+# One showinfo line per frame: before the filters (what the decoder delivered: its geometry and
+# interlacing) and at the end of the graph (exactly the frames written, with their time).
+_FRAME = re.compile(r"\[showinfo@(vin|vout) @ [^\]]+\] \[info\] n:\s*\d+\s+pts:\s*(\S+)")
+_PICTURE = re.compile(r"\sfmt:(\S+).*?\ssar:(\d+)/(\d+)\s+s:(\d+)x(\d+)\s+i:(\S)")
+# Each showinfo states its time base when its graph is (re)configured: times are pts × time base,
+# exactly (showinfo's printed pts_time keeps 6 significant digits: 0.1 s at 10,000 s).
+_CONFIG = re.compile(r"\[showinfo@(vin|vout) @ [^\]]+\] \[info\] config in time_base: (\d+)/(\d+)")
 _ERROR = re.compile(r"\[(error|fatal|panic)\] ")
 MAX_KEPT_ERRORS = 20
+# A decode that delivers nothing (no frame, no log line) for this long is stopped: a source on a
+# stalled mount or a device must not hold a worker forever.
+STALL_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A decoded frame's picture as the decoder delivered it, before any filter."""
+
+    frame: int  # index among decoded frames
+    time: float | None  # presentation time, seconds, container clock
+    width: int
+    height: int
+    sar: Fraction
+    pix_fmt: str
+
+
 
 
 class FfmpegDecode:
     """One ffmpeg decode of one video stream to RGB uint8 frames, with every frame's timestamp.
 
     Iterating yields chunks of shape (t <= chunk_frames, height, width, 3), one chunk in memory at
-    a time whatever the video's length. ffmpeg applies the rotation itself (autorotate), then
-    scales to (width, height) (bicubic): the display geometry, SAR included, is the caller's.
-    Frames pass through as the decoder presents them (``-fps_mode passthrough``): a
-    variable-frame-rate stream is neither padded with duplicates nor thinned; ``fps`` resamples
-    on purpose (ffmpeg's fps filter).
+    a time whatever the video's length. ffmpeg applies the rotation itself (autorotate), then the
+    ``filters`` (deinterlacing, tone mapping), then scales to (width, height) (bicubic) with
+    square pixels: the display geometry, SAR included, is the caller's. Frames pass through as
+    the decoder presents them (``-fps_mode passthrough``): a variable-frame-rate stream is neither
+    padded with duplicates nor thinned; ``fps`` resamples on purpose (ffmpeg's fps filter).
 
-    ``seek``: start at this time, seconds after the container's start time (ffmpeg's accurate
-    input seek: it decodes from the keyframe before and drops what precedes the time).
+    The source is read with its ``container_format`` (the probed demuxer, never re-guessed) through
+    the ``file`` protocol only. ``seek``: start at this time, seconds after the container's start
+    time (ffmpeg's accurate input seek: it decodes from the keyframe before and drops what
+    precedes the time). ``keep_from``: the caller keeps frames from this time on (container clock);
+    errors ffmpeg logs before the first such frame is decoded are not this decode's to count (they
+    belong to frames another range stores, or that precede the file's first keyframe).
 
-    After iteration: ``timestamps`` (float64 seconds on the container's clock, ``-copyts``, one
-    per frame, from ffmpeg's showinfo at the end of the filter graph, so exactly the frames
-    written) and ``errors`` (the first
+    After iteration: ``timestamps`` (float64 seconds on the container's clock, ``-copyts``, one per
+    frame written, from showinfo at the end of the filter graph), ``geometry`` (the decoded
+    picture at the first frame and at every change of size, pixel aspect or pixel format),
+    ``interlaced_frames`` (frames the decoder flagged interlaced) and ``errors`` (the first
     ``MAX_KEPT_ERRORS`` lines ffmpeg logged at error level; ``error_count`` counts all of them).
     ffmpeg conceals corrupt macroblocks, logs an error and still exits 0: ``errors`` is where that
-    shows. Raises VideoError when ffmpeg exits non-zero or writes no frame.
+    shows. Raises VideoError when ffmpeg exits non-zero, writes no frame, or stalls for
+    ``STALL_SECONDS``.
     """
 
     def __init__(self, path: str, width: int, height: int, chunk_frames: int, stream_index: int = 0,
-                 fps: float | None = None, threads: int = 1, seek: float | None = None):
+                 fps: float | None = None, threads: int = 1, seek: float | None = None,
+                 container_format: str | None = None, filters: tuple[Filter, ...] = (),
+                 keep_from: float | None = None):
         self.path, self.width, self.height, self.chunk_frames = path, width, height, chunk_frames
         self.stream_index, self.fps, self.threads, self.seek = stream_index, fps, threads, seek
+        self.container_format, self.filters, self.keep_from = container_format, filters, keep_from
         self.timestamps: list[float] = []
         self._timestamps_added = threading.Condition()
+        self.geometry: list[Geometry] = []
+        self.decoded = 0  # frames the decoder delivered (before --fps resampling)
+        self.interlaced_frames = 0
         self.errors: list[str] = []
         self.error_count = 0
         self.frames = 0
+        self._counting = keep_from is None
+        self._time_base: dict[str, Fraction | None] = {}
+        self._activity = time.monotonic()
 
     def command(self) -> list[str]:
-        seek = {"ss": f"{self.seek:.6f}"} if self.seek is not None else {}
-        stream = ffmpeg.input(self.path, threads=self.threads, **seek)[str(self.stream_index)]
+        options = {"ss": f"{self.seek:.6f}"} if self.seek is not None else {}
+        if self.container_format:
+            options["f"] = self.container_format
+        stream = ffmpeg.input(self.path, threads=self.threads, protocol_whitelist="file", **options)
+        stream = stream[str(self.stream_index)].filter("showinfo@vin", checksum=0)
+        for name, settings in self.filters:
+            stream = stream.filter(name, **dict(settings))
         if self.fps:
             stream = stream.filter("fps", fps=self.fps)
-        stream = stream.filter("scale", self.width, self.height, flags="bicubic").filter("showinfo", checksum=0)
+        stream = (stream.filter("scale", self.width, self.height, flags="bicubic").filter("setsar", 1)
+                  .filter("showinfo@vout", checksum=0))
         return (
-            stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=self.threads, fps_mode="passthrough")
+            # Times are read from showinfo above; the raw pipe's packets are numbered instead (the setts
+            # bitstream filter, which a filter-graph reinit does not restart), so a clock that jumps
+            # back (two recordings joined) is no error of vmac's own muxing.
+            stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", threads=self.threads, fps_mode="passthrough",
+                          **{"bsf:v": "setts=ts=N"})
             # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
             # (``errors``), so ffmpeg must not turn them into its own exit code either.
             .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1",
@@ -106,16 +189,43 @@ class FfmpegDecode:
     def _read_log(self, pipe) -> None:
         """Runs in a thread: parse ffmpeg's log as it comes (a full stderr pipe would stall ffmpeg)."""
         for raw in pipe:
+            self._activity = time.monotonic()
             line = raw.decode("utf-8", "replace").rstrip()
-            match = _SHOWINFO.search(line)
-            if match:
-                with self._timestamps_added:
-                    self.timestamps.append(float(match.group(3)))
-                    self._timestamps_added.notify_all()
-            elif _ERROR.search(line):
+            if "[showinfo@v" in line:
+                self._frame_line(line)
+            elif _ERROR.search(line) and self._counting:
                 self.error_count += 1
                 if len(self.errors) < MAX_KEPT_ERRORS:
                     self.errors.append(line[:300])
+
+    def _frame_line(self, line: str) -> None:
+        config = _CONFIG.search(line)
+        if config:
+            which, num, den = config.groups()
+            self._time_base[which] = Fraction(int(num), int(den)) if int(den) else None
+            return
+        found = _FRAME.search(line)
+        if not found:
+            return
+        which, pts = found.groups()
+        base = self._time_base.get(which)
+        at = float(int(pts) * base) if base is not None and pts.lstrip("-").isdigit() else None
+        if which == "vout":
+            with self._timestamps_added:
+                self.timestamps.append(float("nan") if at is None else at)
+                self._timestamps_added.notify_all()
+            return
+        picture = _PICTURE.search(line, found.end())
+        if not self._counting and (at is None or at >= self.keep_from):
+            self._counting = True
+        if picture:
+            fmt, num, den, width, height, field = picture.groups()
+            sar = Fraction(int(num), int(den)) if int(num) and int(den) else Fraction(1)
+            last = self.geometry[-1] if self.geometry else None
+            if last is None or (last.width, last.height, last.sar, last.pix_fmt) != (int(width), int(height), sar, fmt):
+                self.geometry.append(Geometry(self.decoded, at, int(width), int(height), sar, fmt))
+            self.interlaced_frames += field in "TB"
+        self.decoded += 1
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Chunks of (t <= chunk_frames, H, W, 3) frames. A thread reads ffmpeg's output into one
@@ -136,7 +246,7 @@ class FfmpegDecode:
         reached_end = False
         try:
             while True:
-                got = full.get()
+                got = self._next(full, proc)
                 if isinstance(got, BaseException):
                     raise got
                 buf, n = got
@@ -150,13 +260,24 @@ class FfmpegDecode:
         finally:
             free.put(None)
             if proc.poll() is None and not reached_end:
-                proc.kill()  # the consumer stopped early; nothing more is wanted
+                proc.kill()  # the consumer stopped early (or ffmpeg stalled); nothing more is wanted
             pump.join()
             proc.stdout.close()
             code = proc.wait()
             reader.join()
             proc.stderr.close()
         self._check(code)
+
+    def _next(self, full: queue.Queue, proc):
+        """The next filled buffer, or VideoError once ffmpeg has shown no sign of life (no frame
+        bytes, no log line) for ``STALL_SECONDS``."""
+        while True:
+            try:
+                return full.get(timeout=min(5.0, STALL_SECONDS))
+            except queue.Empty:
+                if time.monotonic() - self._activity > STALL_SECONDS:
+                    return VideoError(f"ffmpeg made no progress for {STALL_SECONDS:.0f} s (after {self.frames} "
+                                      "frames): the source stalls")
 
     def _pump(self, pipe, free: queue.Queue, full: queue.Queue) -> None:
         """Runs in a thread: fill free buffers with whole frames from ``pipe`` until it ends."""
@@ -166,7 +287,7 @@ class FfmpegDecode:
                 buf = free.get()
                 if buf is None:
                     return
-                got = _read_into(pipe, memoryview(buf.reshape(-1)))
+                got = _read_into(pipe, memoryview(buf.reshape(-1)), self)
                 n = got // frame_bytes
                 full.put((buf, n))
                 if n < self.chunk_frames:
@@ -217,14 +338,17 @@ def _widen_pipe(pipe) -> None:
         fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
 
 
-def _read_into(pipe, view: memoryview) -> int:
-    """Fill ``view`` from ``pipe``; the bytes read, fewer than its size only at end of stream."""
+def _read_into(pipe, view: memoryview, decode: FfmpegDecode | None = None) -> int:
+    """Fill ``view`` from ``pipe``; the bytes read, fewer than its size only at end of stream.
+    Each read marks ``decode`` alive (its stall check)."""
     got = 0
     while got < len(view):
         n = pipe.readinto(view[got:])
         if not n:
             break
         got += n
+        if decode is not None:
+            decode._activity = time.monotonic()
     return got
 
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,51 @@ BLOCK = 1 << 20  # bytes read per hashing step: memory stays at one block whatev
 _TEMPORARY = re.compile(r"\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?")
 
 
+# What a path names when it is not a regular file, by the kind ``os.stat`` reports.
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def _kind_of(mode: int) -> str | None:
+    return next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+
+
+def not_regular_reason(path: str) -> str | None:
+    """What a local path is when it is not a regular file (after symbolic links): ``a FIFO (named
+    pipe)``, ``a character device``...; None for a regular file or a path that does not exist (its
+    open says so). Reading a FIFO or a device blocks or never ends, so nothing but regular files
+    is read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return _kind_of(mode)
+
+
+class NotRegularFileError(OSError):
+    """A local source that is not a regular file (a FIFO, a device, a socket)."""
+
+
 def hash_file(uri: str, block: int = BLOCK) -> tuple[str, int]:
-    """(sha256 hex, size in bytes) of a local file or fsspec URL, streamed."""
+    """(sha256 hex, size in bytes) of a local regular file or fsspec URL, streamed.
+
+    A local path is opened without blocking and checked to be a regular file before one byte is
+    read (NotRegularFileError otherwise): a FIFO or device named like a video would never end.
+    """
     digest = hashlib.sha256()
     size = 0
-    with open_uri(uri) as handle:
+    path = local_path(uri)
+    if path is not None:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        kind = _kind_of(os.fstat(fd).st_mode)
+        if kind is not None:
+            os.close(fd)
+            raise NotRegularFileError(f"not a regular file ({kind})")
+        os.set_blocking(fd, True)
+        handle = os.fdopen(fd, "rb")
+    else:
+        handle = open_uri(uri).open()
+    with handle:
         while chunk := handle.read(block):
             digest.update(chunk)
             size += len(chunk)

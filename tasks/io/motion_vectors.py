@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from tasks.io.probe import VideoError, one_line
+from tasks.io.probe import VideoError, one_line, open_container
 
 # The map's resolution: the smallest H.264 partition (4×4 coded pixels) is one map cell.
 BLOCK = 4
@@ -49,7 +49,7 @@ class MotionVectorDecode:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         try:
-            with av.open(self.path, metadata_errors="ignore") as container:
+            with open_container(self.path) as container:
                 stream = container.streams[self.stream_index]
                 stream.codec_context.options = {"flags2": "+export_mvs"}
                 # One thread, as the ffmpeg decode: ingest runs one single-threaded worker per core.

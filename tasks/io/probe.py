@@ -1,11 +1,15 @@
-"""What a container holds, read with PyAV: which stream is the video, its geometry, its packets.
+"""What a container holds, read with PyAV: its video streams, which one is decoded, its packets.
 
 Containers say things about their video that the decoded stream contradicts: an average frame rate
 for a variable-rate phone clip, a duration that includes a longer audio track, a frame count that
 includes samples an edit list cuts away, a first "video" stream that is really an album cover.
-vmac takes from the container only what it cannot get elsewhere (the stream to decode, its sample
-aspect ratio and rotation) and counts frames from the packets the demuxer actually delivers
-(``count_packets``); the decode itself then has the last word (docs/ingest.md).
+vmac takes from the container only what it cannot get elsewhere (the streams, the stream to decode,
+its sample aspect ratio, rotation, colour and field order) and counts frames from the packets the
+demuxer actually delivers (``count_packets``); the decode itself then has the last word, frame by
+frame (``tasks.io.ffmpeg``; docs/ingest.md, "The decoder contract").
+
+Only regular files are opened, only through the ``file`` protocol, and only with demuxers that read
+the one file named: a playlist or a concat list would decode bytes vmac never hashed.
 """
 
 from __future__ import annotations
@@ -15,22 +19,95 @@ from fractions import Fraction
 
 import av
 
+from tasks.io.files import not_regular_reason
+
 
 class VideoError(RuntimeError):
     """A source that cannot be decoded; the message is the one-line reason stored in the catalog."""
+
+
+# Demuxers that read files other than the one named (playlists, concat lists, image sequences,
+# manifests, disc folders) or run scripts: the bytes they decode are not the bytes vmac hashed.
+MULTI_FILE_FORMATS = frozenset({
+    "hls", "applehttp", "dash", "concat", "image2", "imf", "webm_dash_manifest", "dvdvideo", "avisynth",
+    "vapoursynth", "lavfi", "sdp", "rtp", "rtsp", "srtp",
+})
+# Demuxers that render text as pictures (ANSI art, .nfo and .txt files): not videos.
+TEXT_ART_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+# What vmac's own opens allow a demuxer to open besides the file it was handed: nothing. ffmpeg's
+# decode gets ``file`` alone, and the demuxer the probe found (tasks.io.ffmpeg).
+CLOSED_OPTIONS = {"protocol_whitelist": "none"}
+# A frame larger than this (pixels) is refused before anything is allocated for it (16K × 16K):
+# a damaged or crafted header may claim any size.
+MAX_FRAME_PIXELS = 1 << 28
+
+# ffmpeg's names of the AVColorRange / AVColorPrimaries / AVColorTransferCharacteristic /
+# AVColorSpace / AVFieldOrder values PyAV reports as integers (libavutil/pixdesc.c, avcodec.h).
+COLOR_RANGES = {1: "tv", 2: "pc"}
+COLOR_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+                   10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
+COLOR_TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 9: "log100",
+                   10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10",
+                   15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+COLOR_SPACES = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
+                9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 12: "chroma-derived-nc", 13: "chroma-derived-c",
+                14: "ictcp"}
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+# Transfers of high-dynamic-range video: PQ (HDR10, Dolby Vision) and HLG (broadcast, phones).
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One video stream as the container describes it."""
+
+    index: int
+    codec: str
+    width: int
+    height: int
+    sar: Fraction
+    pix_fmt: str | None
+    fps: float
+    default: bool
+    attached_pic: bool
+
+
+def choose_stream(streams: list[StreamInfo]) -> tuple[StreamInfo, str]:
+    """The stream ffmpeg itself decodes when told nothing, and why (fftools ``map_auto_video``):
+    the largest picture, with 5,000,000 pixels' worth of preference for the stream the container
+    marks default; an attached picture (cover art) only when nothing else is there. Ties go to the
+    lowest index. Raises VideoError when there is no video stream, or only cover art."""
+    if not streams:
+        raise VideoError("container has no video stream")
+
+    def score(stream: StreamInfo) -> int:
+        return 1 if stream.attached_pic else stream.width * stream.height + 5_000_000 * stream.default
+
+    best = max(streams, key=lambda s: (score(s), -s.index))
+    if best.attached_pic:
+        raise VideoError("the only video stream is an attached picture (cover art), not a video")
+    if len(streams) == 1:
+        return best, "the only video stream"
+    others = [s for s in streams if s is not best and not s.attached_pic]
+    if not others:
+        return best, "the only video stream that is not an attached picture (cover art)"
+    why = "marked default, " if best.default and not all(s.default for s in others) else ""
+    return best, (f"ffmpeg's choice among {len(others) + 1} video streams: {why}largest picture first "
+                  f"({best.width}×{best.height}); the others are listed in video_streams")
 
 
 @dataclass(frozen=True)
 class Probe:
     """What the container says about the video stream vmac decodes.
 
-    ``stream_index``: the container's index of the first video stream that is not an attached
-    picture (cover art). ``width``/``height``: the coded size in pixels. ``sar``: the sample
-    (pixel) aspect ratio, 1 when the file says nothing. ``rotation``: the display-matrix rotation
-    in degrees (0, 90, 180, 270) a player applies. ``fps``: the container's average rate, for the
-    record only (a variable-rate stream has no single rate). ``duration``: seconds of the video
-    stream (of the container when the stream has none). ``listed_frames``: the frame count in the
-    container's index (MP4 sample tables), 0 when the container keeps none (MKV, WebM, AVI).
+    ``stream_index``: the stream chosen by ``choose_stream``; ``streams``: every video stream.
+    ``width``/``height``/``sar``/``pix_fmt``: the first decoded frame's (the geometry every stored
+    frame is held to). ``rotation``: the display-matrix rotation in degrees (0, 90, 180, 270) a
+    player applies. ``fps``: the container's average rate, for the record only. ``duration``:
+    seconds of the video stream (of the container when the stream has none). ``listed_frames``:
+    the frame count in the container's index (MP4 sample tables), 0 when it keeps none.
+    ``container_format``: the demuxer's name; every later open of the file uses it and no other.
+    Colour and ``field_order`` use ffmpeg's names (None when the stream does not say).
     """
 
     codec: str
@@ -43,6 +120,16 @@ class Probe:
     listed_frames: int
     rotation: int
     start_time: float = 0.0  # seconds: the container's start, which ffmpeg's -ss counts from
+    container_format: str = ""
+    streams: tuple[StreamInfo, ...] = ()
+    stream_choice: str = ""
+    pix_fmt: str | None = None
+    color_range: str | None = None
+    color_primaries: str | None = None
+    color_transfer: str | None = None
+    color_space: str | None = None
+    field_order: str | None = None
+    interlaced: bool = False  # the first frame is coded interlaced, or the stream's field order says so
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -52,6 +139,15 @@ class Probe:
             return self.height, width
         return width, self.height
 
+    @property
+    def hdr(self) -> bool:
+        return self.color_transfer in HDR_TRANSFERS
+
+    @property
+    def demuxer(self) -> str:
+        """The demuxer's name as ffmpeg's ``-f`` takes it (the first of a list such as 'mov,mp4,...')."""
+        return self.container_format.split(",")[0]
+
 
 @dataclass(frozen=True)
 class PacketCount:
@@ -59,55 +155,111 @@ class PacketCount:
 
     ``delivered``: packets with data; ``discarded``: of those, the ones an edit list cuts away
     (decoded only as references, never shown). ``frames``: delivered minus discarded, the frames
-    a decode shows.
+    a decode shows. ``leading``: shown packets before the first keyframe of a file that does not
+    start with one (cut mid-GOP): they reference pictures the file does not hold. ``first_key_time``:
+    that keyframe's presentation time (seconds, container clock). ``jumps_back``: the presentation
+    times go back by more than any frame reordering does (two recordings joined, a clock reset):
+    they are not one timeline, and time ranges cannot be cut from them.
     """
 
     delivered: int
     discarded: int
     # Presentation time (seconds, the container's clock) of every shown frame, in display order.
     shown_times: tuple[float, ...] = ()
+    leading: int = 0
+    first_key_time: float | None = None
+    jumps_back: bool = False
+    key_times: tuple[float, ...] = ()  # presentation times of the keyframes, sorted (seconds)
 
     @property
     def frames(self) -> int:
         return self.delivered - self.discarded
 
 
-def _video_stream(container):
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
-            return stream
-    if container.streams.video:
-        raise VideoError("the only video stream is an attached picture (cover art), not a video")
-    raise VideoError("container has no video stream")
+def open_container(path: str, container_format: str | None = None, probesize: int | None = None):
+    """``av.open`` of a regular local file, read through a Python file object with every protocol
+    refused: a demuxer that would open other files (a playlist's segments, a list's entries, a
+    reference movie's media) cannot, so nothing is read but the file named. Raises VideoError for
+    anything but a regular file (a FIFO or a device would block or never end)."""
+    problem = not_regular_reason(path)
+    if problem:
+        raise VideoError(f"not a regular file ({problem})")
+    handle = open(path, "rb")
+    options = dict(CLOSED_OPTIONS, probesize=str(probesize)) if probesize else CLOSED_OPTIONS
+    try:
+        return av.open(handle, format=container_format, options=options, metadata_errors="ignore")
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _stream_info(stream) -> StreamInfo:
+    ctx = stream.codec_context
+    sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    disposition = stream.disposition
+    return StreamInfo(
+        index=stream.index, codec=ctx.name or "unknown", width=int(ctx.width or 0), height=int(ctx.height or 0),
+        sar=Fraction(sar) if sar and sar > 0 else Fraction(1), pix_fmt=ctx.pix_fmt, fps=float(rate) if rate else 0.0,
+        default=bool(disposition & av.stream.Disposition.default),
+        attached_pic=bool(disposition & av.stream.Disposition.attached_pic))
+
+
+def check_format(name: str) -> None:
+    """Refuse demuxers that read other files, still images and text art, in the field's words."""
+    names = set(name.split(","))
+    if names & MULTI_FILE_FORMATS:
+        raise VideoError(f"a {name} file reads other files (a playlist, list or image sequence): vmac decodes only "
+                         "bytes it hashed; ingest the media files it names instead")
+    if names & TEXT_ART_FORMATS:
+        raise VideoError(f"text rendered as pictures ({name} demuxer), not a video")
+    if any(n.endswith("_pipe") for n in names):
+        raise VideoError(f"a still image ({name}), not a video: put frames in a folder to ingest a frame folder")
+
+
+# Text files that name other files for a demuxer to read, told by their first bytes.
+_LIST_MARKERS = ((b"#EXTM3U", "an HLS playlist (m3u8)"), (b"ffconcat version", "an ffconcat list"),
+                 (b"<MPD", "a DASH manifest (mpd)"), (b"[playlist]", "a PLS playlist"))
+
+
+def list_kind(head: bytes) -> str | None:
+    """What a file whose first bytes are ``head`` is, when it is a playlist or list of other files."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
+    return next((kind for marker, kind in _LIST_MARKERS if start.startswith(marker) or
+                 (marker == b"<MPD" and start.startswith(b"<?xml") and marker in head[:4096])), None)
+
+
+def refuse_lists(path: str) -> None:
+    """VideoError for a playlist or list of files, named as what it is."""
+    if not_regular_reason(path):
+        return  # open_container says what it is
+    with open(path, "rb") as handle:
+        kind = list_kind(handle.read(4096))
+    if kind:
+        raise VideoError(f"{kind} reads other files: vmac decodes only bytes it hashed; ingest the media files it "
+                         "names instead")
 
 
 def probe(path: str) -> Probe:
     """Probe a local video file with PyAV; raises VideoError with a one-line reason."""
     try:
-        with av.open(path, metadata_errors="ignore") as container:
-            stream = _video_stream(container)
-            ctx = stream.codec_context
-            width, height = int(ctx.width or 0), int(ctx.height or 0)
-            if width <= 0 or height <= 0:
+        refuse_lists(path)
+        with open_container(path) as container:
+            check_format(container.format.name)
+            streams = [_stream_info(s) for s in container.streams.video]
+            chosen, why = choose_stream(streams)
+            stream = container.streams[chosen.index]
+            if chosen.width <= 0 or chosen.height <= 0:
                 raise VideoError("video stream has no frame size")
-            rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = container.duration / av.time_base if container.duration is not None else 0.0
-            sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
-            # The display matrix reaches PyAV through decoded frames; decoding the first one also
-            # rejects files whose header parses but whose stream does not.
+            if chosen.width * chosen.height > MAX_FRAME_PIXELS:
+                raise VideoError(f"the header claims {chosen.width}×{chosen.height} frames, more than vmac decodes "
+                                 f"({MAX_FRAME_PIXELS} pixels)")
+            # The display matrix and the frame's own geometry reach PyAV through decoded frames;
+            # decoding the first one also rejects files whose header parses but whose stream does not.
             first = next(container.decode(stream), None)
             if first is None:
                 raise VideoError("video stream has no decodable frame")
-            return Probe(
-                codec=ctx.name or "unknown", stream_index=stream.index, width=width, height=height,
-                sar=Fraction(sar) if sar and sar > 0 else Fraction(1), fps=float(rate) if rate else 0.0,
-                duration=duration, listed_frames=int(stream.frames or 0),
-                rotation=int(round(getattr(first, "rotation", 0) or 0)) % 360,
-                start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
-            )
+            return _probe_of(container, stream, chosen, streams, why, first)
     except VideoError:
         raise
     except av.error.FFmpegError as exc:
@@ -116,25 +268,78 @@ def probe(path: str) -> Probe:
         raise VideoError(f"cannot open as video: {one_line(exc)}") from exc
 
 
-def count_packets(path: str, stream_index: int) -> PacketCount:
+def _probe_of(container, stream, chosen: StreamInfo, streams: list[StreamInfo], why: str, first) -> Probe:
+    ctx = stream.codec_context
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = container.duration / av.time_base if container.duration is not None else 0.0
+    frame_sar = getattr(first, "sample_aspect_ratio", None)
+    sar = Fraction(frame_sar) if frame_sar and frame_sar > 0 else chosen.sar
+    field_order = FIELD_ORDERS.get(int(ctx.field_order or 0), "unknown")
+    return Probe(
+        codec=chosen.codec, stream_index=chosen.index, width=int(first.width or chosen.width),
+        height=int(first.height or chosen.height), sar=sar, fps=chosen.fps, duration=duration,
+        listed_frames=int(stream.frames or 0), rotation=int(round(getattr(first, "rotation", 0) or 0)) % 360,
+        start_time=container.start_time / av.time_base if container.start_time is not None else 0.0,
+        container_format=container.format.name, streams=tuple(streams), stream_choice=why,
+        pix_fmt=first.format.name if first.format else chosen.pix_fmt,
+        color_range=COLOR_RANGES.get(int(first.color_range or ctx.color_range or 0)),
+        color_primaries=COLOR_PRIMARIES.get(int(first.color_primaries or ctx.color_primaries or 2)),
+        color_transfer=COLOR_TRANSFERS.get(int(first.color_trc or ctx.color_trc or 2)),
+        color_space=COLOR_SPACES.get(int(first.colorspace or ctx.colorspace or 2)),
+        field_order=field_order, interlaced=bool(first.interlaced_frame) or field_order in ("tt", "bb", "tb", "bt"),
+    )
+
+
+# Presentation times that go back by more than this are a new timeline, not frame reordering (B-frames
+# reorder a few frames: a fraction of a second).
+JUMP_BACK_SECONDS = 1.0
+
+
+def count_packets(path: str, stream_index: int, container_format: str | None = None) -> PacketCount:
     """Demux (without decoding) every packet of stream ``stream_index``; raises VideoError when the
-    container breaks before its end. ``shown_times`` is empty when a shown packet has no pts."""
+    container breaks before its end. ``shown_times`` is empty when a shown packet has no pts or
+    the times are not one timeline."""
     delivered = discarded = 0
     shown: list[int] = []
+    keys: list[int] = []  # presentation times of keyframes, delivered (edit-list cuts included)
+    starts_with_key: bool | None = None
+    jumps_back, latest = False, None
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with open_container(path, container_format) as container:
             stream = container.streams[stream_index]
-            for packet in container.demux(stream):
-                if packet.size:
-                    delivered += 1
-                    discarded += bool(packet.is_discard)
-                    if not packet.is_discard and packet.pts is not None:
-                        shown.append(packet.pts)
             base = stream.time_base
+            back = int(JUMP_BACK_SECONDS / base) if base else 0
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                delivered += 1
+                discarded += bool(packet.is_discard)
+                if starts_with_key is None:
+                    starts_with_key = bool(packet.is_keyframe)
+                if packet.is_keyframe and packet.pts is not None:
+                    keys.append(packet.pts)
+                if not packet.is_discard and packet.pts is not None:
+                    shown.append(packet.pts)
+                    jumps_back |= latest is not None and packet.pts < latest - back
+                    latest = packet.pts if latest is None else max(latest, packet.pts)
     except av.error.FFmpegError as exc:
         raise VideoError(f"container breaks after {delivered} video packets: {exc.strerror or one_line(exc)}") from exc
-    times = tuple(float(pts * base) for pts in sorted(shown)) if len(shown) == delivered - discarded else ()
-    return PacketCount(delivered, discarded, times)
+    leading, first_key = _leading(shown, keys, starts_with_key)
+    times = () if jumps_back or len(shown) != delivered - discarded else tuple(float(p * base) for p in sorted(shown))
+    return PacketCount(delivered, discarded, times, leading, float(first_key * base) if first_key is not None else None,
+                       jumps_back, tuple(float(p * base) for p in sorted(keys)) if times else ())
+
+
+def _leading(shown: list[int], keys: list[int], starts_with_key: bool | None) -> tuple[int, int | None]:
+    """(shown packets before the first keyframe's time, that time) when the first packet delivered
+    is not a keyframe (a file cut mid-GOP); (0, None) otherwise, and when no packet is marked a
+    keyframe at all (a demuxer that does not say: the decode decides)."""
+    if starts_with_key or not keys or not shown:
+        return 0, None
+    first_key = keys[0]
+    return sum(pts < first_key for pts in shown), first_key
 
 
 def one_line(text) -> str:

@@ -37,6 +37,18 @@ def create_sharded(group: zarr.Group, name: str, frames: int, frame_shape: tuple
         dtype=dtype, fill_value=0, overwrite=True, **zarr_codec_args(codec))
 
 
+# Memory a decode holds per buffer of frames (two are in flight) and per shard of raw frames: a
+# native 4K video would otherwise hold 64-frame shards of 1.6 GB. Larger frames get fewer per
+# buffer and per shard (docs/ingest.md, "Memory").
+READ_BUFFER_BYTES = 64 << 20
+MAX_SHARD_BYTES = 256 << 20
+
+
+def frames_per(budget: int, frame_bytes: int, most: int) -> int:
+    """How many frames of ``frame_bytes`` fit in ``budget`` bytes: at least 1, at most ``most``."""
+    return max(1, min(most, budget // max(frame_bytes, 1)))
+
+
 # Threads that encode a shard's chunks. One: ffmpeg already decodes in parallel (FfmpegDecode reads
 # ahead in a thread), and a second encoding thread measured no faster on 2 cores (benchmarks/ingest.py).
 ENCODE_THREADS = 1
@@ -82,35 +94,30 @@ class ShardWriter:
         self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.first_frame = first_frame
         self.written = first_frame
-        self._pending: list = []
-        self._pending_frames = 0
+        self._pending: list[bytes] = []  # encoded frames of the shard being filled
         self.sha256 = hashlib.sha256()
 
     def append(self, block) -> None:
-        """Write ``block`` (t, *frame_shape) shard by shard; a partial shard is copied and kept
-        until the next block, so ``block`` may be reused by the caller once this returns."""
+        """Encode ``block`` (t, *frame_shape) frame by frame and write each shard once it is full.
+        Only encoded frames are kept between calls (memory: one shard's compressed bytes), so
+        ``block`` may be reused by the caller once this returns."""
         if tuple(block.shape[1:]) != self.frame_shape:
             raise ValueError(f"{self.array.path}: frame shape {block.shape[1:]} != {self.frame_shape}")
-        if not self._pending and len(block) == self.shard_frames:
-            self._write(block)
-            return
-        self._pending.append(np.array(block, copy=True))
-        self._pending_frames += len(block)
-        while self._pending_frames >= self.shard_frames:
-            joined = np.concatenate(self._pending)
-            self._write(joined[: self.shard_frames])
-            rest = joined[self.shard_frames:]
-            self._pending = [rest] if len(rest) else []
-            self._pending_frames = len(rest)
+        frames = [np.ascontiguousarray(block[k: k + 1]) for k in range(len(block))]
+        blobs = list(self._pool.map(self._chunks.encode, frames) if self._pool else map(self._chunks.encode, frames))
+        for frame, blob in zip(frames, blobs):
+            self._hash(frame, blob)
+            self._pending.append(blob)
+            if len(self._pending) == self.shard_frames:
+                self._write(self._pending)
+                self._pending = []
 
-    def _write(self, shard) -> None:
+    def _write(self, blobs: list[bytes]) -> None:
         start = self.written
-        end = start + len(shard)
+        end = start + len(blobs)
         if end > self.array.shape[0]:
             grow = -(-end // self.shard_frames) * self.shard_frames
             self.array.resize((max(grow, 2 * self.array.shape[0]), *self.frame_shape))
-        frames = [np.ascontiguousarray(shard[k: k + 1]) for k in range(len(shard))]
-        blobs = list(self._pool.map(self._chunks.encode, frames) if self._pool else map(self._chunks.encode, frames))
         index = np.full((self.shard_frames, 2), _MISSING_CHUNK, dtype="<u8")
         sizes = np.fromiter(map(len, blobs), dtype=np.uint64, count=len(blobs))
         index[: len(blobs), 1] = sizes
@@ -118,24 +125,23 @@ class ShardWriter:
         body = b"".join([*blobs, bytes(CRC32C().encode(index.tobytes()))])
         key = f"{self.array.path}/{self.array.metadata.encode_chunk_key((start // self.shard_frames,) + (0,) * len(self.frame_shape))}"
         sync(self.array.store_path.store.set(key, default_buffer_prototype().buffer.from_bytes(body)))
-        self._hash(shard, blobs)
         self.written = end
 
-    def _hash(self, shard, blobs: list[bytes]) -> None:
+    def _hash(self, frame, blob: bytes) -> None:
+        """Hash one frame as a reader will get it: its bytes (lossless), or its decoded chunk (lossy)."""
         if self.codec.lossless:
-            self.sha256.update(np.ascontiguousarray(shard).data)
+            self.sha256.update(frame.data)
             return
-        decoded = np.empty((1, *self.frame_shape), dtype=shard.dtype)
-        for blob in blobs:
-            self._chunks.decode_into(blob, decoded)
-            self.sha256.update(decoded.data)
+        decoded = np.empty((1, *self.frame_shape), dtype=frame.dtype)
+        self._chunks.decode_into(blob, decoded)
+        self.sha256.update(decoded.data)
 
     def close(self, trim: bool = True) -> int:
         """Flush the last partial shard and, with ``trim``, cut the array to the frames written;
         return the frames this writer wrote."""
-        if self._pending_frames:
-            self._write(np.concatenate(self._pending))
-            self._pending, self._pending_frames = [], 0
+        if self._pending:
+            self._write(self._pending)
+            self._pending = []
         if self._pool is not None:
             self._pool.shutdown()
         if trim and self.array.shape[0] != self.written:

@@ -92,13 +92,43 @@ def test_a_long_video_uses_every_dask_worker(long_clip, tmp_path):
     np.testing.assert_array_equal(times, here_times)
 
 
-def test_a_range_that_cannot_show_its_start_falls_back_to_one_decode(long_clip, tmp_path, monkeypatch, caplog):
-    # Without overlap the seek lands on the range's first frame itself: nothing before it was
-    # decoded, so nothing proves that frame was not dropped. The video is decoded from the start.
+@pytest.fixture(scope="module")
+def gop_aligned_clip(tmp_path_factory) -> str:
+    """1100 frames, a keyframe every 64 and nowhere else: every range starts on a keyframe."""
+    path = str(tmp_path_factory.mktemp("aligned") / "aligned.mp4")
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25",
+                    "-frames:v", "1100", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                    "-x264-params", "keyint=64:min-keyint=64:scenecut=0", path], check=True, timeout=300)
+    return path
+
+
+def test_a_range_that_cannot_show_its_start_falls_back_to_one_decode(gop_aligned_clip, tmp_path, monkeypatch, caplog):
+    # Without overlap, a range that starts on a keyframe is decoded from that frame itself: nothing
+    # before it was decoded, so nothing proves that frame was not dropped. The video is decoded
+    # from the start, and the ranges' expected outcome leaves no traceback on a worker.
     monkeypatch.setattr(ranges, "OVERLAP_FRAMES", 0)
-    [item] = expand_sources([long_clip])
+    [item] = expand_sources([gop_aligned_clip])
     with caplog.at_level(logging.WARNING, logger="tasks.ingest.container"):
         outcome = ingest_video(item, str(tmp_path / "s.zarr"), DecodeParams(short_side=0))
     assert "decoding it from the start instead of in time ranges" in caplog.text
     assert "landed after its first frame" in caplog.text
-    assert outcome.action == "decoded" and outcome.frames == 4500
+    assert outcome.action == "decoded" and outcome.frames == 1100
+
+
+def test_mpeg_ts_seeks_to_the_keyframe_before_each_range(long_clip, tmp_path, caplog):
+    """MPEG-TS has no index: a seek lands on a packet near the time and the decode starts at the
+    next keyframe, after the range's first frame. Ranges seek to the keyframe before instead, and
+    store the bytes of one decode."""
+    ts = str(tmp_path / "long.ts")
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", long_clip, "-c", "copy", "-f", "mpegts", ts],
+                   check=True)
+    [item] = expand_sources([ts])
+    with caplog.at_level(logging.WARNING, logger="tasks.ingest.container"):
+        split = ingest_video(item, str(tmp_path / "split.zarr"), DecodeParams(short_side=0))
+    assert not caplog.records, "every range must start where it should (no fallback to one decode)"
+    whole = ingest_video(item, str(tmp_path / "whole.zarr"), DecodeParams(short_side=0, shard_frames=4096))
+    assert split.action == whole.action == "decoded" and split.frames == whole.frames == 4500
+    frames_split, times_split, _ = _stored(str(tmp_path / "split.zarr"))
+    frames_whole, times_whole, _ = _stored(str(tmp_path / "whole.zarr"))
+    assert frames_split.tobytes() == frames_whole.tobytes()
+    np.testing.assert_array_equal(times_split, times_whole)
