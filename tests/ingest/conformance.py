@@ -539,12 +539,13 @@ MOVING_EDGE = "geq=lum='255*gt(X\\,4*N+8)':cb=128:cr=128,format=yuv420p"
 # - AV1 in MPEG-TS: written, but read back as a data stream (bin_data), not video;
 # - HEVC in AVI: read back as rawvideo (the demuxer has no tag for it): every packet fails;
 # - VP9 and AV1 in MOV: the muxer writes no packet ("received no packets");
-# - FFV1 in MP4 and in WebM, MJPEG in WebM, H.264/HEVC/MPEG-2 in WebM: not allowed by the muxers;
+# - MJPEG and FFV1 in MPEG-TS: written as data streams (bin_data) too;
+# - anything but VP8, VP9 and AV1 in WebM, MPEG-2 in FLV: the muxers refuse them;
 # - 4:2:0 H.264 and HEVC at odd sizes: x264 and x265 refuse them (odd sizes use 4:4:4 or FFV1/VP9/PNG);
 # - MPEG-1 at other than its standard rates (23.976-60): the encoder refuses 10 fps (all clips are 25).
 GRID: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("mp4", "h264", ()), ("mp4", "hevc", ()), ("mp4", "mpeg4", ()), ("mp4", "mpeg2", ()), ("mp4", "mjpeg", ()),
-    ("mp4", "vp9", ()), ("mp4", "av1", ()),
+    ("mp4", "vp9", ()), ("mp4", "av1", ()), ("mp4", "ffv1", ()),
     ("mov", "h264", ()), ("mov", "hevc", ("-tag:v", "hvc1")), ("mov", "mpeg4", ()), ("mov", "mpeg2", ()),
     ("mov", "mjpeg", ()), ("mov", "ffv1", ()), ("mov", "png", ()), ("mov", "qtrle", ()), ("mov", "prores", ()),
     ("mkv", "h264", ()), ("mkv", "hevc", ()), ("mkv", "vp8", ()), ("mkv", "vp9", ()), ("mkv", "av1", ()),
