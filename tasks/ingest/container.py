@@ -237,4 +237,6 @@ def check_decode(decoded: Decoded, expected: int, params: DecodeParams) -> None:
             "damaged data and goes on; --on-decode-error keep stores such a video anyway)")
     # Kept on purpose, a damaged stream may also have lost frames: the record shows both counts.
     if params.fps is None and params.on_decode_error == "fail" and decoded.frames < expected:
-        raise VideoError(f"decoded {decoded.frames} of the {expected} frames the stream holds")
+        change = (f" (the picture changes size at decoded frame {decoded.geometry[1].frame}: decoders may lose a "
+                  "picture held back at such a change)") if len(decoded.geometry) > 1 else ""
+        raise VideoError(f"decoded {decoded.frames} of the {expected} frames the stream holds{change}")

@@ -57,13 +57,14 @@ Filter = tuple[str, tuple[tuple[str, object], ...]]
 # timestamps stay the decoder's); only frames flagged interlaced are touched.
 DEINTERLACE: tuple[Filter, ...] = (("bwdif", (("mode", "send_frame"), ("parity", "auto"), ("deint", "interlaced"))),)
 # HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light at a 100-nit nominal peak, BT.709 primaries,
-# Hable's curve without desaturation, then BT.709 transfer and matrix at full range, as 8-bit planar
-# RGB for the scale that follows (zimg through zscale; ffmpeg's documented tone-mapping recipe).
+# Möbius's curve without desaturation (linear up to its knee, so the SDR range of a grade keeps its
+# levels; Hable's darkened a test grade by 30 levels on average), then BT.709 transfer and matrix at
+# full range, as 8-bit planar RGB for the scale that follows (zimg through zscale).
 TONEMAP: tuple[Filter, ...] = (
     ("zscale", (("transfer", "linear"), ("npl", 100))),
     ("format", (("pix_fmts", "gbrpf32le"),)),
     ("zscale", (("primaries", "bt709"),)),
-    ("tonemap", (("tonemap", "hable"), ("desat", 0))),
+    ("tonemap", (("tonemap", "mobius"), ("desat", 0))),
     ("zscale", (("transfer", "bt709"), ("matrix", "bt709"), ("range", "pc"))),
     ("format", (("pix_fmts", "gbrp"),)),
 )
