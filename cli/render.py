@@ -19,23 +19,26 @@ def print_ingest(result) -> int:
     """A table of every source's outcome and the totals; returns the exit code (1 when any failed
     or was not stored)."""
     console = Console()
-    actions = ("decoded", "skipped", "alias", "failed", "retry")
+    actions = ("decoded", "skipped", "alias", "failed", "retry", "left_out", "ignored")
     counts = {a: sum(o.action == a for o in result.outcomes) for a in actions}
+    shown = {"retry": "not stored", "left_out": "left out"}
+    styles = {"failed": "red", "left_out": "red", "retry": "yellow", "ignored": "dim"}
     table = Table(title=f"ingest into {result.store}")
     for column in ("video_id", "outcome", "frames", "seconds", "reason"):
         table.add_column(column, overflow="fold")
-    for o in sorted(result.outcomes, key=lambda o: (o.action not in ("failed", "retry"), o.video_id)):
-        style = "red" if o.action == "failed" else "yellow" if o.action == "retry" else None
-        outcome = "not stored" if o.action == "retry" else o.action
-        table.add_row(o.video_id, outcome, str(o.frames), f"{o.seconds:.2f}", o.reason or "", style=style)
+    for o in sorted(result.outcomes, key=lambda o: (o.action not in ("failed", "retry", "left_out"),
+                                                      o.action == "ignored", o.video_id)):
+        name = o.uri if o.action in ("left_out", "ignored") else o.video_id
+        table.add_row(name, shown.get(o.action, o.action), str(o.frames), f"{o.seconds:.2f}", o.reason or "",
+                      style=styles.get(o.action))
     console.print(table)
-    aliases = f", {counts['alias']} aliases of stored videos" if counts["alias"] else ""
-    retry = f", {counts['retry']} not stored (retried next run)" if counts["retry"] else ""
-    console.print(
-        f"{counts['decoded']} decoded ({result.frames_decoded} frames), {counts['skipped']} up to date{aliases}, "
-        f"{counts['failed']} failed{retry}"
-    )
-    return 1 if counts["failed"] or counts["retry"] else 0
+    extra = [f"{counts['alias']} aliases of stored videos" if counts["alias"] else "",
+             f"{counts['retry']} not stored (retried next run)" if counts["retry"] else "",
+             f"{counts['left_out']} left out of the folder walk" if counts["left_out"] else "",
+             f"{counts['ignored']} ignored (hidden, still images, not media)" if counts["ignored"] else ""]
+    console.print(", ".join([f"{counts['decoded']} decoded ({result.frames_decoded} frames)",
+                             f"{counts['skipped']} up to date", f"{counts['failed']} failed", *filter(None, extra)]))
+    return 1 if counts["failed"] or counts["retry"] or counts["left_out"] else 0
 
 
 def print_ingest_plan(store: str, plan) -> None:
@@ -53,9 +56,14 @@ def print_ingest_plan(store: str, plan) -> None:
     for o in sorted(plan.up_to_date, key=lambda o: o.video_id):
         why = "complete, same source and parameters" if o.action == "skipped" else f"failed for good: {o.reason}"
         table.add_row(o.video_id, "up to date", "", o.uri, why, style="dim")
+    for entry in plan.skipped:
+        table.add_row("", "left out" if entry.counts else "ignored", "", entry.uri, entry.reason,
+                      style="red" if entry.counts else "dim")
     console.print(table)
     retry = len(plan.retry)
-    console.print(f"{len(plan.todo) - retry} to decode, {retry} to retry, {len(plan.up_to_date)} up to date")
+    left = sum(entry.counts for entry in plan.skipped)
+    console.print(f"{len(plan.todo) - retry} to decode, {retry} to retry, {len(plan.up_to_date)} up to date, "
+                  f"{left} left out, {len(plan.skipped) - left} ignored")
 
 
 def print_validation_summary(summary: ValidationSummary, console=None) -> None:

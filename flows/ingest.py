@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from storage_schemas.config import IngestConfig
-from tasks.ingest.plan import Outcome
+from tasks.ingest.plan import Outcome, left_out
 from tasks.ingest.tasks import (
     decode_videos,
     plan_ingest,
@@ -28,6 +28,11 @@ class IngestResult:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.action == "failed"]
+
+    @property
+    def left_out(self) -> list[Outcome]:
+        """Entries a folder walk passed over that may have been meant as videos (they count as failures)."""
+        return [o for o in self.outcomes if o.action == "left_out"]
 
     @property
     def frames_decoded(self) -> int:
@@ -67,7 +72,7 @@ def ingest_flow(config: IngestConfig) -> IngestResult:
     plan = plan_ingest(config)
     record_ingest_started(config, run_id, parent)
     decoded = decode_videos(plan, config, run_id=run_id)
-    outcomes = plan.up_to_date + decoded
+    outcomes = plan.up_to_date + decoded + left_out(plan.skipped)
     record_ingest_lineage(config, outcomes, run_id, parent)
     result = IngestResult(config.store, outcomes, publish_ingest_summary(config.store, outcomes))
     if result.not_stored:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 from storage_schemas.codecs import frame_codec
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
-from tasks.io.items import SourceItem
+from tasks.io.items import SourceItem, video_id_for
 from tasks.io.probe import VideoError, probe
 from tasks.io.sources import NothingToIngestError, Skipped, describe_skipped, hash_source, scan_sources
 from tasks.io.store import read_catalog, resolve_frame_codec
@@ -34,6 +35,9 @@ class Outcome:
     - ``retry``: the machine failed (no space, no permission, a timeout; ``tasks.io.faults``),
       nothing was recorded and the next run tries again. ``transient``: a timeout or dropped
       connection, worth retrying within the run.
+    - ``left_out``: a folder walk passed over an entry that may have been meant as a video (audio
+      only, a playlist, not a regular file, a link it does not follow): it counts as a failure;
+      ``ignored``: one that is not (hidden, a still image, text): listed only.
     """
 
     video_id: str
@@ -70,6 +74,12 @@ class IngestPlan:
     skipped: list[Skipped] = field(default_factory=list)
     retry: dict[str, str] = field(default_factory=dict)
     decode: DecodeParams | None = None  # the config's, with the store's frame codec resolved
+
+
+def left_out(skipped: list[Skipped]) -> list[Outcome]:
+    """The entries a source walk passed over, as outcomes (``left_out`` or ``ignored``)."""
+    return [Outcome(video_id_for(os.path.basename(entry.uri.rstrip("/")) or entry.uri, entry.uri), entry.uri,
+                    "left_out" if entry.counts else "ignored", reason=entry.reason) for entry in skipped]
 
 
 def decode_key(sha256: str, params: DecodeParams) -> str:

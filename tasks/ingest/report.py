@@ -28,7 +28,8 @@ def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id:
     """
     catalog = read_catalog(config.store)
     inputs, outputs = [], []
-    for outcome in outcomes:
+    walked = [o for o in outcomes if o.action in ("left_out", "ignored")]
+    for outcome in (o for o in outcomes if o not in walked):
         record = catalog.get(outcome.video_id)
         alias = record is not None and outcome.uri in record.aliases
         inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None,
@@ -43,18 +44,20 @@ def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id:
     not_stored = [o for o in outcomes if o.action == "retry"]
     error = f"{len(not_stored)} video(s) not stored: {not_stored[0].reason}" if not_stored else None
     status = ("failed" if not_stored else
-              "completed_with_failures" if any(o.action == "failed" for o in outcomes) else "completed")
+              "completed_with_failures" if any(o.action in ("failed", "left_out") for o in outcomes) else "completed")
     made = lineage.make_record("ingest", status, run_id, inputs, outputs, config.model_dump(mode="json"), flow_run_id,
                                error=error)
     return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", made)
 
 
-ACTIONS = ("decoded", "skipped", "alias", "failed", "retry")
+ACTIONS = ("decoded", "skipped", "alias", "failed", "retry", "left_out", "ignored")
+# What makes a run's outcome a failure: the input's, the machine's, or an entry a walk could not take.
+FAILURES = ("failed", "retry", "left_out")
 
 
 def _failures_first(outcomes: list[Outcome]) -> list[Outcome]:
-    # Failed and retried first, then decoded, up to date and aliases.
-    return sorted(outcomes, key=lambda o: (ACTIONS.index(o.action) < 3, o.video_id))
+    # Failed, retried and left out first, then decoded, up to date, aliases and ignored entries.
+    return sorted(outcomes, key=lambda o: (o.action not in FAILURES, o.action == "ignored", o.video_id))
 
 
 def summary_table(outcomes: list[Outcome]) -> list[dict]:
@@ -70,7 +73,8 @@ def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
         f"# Ingest into `{store}`",
         "",
         f"{counts['decoded']} decoded, {counts['skipped']} up to date, {counts['alias']} aliases of stored videos, "
-        f"{counts['failed']} failed, {counts['retry']} not stored (retried next run).",
+        f"{counts['failed']} failed, {counts['retry']} not stored (retried next run), {counts['left_out']} left out "
+        f"of the folder walk, {counts['ignored']} ignored (hidden, still images, not media).",
         "",
         "| video_id | outcome | frames | seconds | source | reason |",
         "|---|---|---:|---:|---|---|",

@@ -6,7 +6,7 @@ Recognised layouts (each sequence becomes one frame-folder video):
 - VIP: ``Images/<video>/*.jpg`` with ``Annotations/Category_ids/<video>/*.png``.
 - JHMDB: ``Rename_Images/<action>/<video>/*.png`` with ``joint_positions/<action>/<video>/joint_positions.mat``;
   also a plain frame folder holding its own ``joint_positions.mat``.
-- A plain folder of image files.
+- A plain folder of two or more image files (``frame_folder``; the source walk decides).
 
 Label masks are uint8 ids: palette PNGs give their indices (DAVIS object ids, VIP classes),
 greyscale 0/255 masks become 0/1, greyscale+alpha uses the grey channel. ``NOT_ANNOTATED`` (255)
@@ -39,7 +39,7 @@ class LayoutError(ValueError):
 
 
 def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[SourceItem] | None:
-    """Items for ``root`` if it is a dataset layout or an image folder, else None (keep walking)."""
+    """Items for ``root`` if it is a dataset layout (DAVIS, VIP, JHMDB), else None (keep walking)."""
     names = {os.path.basename(p.rstrip("/")): p for p in fs.ls(root, detail=False)}
     if "JPEGImages" in names and fs.isdir(names["JPEGImages"]):
         return _davis(fs, root, to_uri)
@@ -47,17 +47,18 @@ def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[Source
         return _vip(fs, root, to_uri)
     if "Rename_Images" in names and fs.isdir(names["Rename_Images"]):
         return _jhmdb(fs, root, to_uri)
-    images = sorted((p for n, p in names.items() if is_image(n) and not n.startswith(".")), key=natural_key)
-    if images:
-        rel = os.path.relpath(root, os.path.dirname(top.rstrip("/")))
-        keypoints = names.get(JHMDB_MAT)
-        return [
-            _frames_item(
-                to_uri(root), rel, "jhmdb" if keypoints else "folder",
-                [to_uri(p) for p in images], [], to_uri(keypoints) if keypoints else None, None,
-            )
-        ]
     return None
+
+
+def frame_folder(fs, root: str, top: str, to_uri: Callable[[str], str], images: list[str]) -> SourceItem:
+    """The frame-folder video of ``root``'s image files (``images``), in natural name order, with
+    the JHMDB keypoints file it holds, if any."""
+    rel = os.path.relpath(root, os.path.dirname(top.rstrip("/")))
+    keypoints = f"{root.rstrip('/')}/{JHMDB_MAT}"
+    keypoints = keypoints if fs.exists(keypoints) else None
+    return _frames_item(to_uri(root), rel, "jhmdb" if keypoints else "folder",
+                        [to_uri(p) for p in sorted(images, key=natural_key)], [],
+                        to_uri(keypoints) if keypoints else None, None)
 
 
 def _frames_item(uri, name, layout, frames, masks, keypoints, split) -> SourceItem:

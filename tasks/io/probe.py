@@ -176,21 +176,76 @@ class PacketCount:
         return self.delivered - self.discarded
 
 
-def open_container(path: str, container_format: str | None = None, probesize: int | None = None):
-    """``av.open`` of a regular local file, read through a Python file object with every protocol
-    refused: a demuxer that would open other files (a playlist's segments, a list's entries, a
-    reference movie's media) cannot, so nothing is read but the file named. Raises VideoError for
-    anything but a regular file (a FIFO or a device would block or never end)."""
-    problem = not_regular_reason(path)
-    if problem:
-        raise VideoError(f"not a regular file ({problem})")
-    handle = open(path, "rb")
+def open_container(path: str, container_format: str | None = None, probesize: int | None = None, handle=None):
+    """``av.open`` of a regular local file (or an open binary ``handle``, e.g. an fsspec file),
+    read through a Python file object with every protocol refused: a demuxer that would open other
+    files (a playlist's segments, a list's entries, a reference movie's media) cannot, so nothing
+    is read but the file named. Raises VideoError for anything but a regular file (a FIFO or a
+    device would block or never end)."""
+    if handle is None:
+        problem = not_regular_reason(path)
+        if problem:
+            raise VideoError(f"not a regular file ({problem})")
+        handle = open(path, "rb")
     options = dict(CLOSED_OPTIONS, probesize=str(probesize)) if probesize else CLOSED_OPTIONS
     try:
         return av.open(handle, format=container_format, options=options, metadata_errors="ignore")
     except BaseException:
         handle.close()
         raise
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file's content is, from a bounded read: a ``video`` to ingest, or the ``reason`` it
+    is not. ``counts``: media a person may have meant as video (audio only, cover art alone, a
+    playlist), which a folder walk counts as a failure; a still image, text or unknown bytes is
+    listed, not counted."""
+
+    video: bool
+    reason: str | None = None
+    counts: bool = False
+
+
+# Bytes a content sniff may read: enough for any container's header and first packets.
+SNIFF_BYTES = 1 << 20
+
+
+def sniff(handle) -> Sniffed:
+    """Whether the open binary ``handle`` holds a video vmac takes (it is closed here). Reads at most
+    about ``SNIFF_BYTES`` besides the container's own header structures."""
+    head = b""
+    try:
+        head = handle.read(4096)
+        kind = list_kind(head)
+        if kind:
+            return Sniffed(False, f"{kind}: it reads other files (ingest the media files it names)", True)
+        handle.seek(0)
+        with open_container("", probesize=SNIFF_BYTES, handle=handle) as container:
+            try:
+                check_format(container.format.name)
+            except VideoError as exc:
+                return Sniffed(False, str(exc), "reads other files" in str(exc))
+            streams = [_stream_info(s) for s in container.streams.video]
+            if not streams:
+                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+                return Sniffed(False, f"no video stream ({container.format.name}: {', '.join(kinds)})", True)
+            if all(s.attached_pic for s in streams):
+                return Sniffed(False, "the only video stream is an attached picture (cover art)", True)
+            return Sniffed(True)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return Sniffed(False, "text, not a video" if _is_text(head) else
+                       "not a video: no container format recognises its bytes")
+    finally:
+        handle.close()
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else ""
+    return bool(text) and all(c.isprintable() or c in "\t\r\n\f" for c in text)
 
 
 def _stream_info(stream) -> StreamInfo:

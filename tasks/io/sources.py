@@ -1,12 +1,18 @@
 """Find what to ingest: expand files, folders, globs and fsspec URLs into one item per video.
 
-A folder is searched recursively. Dataset layouts (DAVIS, VIP, JHMDB) and plain folders of
-image files become frame-folder videos; files with a container extension become videos. A file
-named explicitly is always tried, whatever its extension, so that bad input gets a catalog row.
+A folder is searched recursively. Dataset layouts (DAVIS, VIP, JHMDB) and folders of two or more
+image files become frame-folder videos. Whether any other file is a video is decided by its
+content (``tasks.io.probe.sniff``, a bounded read): a container extension only spares the read,
+so camcorder ``.MTS``, ``.m2ts``, ``.mpg``, ``.3gp``, ``.flv``, ``.wmv`` or a clip with no
+extension at all are found like ``.mp4``. A file named explicitly is always tried, whatever it
+holds, so that bad input gets a catalog row.
 
 What a walk passes over is listed with the reason (``SourceScan.skipped``): hidden entries, files
-that are neither videos nor frames, symbolic links to folders (not followed inside a walk, so a
-link cannot loop or reach outside the folder given; name the folder to ingest it) and broken links.
+whose content is not a video (text, a still image, audio only, a playlist), anything that is not
+a regular file (a FIFO or a device would block), symbolic links to folders (not followed inside
+a walk, so a link cannot loop or reach outside the folder given; name the folder to ingest it)
+and broken links. ``Skipped.counts`` marks what a person may have meant as video: ingest counts
+those toward its exit status.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import fsspec
 from storage_schemas.layout import VIDEO_EXTENSIONS
 from storage_schemas.records import SourceKind
 from tasks.io import layouts
-from tasks.io.files import hash_file
-from tasks.io.items import SourceItem, video_id_for
+from tasks.io.files import hash_file, not_regular_reason
+from tasks.io.items import SourceItem, is_image, video_id_for
+from tasks.io.probe import sniff
 from tasks.io.uris import filesystem, is_url, local_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -37,10 +44,13 @@ class NothingToIngestError(ValueError):
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry a folder walk passed over, and why (a few words)."""
+    """An entry a folder walk passed over, and why (a few words). ``counts``: it may have been
+    meant as a video (media vmac cannot take, an entry it cannot read or follow), so the run does
+    not report success; hidden entries, still images and files that are not media do not count."""
 
     uri: str
     reason: str
+    counts: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
         if os.path.isdir(match):
             out.extend(_walk(fs, match, match, lambda p: p, skipped))
         elif os.path.exists(match):
-            out.append(_video_item(match, os.path.basename(match)))
+            out.append(_video_item(match, os.path.basename(match), not_regular_reason(match)))
         else:
             out.append(_missing(match))
     return out
@@ -126,14 +136,16 @@ def _missing(path: str) -> SourceItem:
     )
 
 
-def _video_item(uri: str, name: str) -> SourceItem:
+def _video_item(uri: str, name: str, not_regular: str | None = None) -> SourceItem:
     stem = os.path.splitext(name)[0]
-    return SourceItem(uri=uri, video_id=video_id_for(stem, uri), kind=SourceKind.video, layout="file")
+    error = f"not a regular file ({not_regular}): vmac reads only regular files" if not_regular else None
+    return SourceItem(uri=uri, video_id=video_id_for(stem, uri), kind=SourceKind.video, layout="file", error=error)
 
 
 def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[SourceItem]:
-    """Walk ``root``: dataset layouts and image folders are videos, video files are videos; what
-    is passed over goes to ``skipped``."""
+    """Walk ``root``: a dataset layout is its sequences; otherwise two or more image files are a
+    frame folder, files whose content is a video are videos, folders are walked; what is passed
+    over goes to ``skipped``."""
     try:
         found = layouts.detect(fs, root, top, to_uri)
     except OSError as exc:
@@ -148,17 +160,25 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
         ]
     if found is not None:
         return found
-    out: list[SourceItem] = []
     try:
         entries = sorted(fs.ls(root, detail=True), key=lambda e: e["name"])
     except (OSError, PermissionError) as exc:
         return [_unreadable_dir(root, to_uri, exc)]
+    images = [e["name"] for e in entries if e["type"] == "file" and _is_frame_file(e["name"])]
+    out: list[SourceItem] = []
+    if len(images) > 1:
+        out.append(layouts.frame_folder(fs, root, top, to_uri, images))
+    elif images:
+        skipped.append(Skipped(to_uri(images[0]), "a single image, not a video (a frame folder holds two or more)",
+                               counts=False))
     for entry in entries:
         path = entry["name"]
+        if path in images:
+            continue
         base = os.path.basename(path.rstrip("/"))
-        reason = _skip_reason(fs, entry, base)
-        if reason is not None:
-            skipped.append(Skipped(to_uri(path), reason))
+        left_out = _left_out(fs, entry, base)
+        if left_out is not None:
+            skipped.append(Skipped(to_uri(path), *left_out))
         elif entry["type"] == "directory":
             out.extend(_walk(fs, path, top, to_uri, skipped))
         else:
@@ -166,21 +186,34 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
     return out
 
 
-def _skip_reason(fs, entry: dict, base: str) -> str | None:
-    """Why a walk passes over ``entry`` (an ``fs.ls`` detail), or None for a folder to walk or a
-    video file to take."""
+def _is_frame_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return is_image(name) and not name.startswith(".")
+
+
+def _left_out(fs, entry: dict, base: str) -> tuple[str, bool] | None:
+    """(why, counts) when a walk passes over ``entry`` (an ``fs.ls`` detail); None for a folder to
+    walk or a video to take. A file without a video container's extension is taken only if its
+    content is a video."""
+    path = entry["name"]
     if base.startswith("."):
-        return "hidden"
+        return "hidden", False
     if entry.get("islink"):
-        if not fs.exists(entry["name"]):
-            return "broken symbolic link"
-        if fs.isdir(entry["name"]):
-            return "symbolic link to a folder, not followed (give the folder itself as a source)"
+        if not fs.exists(path):
+            return "broken symbolic link", True
+        if fs.isdir(path):
+            return "symbolic link to a folder, not followed (give the folder itself as a source)", True
     if entry["type"] == "directory":
         return None
-    if not base.lower().endswith(VIDEO_EXTENSIONS):
-        return "not a video file"
-    return None
+    if entry["type"] != "file":
+        return f"not a regular file ({not_regular_reason(path) or entry['type']}): vmac reads only regular files", True
+    if base.lower().endswith(VIDEO_EXTENSIONS):
+        return None
+    try:
+        found = sniff(fs.open(path, "rb"))
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc.__class__.__name__}", True
+    return None if found.video else (found.reason or "not a video", found.counts)
 
 
 def _unreadable_dir(root: str, to_uri, exc: Exception) -> SourceItem:

@@ -150,14 +150,42 @@ class UnreadableFramesError(ValueError):
     """Stored frames that do not decode: their shard was truncated or its bytes damaged."""
 
 
+# A stored frame larger than this (pixels) is not read: a damaged or crafted array header may claim
+# any shape (16K × 16K, as tasks.io.probe.MAX_FRAME_PIXELS for decoding).
+MAX_STORED_FRAME_PIXELS = 1 << 28
+# Bytes of frames read at once while hashing (as tasks.io.shards.MAX_SHARD_BYTES bounds writing).
+HASH_BLOCK_BYTES = 256 << 20
+
+
+def check_claimed_shape(array) -> None:
+    """Raise UnreadableFramesError when a (T, ...) array's header claims more than its store holds
+    (shards that were never written: reading them would return fill values for as long as the
+    claim goes on) or frames too large to read. One listing of the array's keys, no reads."""
+    frame_pixels = int(np.prod(array.shape[1:3])) if array.ndim >= 3 else 1
+    if frame_pixels > MAX_STORED_FRAME_PIXELS:
+        raise UnreadableFramesError(f"the array's header claims frames of {' × '.join(map(str, array.shape[1:]))}, "
+                                    "larger than vmac reads")
+    per_shard = array.shards[0] if array.shards else array.chunks[0]
+    expected = -(-array.shape[0] // per_shard) if array.shape[0] else 0
+    chunks_per_shard = int(np.prod([s // c for s, c in zip(array.shards, array.chunks)])) if array.shards else 1
+    stored = array.nchunks_initialized // max(chunks_per_shard, 1)
+    if stored < expected:
+        raise UnreadableFramesError(f"the array's header claims {array.shape[0]} frames ({expected} shards), its "
+                                    f"store holds {stored} shard(s): missing or truncated")
+
+
 def frames_sha256(array) -> str:
-    """sha256 of a (T, ...) Zarr array's bytes in C order, read one shard at a time.
+    """sha256 of a (T, ...) Zarr array's bytes in C order, read a shard (at most
+    ``HASH_BLOCK_BYTES``) at a time.
 
     The digest the ingest writer computes shard by shard (``tasks.io.shards.ShardWriter``), with
-    memory bounded by one shard. Raises UnreadableFramesError naming the frames whose shard
-    does not decode.
+    memory bounded by one block. Raises UnreadableFramesError naming the frames whose shard
+    does not decode, or when the header claims more than the store holds (``check_claimed_shape``).
     """
+    check_claimed_shape(array)
+    frame_bytes = int(np.prod(array.shape[1:])) * array.dtype.itemsize
     step = array.shards[0] if array.shards else array.chunks[0]
+    step = max(1, min(step, HASH_BLOCK_BYTES // max(frame_bytes, 1)))
     digest = hashlib.sha256()
     for start in range(0, array.shape[0], step):
         stop = min(start + step, array.shape[0])

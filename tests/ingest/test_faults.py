@@ -180,7 +180,7 @@ def test_walk_names_what_it_skips_and_an_empty_source_is_an_error(tmp_path, make
     scan = scan_sources([str(videos)])
     assert [i.uri.rsplit("/", 1)[-1] for i in scan.items] == ["a.mp4"]
     reasons = {s.uri.rsplit("/", 1)[-1]: s.reason for s in scan.skipped}
-    assert reasons == {".hidden.mp4": "hidden", "notes.txt": "not a video file", "dangling.mp4": "broken symbolic link",
+    assert reasons == {".hidden.mp4": "hidden", "notes.txt": "text, not a video", "dangling.mp4": "broken symbolic link",
                        "linked": "symbolic link to a folder, not followed (give the folder itself as a source)"}
 
     empty = tmp_path / "empty"
