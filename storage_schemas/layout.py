@@ -15,8 +15,11 @@
 """
 
 # 2: frames as the decoded stream shows them (no frame-rate padding), display aspect, exact sizes,
-# per-frame timestamps. A store written under 1 re-decodes (the version is part of the decode key).
-SCHEMA_VERSION = 2
+# per-frame timestamps. 3: the decoder contract (docs/ingest.md): ffmpeg's own stream choice, each
+# picture held to the stored shape, interlaced video deinterlaced, HDR tone-mapped, a clock that
+# jumps back made continuous, frames before a cut file's first keyframe left out. A store written
+# under an older version re-decodes its videos once (the version is part of the decode key).
+SCHEMA_VERSION = 3
 
 VIDEOS_GROUP = "videos"
 FRAMES = "frames"

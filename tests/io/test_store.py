@@ -69,7 +69,7 @@ def test_layout_on_disk(tmp_path):
     writer.close()
     root_meta = json.loads((path / "zarr.json").read_text())
     assert root_meta["zarr_format"] == 3 and root_meta["node_type"] == "group"
-    assert root_meta["attributes"][STORE_INFO_ATTR]["schema_version"] == SCHEMA_VERSION == 2
+    assert root_meta["attributes"][STORE_INFO_ATTR]["schema_version"] == SCHEMA_VERSION == 3
     frames_meta = json.loads((path / VIDEOS_GROUP / "v1" / FRAMES / "zarr.json").read_text())
     assert frames_meta["shape"] == [8, 4, 4, 3] and frames_meta["data_type"] == "uint8"
     sharding = frames_meta["codecs"][0]
