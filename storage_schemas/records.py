@@ -134,6 +134,8 @@ class VideoRecord(BaseModel):
     source_height: int | None = Field(None, description="display height, after rotation")
     sample_aspect_ratio: str | None = Field(None, description="pixel aspect ratio as 'num:den' (1:1 square)")
     rotation: int = 0
+    mirrored: bool = Field(False, description="the display matrix also flips the picture (players, and the stored "
+                           "frames, show it mirrored)")
     duration: float | None = None
     container_frame_count: int | None = Field(
         None, description="frames the container's index lists (MP4), edit-list cuts included; None when it has none")

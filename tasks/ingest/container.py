@@ -62,11 +62,17 @@ def local_copy(uri: str) -> Iterator[str]:
 def checked_packets(path: str, info: Probe) -> PacketCount:
     """The stream's packets; ``frames`` is what a decode must show: the packets minus those an
     edit list cuts. Raises VideoError when the container's index lists more frames than its data
-    holds."""
+    holds and the data ends before the stream's duration: a file cut short. An index that lists
+    empty entries (an AVI's dropped frames, the placeholders of packed B-frames) over data that
+    reaches the end is no truncation."""
     packets = count_packets(path, info.stream_index, info.demuxer)
     if info.listed_frames and packets.delivered < info.listed_frames:
-        raise VideoError(f"truncated: the container lists {info.listed_frames} frames, "
-                         f"its data holds {packets.delivered}")
+        frame = info.duration / info.listed_frames if info.duration else 0.0
+        reaches_end = (packets.end_time is not None and info.duration
+                       and packets.end_time >= info.start_time + info.duration - 1.5 * frame)
+        if not reaches_end:
+            raise VideoError(f"truncated: the container lists {info.listed_frames} frames, "
+                             f"its data holds {packets.delivered}")
     return packets
 
 
@@ -149,13 +155,13 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         stream_index=info.stream_index, video_streams=[_stream_record(s) for s in info.streams],
         stream_choice=info.stream_choice, source_fps=info.fps, source_width=info.display_size[0],
         source_height=info.display_size[1], sample_aspect_ratio=f"{info.sar.numerator}:{info.sar.denominator}",
-        rotation=info.rotation, pix_fmt=info.pix_fmt, color_range=info.color_range,
+        rotation=info.rotation, mirrored=info.mirrored, pix_fmt=info.pix_fmt, color_range=info.color_range,
         color_primaries=info.color_primaries, color_transfer=info.color_transfer, color_space=info.color_space,
         field_order=info.field_order, **plan.record, geometry_changes=changes, timestamp_discontinuities=jumps,
         leading_frames_dropped=packets.leading, duration=info.duration,
         container_frame_count=info.listed_frames or None, probe_frame_count=plan.expected, fps=fps,
         frame_rate_mode=mode, has_timestamps=True, decode_errors=decoded.error_count,
-        decode_error=decoded.first_error, frame_count=decoded.frames, height=plan.height, width=plan.width,
+        decode_error=decoded.first_error or _shortfall(decoded, plan.expected, params), frame_count=decoded.frames, height=plan.height, width=plan.width,
         frames_sha256=decoded.frames_sha256, **motion,
     ))
 
@@ -224,6 +230,13 @@ def _merge_geometry(geometry: list[Geometry]) -> list[Geometry]:
                 out[-1].width, out[-1].height, out[-1].sar, out[-1].pix_fmt):
             out.append(found)
     return out
+
+
+def _shortfall(decoded: Decoded, expected: int, params: DecodeParams) -> str | None:
+    """What a decode kept on purpose (``on_decode_error=keep``) lacks, for the record."""
+    if params.fps is None and decoded.frames < expected:
+        return f"decoded {decoded.frames} of the {expected} frames the stream holds (kept: on_decode_error=keep)"
+    return None
 
 
 def check_decode(decoded: Decoded, expected: int, params: DecodeParams) -> None:

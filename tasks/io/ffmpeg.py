@@ -1,8 +1,8 @@
 """ffmpeg: locate the binary, stream-decode one video stream to RGB uint8 with timestamps, encode.
 
 ffmpeg is driven through ffmpeg-python with argument lists, never a shell. The binary is the
-system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel, which
-ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
+system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel
+(``tasks.io.ffmpeg_binary``), which ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import fcntl
 import functools
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,18 +22,8 @@ from fractions import Fraction
 import ffmpeg
 import numpy as np
 
+from tasks.io.ffmpeg_binary import ffmpeg_exe
 from tasks.io.probe import VideoError, one_line
-
-
-@functools.cache
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: the system one if on PATH, else imageio-ffmpeg's."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def output_size(display_w: int, display_h: int, short_side: int) -> tuple[int, int]:

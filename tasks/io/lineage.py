@@ -21,8 +21,10 @@ from tasks.io.openlineage import emit_record
 from tasks.io.uris import filesystem
 
 
+@functools.cache
 def code_version() -> str:
-    """The installed vmac distribution's version ("unknown" when run from an uninstalled tree)."""
+    """The installed vmac distribution's version ("unknown" when run from an uninstalled tree); read once
+    per process (package metadata costs about 6 ms a read, once per video before)."""
     try:
         return version("vmac")
     except PackageNotFoundError:

@@ -168,6 +168,8 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
     out: list[SourceItem] = []
     if len(images) > 1:
         out.append(layouts.frame_folder(fs, root, top, to_uri, images))
+    elif images and sniff(fs.open(images[0], "rb")).video:  # an animated PNG (APNG) is a video
+        out.append(_video_item(to_uri(images[0]), os.path.relpath(images[0], top)))
     elif images:
         skipped.append(Skipped(to_uri(images[0]), "a single image, not a video (a frame folder holds two or more)",
                                counts=False))
@@ -205,12 +207,15 @@ def _left_out(fs, entry: dict, base: str) -> tuple[str, bool] | None:
             return "symbolic link to a folder, not followed (give the folder itself as a source)", True
     if entry["type"] == "directory":
         return None
-    if entry["type"] != "file":
-        return f"not a regular file ({not_regular_reason(path) or entry['type']}): vmac reads only regular files", True
+    # A local entry's kind after its links (fsspec reports a link itself as "other"); a remote one's as listed.
+    local = fs.protocol in ("file", ("file", "local"))
+    kind = not_regular_reason(path) if local else (None if entry["type"] == "file" else entry["type"])
+    if kind is not None:
+        return f"not a regular file ({kind}): vmac reads only regular files", True
     if base.lower().endswith(VIDEO_EXTENSIONS):
         return None
     try:
-        found = sniff(fs.open(path, "rb"))
+        found = sniff(fs.open(path, "rb"), path if local else None)
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc.__class__.__name__}", True
     return None if found.video else (found.reason or "not a video", found.counts)
