@@ -130,7 +130,8 @@ def decode_values(args: argparse.Namespace) -> dict:
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:
     return validated(IngestConfig, given(
         sources=args.sources, store=args.store, decode=decode_values(args), dask_address=args.dask_address,
-        dask_workers=args.dask_workers, progress=not args.no_progress,
+        dask_workers=args.dask_workers, progress=not args.no_progress, rehash=args.rehash or None,
+        retry_failed=args.retry_failed or None,
     ))
 
 

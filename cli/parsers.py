@@ -70,6 +70,11 @@ def add_ingest_parser(sub) -> None:
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be decoded, what is up to date and what would be retried; write nothing")
+    p.add_argument("--rehash", action="store_true",
+                   help="read and hash every source, even those whose size, times and inode (an object's version) "
+                        "are unchanged since the store recorded them")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="decode again the videos that failed on their input, though their bytes are unchanged")
     add_decode_options(p)
     p.set_defaults(func=cmd_ingest)
 

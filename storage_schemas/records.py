@@ -103,6 +103,9 @@ class VideoRecord(BaseModel):
     reason: str | None = Field(None, description="one line; set when status is failed")
     sha256: str | None = Field(None, description="content hash of the source (all files of a folder)")
     byte_size: int | None = None
+    source_fingerprint: str | None = Field(
+        None, description="the stat fingerprint the sha256 was taken at (size, times, inode; an object's version): "
+        "while it is unchanged, ingest does not read the source again")
     decode_params: DecodeParams
     decode_key: str | None = Field(None, description="hash of sha256 and decode_params; decides re-decoding")
     # From the source (container metadata, packets, files).

@@ -92,12 +92,13 @@ def in_process_store(store: str) -> bool:
     return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
 
 
-def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str) -> Outcome:
+def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str,
+                     retry_failed: bool = False) -> Outcome:
     """Runs on a Dask worker: ingest one video, reporting decoded frames through a Dask queue."""
     from distributed import Queue
 
     queue = Queue(queue_name)
-    return ingest_video(item, store, params, run_id, on_frames=queue.put)
+    return ingest_video(item, store, params, run_id, on_frames=queue.put, retry_failed=retry_failed)
 
 
 def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callable[[str], None],
@@ -120,7 +121,7 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
         queue = Queue(queue_name, client=client)
         futures = [
             client.submit(decode_on_worker, item, config.store, plan.decode or config.decode, run_id, queue_name,
-                          key=f"ingest-{item.video_id}-{uuid.uuid4().hex[:6]}", pure=False)
+                          config.retry_failed, key=f"ingest-{item.video_id}-{uuid.uuid4().hex[:6]}", pure=False)
             for item in longest_first(plan.todo, plan.expected_frames)
         ]
         with progress_bar("decoding", total, "frames", config.progress) as advance:

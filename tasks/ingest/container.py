@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -140,6 +140,10 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         if decoded.interlaced_frames and not plan.filters[:1] == DEINTERLACE:
             plan = plan_decode(info, packets, params, deinterlace=True)
             decoded = _write_whole(group, path, info, params, plan, None)
+        if packets.demux_error_count > decoded.error_count:
+            # The demuxer's errors, read in-process (a file that ends early): ffmpeg's log may have lost them.
+            decoded = replace(decoded, error_count=packets.demux_error_count,
+                              first_error=decoded.first_error or packets.demux_errors[0])
         changes = check_geometry(decoded.geometry, plan.width, plan.height)
         check_decode(decoded, plan.expected, params)
         motion = {}
@@ -200,7 +204,9 @@ def _write_whole(group, path: str, info: Probe, params: DecodeParams, plan: Deco
     span = TimeRange(0, plan.expected, None, plan.keep_from)
     result, decode = keep_span(path, info, params, plan, span, writer, on_frames, whole=True)
     count = writer.close()
-    return Decoded(count, np.asarray(result.timestamps, dtype=np.float64), decode.error_count, decode.first_error(),
+    # ffmpeg's own count of decode errors covers every frame decoded: trusted when all of them are kept.
+    errors = max(decode.error_count, decode.reported_decode_errors if plan.keep_from is None else 0)
+    return Decoded(count, np.asarray(result.timestamps, dtype=np.float64), errors, decode.first_error(),
                    writer.sha256.hexdigest(), decode.geometry, decode.interlaced_frames)
 
 

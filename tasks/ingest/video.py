@@ -20,7 +20,7 @@ from tasks.io.items import SourceItem
 from tasks.io.layouts import LayoutError
 from tasks.io.lineage import code_version
 from tasks.io.probe import VideoError
-from tasks.io.sources import hash_source
+from tasks.io.sources import hash_source, source_fingerprint
 from tasks.io.store import (
     open_store,
     read_record,
@@ -37,8 +37,10 @@ def ingest_video(
     params: DecodeParams,
     run_id: str | None = None,
     on_frames: Callable[[int], None] | None = None,
+    retry_failed: bool = False,
 ) -> Outcome:
-    """Decode ``item`` into ``videos/<video_id>`` unless it is already there with the same key.
+    """Decode ``item`` into ``videos/<video_id>`` unless it is already there with the same key
+    (complete, or failed for good unless ``retry_failed``).
 
     The input's own faults (not a video, corrupt, truncated, labels that do not fit: VideoError,
     LayoutError) become a ``failed`` record with a one-line reason, which later runs skip. A fault
@@ -50,7 +52,7 @@ def ingest_video(
     try:
         if params.frame_codec is None:
             params = resolve_frame_codec(store, params)
-        return _ingest(item, store, params, run_id, on_frames, started)
+        return _ingest(item, store, params, run_id, on_frames, started, retry_failed)
     except Exception as exc:
         if not is_environmental(exc):
             raise
@@ -59,7 +61,7 @@ def ingest_video(
 
 
 def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | None,
-            on_frames: Callable[[int], None] | None, started: float) -> Outcome:
+            on_frames: Callable[[int], None] | None, started: float, retry_failed: bool = False) -> Outcome:
     base = VideoRecord(
         video_id=item.video_id,
         source_uri=item.uri,
@@ -75,15 +77,15 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
     def finish(record: VideoRecord, action: str, frames: int = 0) -> Outcome:
         return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, record.reason)
 
-    sha, size, reason = _hash(item)
+    sha, size, reason, fingerprint = _hash(item)
     key = decode_key(sha, params) if sha else None
-    base = replace_record(base, sha256=sha, byte_size=size, decode_key=key)
+    base = replace_record(base, sha256=sha, byte_size=size, decode_key=key, source_fingerprint=fingerprint)
 
     with video_lock(store, item.video_id):
         root = open_store(store, frame_codec=params.frame_codec)
         path = f"{VIDEOS_GROUP}/{item.video_id}"
         existing = read_record(root[path]) if path in root else None
-        if key and is_up_to_date(existing, key):
+        if key and is_up_to_date(existing, key, retry_failed):
             if existing.status is Status.complete and run_id is not None and existing.ingest_run_id == run_id:
                 # Stored by this run before a retry of its task: report it as this run's work.
                 return finish(existing, "decoded", existing.frame_count or 0)
@@ -97,6 +99,12 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
                 with contextlib.suppress(Exception):
                     del root[VIDEOS_GROUP][item.video_id]
             raise
+        if fingerprint and source_fingerprint(item) != fingerprint:
+            # The bytes decoded may not be the bytes hashed: nothing of it is kept.
+            with contextlib.suppress(Exception):
+                del root[VIDEOS_GROUP][item.video_id]
+            return Outcome(item.video_id, item.uri, "retry", 0, time.perf_counter() - started,
+                           "the source changed while vmac read it; nothing was recorded, so the next run reads it again")
         return finish(record, record.status.value if record.status is Status.failed else "decoded",
                       record.frame_count or 0)
 
@@ -154,19 +162,25 @@ def record_alias(item: SourceItem, store: str, params: DecodeParams, target: str
     return ingest_video(item, store, params, run_id)
 
 
-def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None]:
-    """(sha256, bytes, None), or (None, None, reason) for a source that cannot be read or is empty.
+def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None, str | None]:
+    """(sha256, bytes, None or the reason it fails, stat fingerprint), or (None, None, reason, None)
+    for a source that cannot be read. The plan's hash is taken when the source's fingerprint is still
+    the one it was hashed at; else the source is read here.
 
     A read that fails for the machine's reason (permission, I/O, a timeout) propagates."""
     if item.error is not None:
-        return None, None, item.error
-    try:
-        sha, size = hash_source(item)
-    except (OSError, ValueError) as exc:
-        if is_environmental(exc):
-            raise
-        return None, None, f"unreadable: {reason_of(exc)}"
-    return (sha, size, "empty file (0 bytes)") if size == 0 else (sha, size, None)
+        return None, None, item.error, None
+    fingerprint = source_fingerprint(item)
+    if item.sha256 is not None and item.byte_size is not None and fingerprint and fingerprint == item.fingerprint:
+        sha, size = item.sha256, item.byte_size
+    else:
+        try:
+            sha, size = hash_source(item)
+        except (OSError, ValueError) as exc:
+            if is_environmental(exc):
+                raise
+            return None, None, f"unreadable: {reason_of(exc)}", None
+    return sha, size, "empty file (0 bytes)" if size == 0 else None, fingerprint
 
 
 def replace_record(record: VideoRecord, **changes) -> VideoRecord:

@@ -30,6 +30,11 @@ class SourceItem:
     keypoints_uri: str | None = None
     split: str | None = None
     error: str | None = None
+    # What the plan knows of the content (None until it hashed or fingerprinted it): its sha256 and
+    # bytes, and the stat fingerprint they were taken at (``tasks.io.sources.source_fingerprint``).
+    sha256: str | None = None
+    byte_size: int | None = None
+    fingerprint: str | None = None
 
     @property
     def content_uris(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import av.logging
 
 from tasks.io.containers import (
     VideoError,
@@ -166,6 +167,10 @@ class PacketCount:
     jumps_back: bool = False
     key_times: tuple[float, ...] = ()  # presentation times of the keyframes, sorted (seconds)
     end_time: float | None = None  # where the last shown packet ends: its time plus its duration (seconds)
+    # Errors the demuxer itself logged while reading (a file that ends early, a broken structure), first
+    # few, and how many: read in-process, so none is lost to ffmpeg's interleaved log lines.
+    demux_errors: tuple[str, ...] = ()
+    demux_error_count: int = 0
 
     @property
     def frames(self) -> int:
@@ -319,8 +324,12 @@ def count_packets(path: str, stream_index: int, container_format: str | None = N
     shown: list[int] = []
     keys: list[int] = []  # presentation times of keyframes, in decode order (edit-list cuts included)
     jumps_back, latest, end = False, None, None
+    previous_level, previous_skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # the same error of another file, earlier in this process, counts again
     try:
-        with open_container(path, container_format) as container:
+        with av.logging.Capture() as logged, open_container(path, container_format) as container:
+            demuxer = container.format.name
             stream = container.streams[stream_index]
             base = stream.time_base
             back = int(JUMP_BACK_SECONDS / base) if base else 0
@@ -338,11 +347,20 @@ def count_packets(path: str, stream_index: int, container_format: str | None = N
                     end = max(end or packet.pts, packet.pts + (packet.duration or 0))
     except av.error.FFmpegError as exc:
         raise VideoError(f"container breaks after {delivered} video packets: {exc.strerror or one_line(exc)}") from exc
+    finally:
+        av.logging.set_level(previous_level)
+        av.logging.set_skip_repeated(previous_skip)
+    # The demuxer's own messages (a codec parser's, about pictures, are the decode's to judge), which
+    # it logs under its full name ("matroska,webm") however it was asked for.
+    names = set(demuxer.split(","))
+    errors = [message.strip() for level, name, message in logged
+              if level <= av.logging.ERROR and names & set(name.split(","))]
     leading, first_key = _leading(shown, keys)
     times = () if jumps_back or len(shown) != delivered - discarded else tuple(float(p * base) for p in sorted(shown))
     end_time = float(end * base) if end is not None and not jumps_back else None
     return PacketCount(delivered, discarded, times, leading, float(first_key * base) if first_key is not None else None,
-                       jumps_back, tuple(float(p * base) for p in sorted(keys)) if times else (), end_time)
+                       jumps_back, tuple(float(p * base) for p in sorted(keys)) if times else (), end_time,
+                       tuple(errors[:5]), len(errors))
 
 
 def _leading(shown: list[int], keys: list[int]) -> tuple[int, int | None]:

@@ -231,6 +231,36 @@ def _unreadable_dir(root: str, to_uri, exc: Exception) -> SourceItem:
     )
 
 
+# What tells one version of a remote object from the next, by filesystem (s3, gcs, http).
+_REMOTE_VERSION_KEYS = ("VersionId", "version_id", "ETag", "etag", "generation", "md5Hash", "LastModified", "mtime")
+
+
+def source_fingerprint(item: SourceItem) -> str | None:
+    """A digest of what the filesystem says of the source's files, read without their bytes: size,
+    modification and status-change times (ns), inode and device locally (an edit that restores the
+    modification time still moves the change time); size and version tag (or ETag, or modification
+    time) on object stores. None when a file cannot be listed or a remote one has no version:
+    then the source is hashed. A fingerprint unchanged since the store recorded it means the bytes
+    are the ones hashed then (``vmac ingest --rehash`` and ``vmac audit`` read them again)."""
+    lines = []
+    try:
+        for uri in item.content_uris:
+            path = local_path(uri)
+            if path is not None:
+                st = os.stat(path)
+                lines.append(f"{uri}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\t{st.st_dev}")
+                continue
+            fs, remote = filesystem(uri)
+            info = fs.info(remote)
+            version = next((info[k] for k in _REMOTE_VERSION_KEYS if info.get(k) is not None), None)
+            if version is None:
+                return None
+            lines.append(f"{uri}\t{info.get('size')}\t{version}")
+    except (OSError, ValueError):
+        return None
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest() if lines else None
+
+
 def hash_source(item: SourceItem) -> tuple[str, int]:
     """(sha256 hex, total bytes) of the source's content, streamed.
 
