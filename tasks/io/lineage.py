@@ -18,6 +18,7 @@ from openlineage.client.uuid import generate_new_uuid
 from storage_schemas.lineage import Dataset, LineageRecord
 from tasks.io.files import write_atomic
 from tasks.io.openlineage import emit_record
+from tasks.io.secrets import redact_json
 from tasks.io.uris import filesystem
 
 
@@ -42,7 +43,9 @@ def git_sha() -> str | None:
 
 def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outputs: list[Dataset],
                 parameters: dict, flow_run_id: str | None = None, error: str | None = None) -> LineageRecord:
-    record = LineageRecord(
+    # Every URL a record carries (sources, configs, reasons, facets) is redacted here, the one way
+    # into lineage records and the OpenLineage events made from them (tasks.io.secrets).
+    record = LineageRecord.model_validate(redact_json(dict(
         kind=kind,
         status=status,
         run_id=run_id,
@@ -51,11 +54,11 @@ def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outp
         host=socket.gethostname(),
         code_version=code_version(),
         git_sha=git_sha(),
-        inputs=inputs,
-        outputs=outputs,
+        inputs=[d.model_dump(mode="json") for d in inputs],
+        outputs=[d.model_dump(mode="json") for d in outputs],
         parameters=parameters,
         error=error,
-    )
+    )))
     canonical = json.dumps(record.model_dump(mode="json", exclude={"id"}), sort_keys=True)
     return record.model_copy(update={"id": hashlib.sha256(canonical.encode("utf-8")).hexdigest()})
 
