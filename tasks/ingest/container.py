@@ -24,9 +24,9 @@ import logging
 import os
 import shutil
 import tempfile
-from urllib.parse import urlsplit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import numpy as np
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import os
+import re
 import uuid
 from pathlib import Path
 
