@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import socket
 import subprocess
 from datetime import datetime, timezone
@@ -16,10 +17,12 @@ from pathlib import Path
 from openlineage.client.uuid import generate_new_uuid
 
 from storage_schemas.lineage import Dataset, LineageRecord
+from storage_schemas.openlineage import EVENTS_DIR
 from tasks.io.files import write_atomic
+from tasks.io.names import inside
 from tasks.io.openlineage import emit_record
 from tasks.io.secrets import redact_json
-from tasks.io.uris import filesystem
+from tasks.io.uris import filesystem, local_path
 
 
 def code_version() -> str:
@@ -66,6 +69,9 @@ def make_record(kind: str, status: str, run_id: str, inputs: list[Dataset], outp
 def write_record(folder: str, record: LineageRecord) -> str:
     """Write ``record`` as a new file in ``folder`` (never overwriting one), then its OpenLineage
     event into ``folder``/openlineage/ (and to a configured backend); return the record's path."""
+    local = local_path(folder)
+    if local is not None:  # the lineage folder and its events stay inside the folder that owns them
+        inside(os.path.dirname(local), os.path.basename(local), EVENTS_DIR)
     fs, root = filesystem(folder)
     stamp = record.time.replace(":", "").replace("-", "").replace(".", "")
     name = f"{stamp}-{record.kind}-{record.status}-{record.id[:12]}.json"

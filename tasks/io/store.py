@@ -35,6 +35,7 @@ from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
 
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
 from storage_schemas.validation import catalog_fingerprint
+from tasks.io.names import inside
 from tasks.io.secrets import redact_json, reveal
 from tasks.io.uris import exists, isdir, join, local_path, storage_options
 
@@ -228,12 +229,16 @@ def data_fingerprint(per_video: dict[str, str]) -> str:
 
 
 def reset_video(root: zarr.Group, video_id: str, record: VideoRecord) -> zarr.Group:
-    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``."""
+    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``. In a local
+    store, OutsideError when the group's path leaves the store (a link planted in a store from
+    elsewhere: ``tasks.io.names.inside``)."""
+    if isinstance(root.store, LocalStore):
+        inside(str(root.store.root), VIDEOS_GROUP, video_id)
     videos = root[VIDEOS_GROUP]
     if video_id in videos:
         del videos[video_id]
     group = videos.create_group(video_id, overwrite=True)
-    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+    group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))
     return group
 
 
