@@ -148,6 +148,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
     existing_path("STORE_OR_RUN", args.path)
+    from tasks.audit.records import read_lineage
+
+    read_lineage(args.path)  # a damaged record fails the audit here (exit 1, naming it), before Prefect starts
     record_in_prefect()
     from flows.audit import audit_flow
     from tasks.audit.rehash import audit_kind

@@ -15,10 +15,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from openlineage.client.uuid import generate_new_uuid
+from pydantic import ValidationError
 
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.openlineage import EVENTS_DIR
-from tasks.io.files import write_atomic
+from tasks.io.files import file_sha256, write_atomic
 from tasks.io.names import inside
 from tasks.io.openlineage import emit_record
 from tasks.io.secrets import redact_json
@@ -85,14 +86,42 @@ def write_record(folder: str, record: LineageRecord) -> str:
     return shown
 
 
+class DamagedRecordError(ValueError):
+    """A file in a lineage folder that is not a lineage record (not JSON, or not the schema): the
+    message names it, so a person can look at it or move it aside."""
+
+
 def read_records(folder: str) -> list[LineageRecord]:
-    """Every record in ``folder``, oldest first."""
+    """Every record in ``folder``, oldest first. Raises DamagedRecordError naming the first file
+    that is not a readable record."""
     fs, root = filesystem(folder)
     if not fs.exists(root):
         return []
     # Inside a store the lineage folder is also a Zarr group: its zarr.json is not a record.
     paths = sorted(p for p in fs.ls(root, detail=False) if p.endswith(".json") and not p.endswith("zarr.json"))
-    return [LineageRecord.model_validate_json(fs.cat_file(p)) for p in paths]
+    records = []
+    for path in paths:
+        try:
+            records.append(LineageRecord.model_validate_json(fs.cat_file(path)))
+        except ValidationError as exc:
+            shown = path if local_path(folder) is not None else f"{folder.split('://', 1)[0]}://{path}"
+            problem = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise DamagedRecordError(f"lineage record {shown} is damaged ({where + ': ' if where else ''}"
+                                     f"{problem['msg']}); records are never rewritten, so it was changed by "
+                                     "hand or cut short: restore it, or move it out of the folder") from None
+    return records
+
+
+def names_output(folder: str, path: str | Path) -> bool:
+    """True when a record in ``folder`` names the local file ``path``, with its current bytes, as an
+    output: vmac wrote it, and may replace or remove it (it never removes a file it did not write)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    where = str(path.resolve())
+    recorded = {d.sha256 for r in read_records(folder) for d in r.outputs if d.uri == where and d.sha256}
+    return bool(recorded) and file_sha256(where) in recorded
 
 
 def run_id() -> str:
