@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import fsspec
 
-from tasks.io.secrets import reveal
+from tasks.io.secrets import reader_uri
 
 
 def is_url(uri: str) -> bool:
@@ -68,14 +68,15 @@ def storage_options(uri: str) -> dict:
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path within it) of a local path or fsspec URL, with ``storage_options``; a
-    redacted URL is opened as it was given (``tasks.io.secrets.reveal``), so the path may hold
-    its credentials: name it to a person only through ``secrets.redact``."""
-    return fsspec.core.url_to_fs(reveal(uri), **storage_options(uri))
+    redacted URL is opened as it was given when this process was (``tasks.io.secrets.reader_uri``),
+    else without its masked parts (the user's own fsspec configuration supplies credentials), so
+    the path may hold credentials: name it to a person only through ``secrets.redact``."""
+    return fsspec.core.url_to_fs(reader_uri(uri), **storage_options(uri))
 
 
 def open_uri(uri: str, mode: str = "rb"):
     """``fsspec.open`` of a local path or fsspec URL, with ``storage_options`` (revealed as ``filesystem`` is)."""
-    return fsspec.open(reveal(uri), mode, **storage_options(uri))
+    return fsspec.open(reader_uri(uri), mode, **storage_options(uri))
 
 
 def exists(uri: str) -> bool:

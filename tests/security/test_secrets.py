@@ -86,6 +86,8 @@ def _database_bytes() -> bytes:
 @pytest.mark.slow
 def test_credentials_in_source_urls_are_used_and_written_nowhere(prefect_harness, tmp_path, capsys):
     from cli.main import main
+    from tasks.audit.rehash import audit_store
+    from tasks.io.secrets import _GIVEN, given, remember
     from tasks.io.store import read_catalog
 
     secrets = {name: f"{name}-{uuid.uuid4().hex}" for name in ("password", "signature", "credential", "token")}
@@ -106,6 +108,18 @@ def test_credentials_in_source_urls_are_used_and_written_nowhere(prefect_harness
                    str(local)]
         code = main(["ingest", *sources, "--store", str(store), "--no-progress", "--workers", "1"])
         served = list(server.requests)
+        # Re-reading: with the URLs given in this process, the audit re-hashes them; in another
+        # process (none kept), it says why it cannot instead of calling them missing or changed.
+        checked, drifts, _ = audit_store(str(store))
+        assert checked["sources"] == 3 and [d.video_id for d in drifts] == [], drifts
+        saved = given()
+        _GIVEN.clear()
+        try:
+            checked, drifts, notes = audit_store(str(store))
+        finally:
+            remember(saved)
+        assert checked["sources"] == 1 and drifts == []
+        assert sum("its URL carried credentials, which vmac does not keep" in note for note in notes) == 2, notes
     out, err = capsys.readouterr()
     assert code == 1, err  # the unreachable source is a failed row; the run says so
     catalog = {record.source_uri: record for record in read_catalog(str(store)).values()}
