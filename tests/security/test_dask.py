@@ -17,8 +17,6 @@ import pytest
 from storage_schemas.config import IngestConfig
 from tests.security.other_user import needs_other_user, python_as_other_user
 
-pytestmark = pytest.mark.slow
-
 _ATTACK = r"""
 import asyncio, json, os, ssl, sys
 from distributed.comm import connect
@@ -61,6 +59,7 @@ def _external_address() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @needs_other_user()
 def test_another_user_cannot_reach_the_cluster_and_the_dashboard_stays_on_this_machine(tmp_path):
     from tasks.ingest.cluster import dask_client
@@ -89,6 +88,7 @@ def test_another_user_cannot_reach_the_cluster_and_the_dashboard_stays_on_this_m
     assert reached is not True, f"the dashboard answered on {external}"
 
 
+@pytest.mark.slow
 def test_a_users_cluster_is_reached_with_the_users_dask_security_configuration(tmp_path):
     """``--dask-address``: the client takes the TLS files the user configured for Dask."""
     import dask
@@ -111,3 +111,13 @@ def test_a_users_cluster_is_reached_with_the_users_dask_security_configuration(t
                "distributed.comm.require-encryption": True}
         with dask.config.set(tls), dask_client(config) as client:
             assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+
+
+def test_evaluate_takes_workers_for_the_cluster_that_ingests_its_data(tmp_path):
+    from cli.args import evaluate_config_from_args
+    from cli.parsers import build_parser
+    from tasks.evaluate.plan import ingest_config_for
+
+    args = build_parser().parse_args(["evaluate", "--random-init", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--workers", "2"])
+    assert ingest_config_for(evaluate_config_from_args(args)).dask_workers == 2
