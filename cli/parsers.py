@@ -173,6 +173,8 @@ def add_evaluate_parser(sub) -> None:
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--workers", "--dask-workers", dest="dask_workers", type=int, default=None,
+                   help="Dask workers that ingest a folder given as --data (default: one per core)")
     p.set_defaults(func=cmd_evaluate)
 
 

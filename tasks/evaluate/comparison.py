@@ -8,10 +8,12 @@ from pathlib import Path
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import BenchmarkReport
+from storage_schemas.layout import LINEAGE_DIR
 from tasks.evaluate.curve import curve_markdown, plot_learning_curves
 from tasks.evaluate.report import read_report
 from tasks.evaluate.scores import HEADLINE
 from tasks.io.files import write_atomic
+from tasks.io.lineage import names_output
 
 # Columns of the comparison: (benchmark, metric key, header).
 _COLUMNS = (
@@ -134,6 +136,9 @@ def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[
     markdown = comparison_markdown(reports)
     path = Path(out) / bm.COMPARISON
     write_atomic(path, markdown)
-    if not plot_learning_curves(reports, Path(out) / bm.LEARNING_CURVE):
-        (Path(out) / bm.LEARNING_CURVE).unlink(missing_ok=True)  # an earlier run's curve is not this one's
+    curve = Path(out) / bm.LEARNING_CURVE
+    # An earlier evaluation's curve is not this one's: removed, but only when an earlier run's
+    # lineage names it with these bytes (vmac wrote it); a file of the user's own is left alone.
+    if not plot_learning_curves(reports, curve) and names_output(str(Path(out) / LINEAGE_DIR), curve):
+        curve.unlink()
     return str(path), markdown, comparison_table(reports)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import SkippedVideo, VideoInput
 from storage_schemas.records import Status, VideoRecord
-from tasks.evaluate.outputs import is_clean_name
+from tasks.io.names import is_clean_name
 from tasks.io.store import read_catalog
 
 
@@ -28,10 +29,16 @@ class LabelledVideo:
 
     def frame_file(self, t: int, suffix: str = ".png") -> str:
         """The file name of frame ``t``'s per-frame output: the source frame's name (frame folders
-        keep theirs, so results line up with sequences that do not start at 00000), else 00000."""
-        names = self.record.frame_names
-        stem = os.path.splitext(names[t])[0] if names and t < len(names) else f"{t:05d}"
-        return stem + suffix
+        keep theirs, so results line up with sequences that do not start at 00000), else 00000.
+        The names come from the store, which may be from elsewhere: unless every one is a clean,
+        distinct file name (``tasks.io.names``), all frames are named by their index."""
+        stems = self._frame_stems
+        return (stems[t] if stems and t < len(stems) else f"{t:05d}") + suffix
+
+    @functools.cached_property
+    def _frame_stems(self) -> list[str] | None:
+        stems = [os.path.splitext(name)[0] for name in self.record.frame_names or []]
+        return stems if all(map(is_clean_name, stems)) and len(set(stems)) == len(stems) else None
 
     def as_input(self) -> VideoInput:
         r = self.record

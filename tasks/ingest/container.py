@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def local_copy(uri: str) -> Iterator[str]:
     if not is_url(uri):
         yield uri
         return
-    suffix = os.path.splitext(uri)[1]
+    suffix = os.path.splitext(urlsplit(uri).path)[1]  # not the query (a signed URL's)
     with tempfile.TemporaryDirectory(prefix="vmac-src-") as tmp:
         path = os.path.join(tmp, f"source{suffix}")
         with open_uri(uri) as src, open(path, "wb") as dst:

@@ -20,17 +20,22 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import fsspec
 
 from storage_schemas.layout import VIDEO_EXTENSIONS
 from storage_schemas.records import SourceKind
 from tasks.io import layouts
+from tasks.io.faults import reason_of
 from tasks.io.files import hash_file, not_regular_reason
 from tasks.io.items import SourceItem, is_image, video_id_for
 from tasks.io.probe import sniff
+from tasks.io.secrets import keep_out, redact
 from tasks.io.uris import filesystem, is_url, local_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -65,7 +70,8 @@ def scan_sources(sources: list[str]) -> SourceScan:
     items: dict[str, SourceItem] = {}
     skipped: list[Skipped] = []
     for source in sources:
-        for item in _expand_one(source, skipped):
+        # A URL's credentials stay in memory (``tasks.io.secrets``); items name it redacted.
+        for item in _expand_one(keep_out(source), skipped):
             items.setdefault(item.uri, item)
     return SourceScan(sorted(items.values(), key=lambda item: item.uri), skipped)
 
@@ -89,24 +95,10 @@ def describe_skipped(skipped: list[Skipped]) -> str:
 
 def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
     if is_url(source):
-        fs, root = filesystem(source)
-        protocol = source.split("://", 1)[0]
-
-        def to_uri(path: str) -> str:
-            return f"{protocol}://{path.lstrip('/')}" if protocol != "memory" else f"memory://{path}"
-
-        matches = fs.glob(root) if _GLOB_CHARS.search(root) else [root]
-        out: list[SourceItem] = []
-        for path in matches:
-            if fs.isdir(path):
-                out.extend(_walk(fs, path, path, to_uri, skipped))
-            elif fs.exists(path):
-                uri = to_uri(path)
-                out.append(_video_item(uri, os.path.basename(path)))
-            else:
-                out.append(_missing(source))
-        return out
-
+        try:
+            return _expand_url(source, skipped)
+        except Exception as exc:  # noqa: BLE001 - each remote filesystem raises its own classes (aiohttp, paramiko, ftplib)
+            return [_unreadable_source(redact(source), exc)]
     fs = fsspec.filesystem("file")
     path = local_path(source)
     matches = sorted(glob.glob(path, recursive=True)) if _GLOB_CHARS.search(path) else [path]
@@ -121,6 +113,51 @@ def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
         else:
             out.append(_missing(match))
     return out
+
+
+def _expand_url(source: str, skipped: list[Skipped]) -> list[SourceItem]:
+    """The items of a source URL (``source`` redacted: ``uris.filesystem`` opens it as given)."""
+    fs, root = filesystem(source)
+    to_uri = _url_namer(source, root)
+    where = urlsplit(root).path if "://" in root else root
+    matches = fs.glob(root) if _GLOB_CHARS.search(where) else [root]
+    out: list[SourceItem] = []
+    for path in matches:
+        if fs.isdir(path):
+            out.extend(_walk(fs, path, path, to_uri, skipped))
+        elif fs.exists(path):
+            uri = to_uri(path)
+            out.append(_video_item(uri, posixpath.basename(urlsplit(uri).path)))
+        else:
+            out.append(_missing(redact(source)))
+    return out
+
+
+def _url_namer(source: str, root: str) -> Callable[[str], str]:
+    """How a path of ``source``'s filesystem (as it lists it) is named as a URL, redacted: HTTP
+    paths are URLs already; FTP and SFTP paths leave out the host, which ``source`` names;
+    object-store paths start with the bucket."""
+    scheme, netloc = urlsplit(source).scheme, urlsplit(source).netloc
+    host = urlsplit(source).hostname or ""
+    hostless = bool(host) and "://" not in root and not root.lstrip("/").startswith(host)
+
+    def to_uri(path: str) -> str:
+        if "://" in path:
+            return redact(path)
+        if scheme == "memory":
+            return f"memory://{path}"
+        if hostless:
+            return redact(f"{scheme}://{netloc}/{path.lstrip('/')}")
+        return redact(f"{scheme}://{path.lstrip('/')}")
+
+    return to_uri
+
+
+def _unreadable_source(source: str, exc: Exception) -> SourceItem:
+    """A source URL that could not be listed (unreachable, refused, not found): a failed row."""
+    name = posixpath.basename(urlsplit(source).path.rstrip("/")) or source
+    return SourceItem(uri=source, video_id=video_id_for(os.path.splitext(name)[0], source), kind=SourceKind.video,
+                      layout="file", error=f"unreadable source {source}: {reason_of(exc)}")
 
 
 def _missing(path: str) -> SourceItem:

@@ -35,6 +35,8 @@ from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
 
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
 from storage_schemas.validation import catalog_fingerprint
+from tasks.io.names import inside
+from tasks.io.secrets import redact_json, reveal
 from tasks.io.uris import exists, isdir, join, local_path, storage_options
 
 # What tells one version of a stored file from the next, by filesystem: an object store's tag,
@@ -46,7 +48,7 @@ def _zarr_store(store: str, read_only: bool = False):
     path = local_path(store)
     if path is not None:
         return LocalStore(path, read_only=read_only)
-    return FsspecStore.from_url(store, read_only=read_only, storage_options=storage_options(store))
+    return FsspecStore.from_url(reveal(store), read_only=read_only, storage_options=storage_options(store))
 
 
 def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_codec: str | None = None) -> zarr.Group:
@@ -205,7 +207,7 @@ def data_fingerprints(store: str) -> dict[str, str]:
     changes it. The video's record (its group's attributes) is left out: aliases are added to
     it, and the catalog fingerprint covers what decides training.
     """
-    fs, root = fsspec.core.url_to_fs(store)
+    fs, root = fsspec.core.url_to_fs(reveal(store))
     base = f"{root.rstrip('/')}/{VIDEOS_GROUP}"
     if not fs.isdir(base):
         return {}
@@ -227,17 +229,22 @@ def data_fingerprint(per_video: dict[str, str]) -> str:
 
 
 def reset_video(root: zarr.Group, video_id: str, record: VideoRecord) -> zarr.Group:
-    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``."""
+    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``. In a local
+    store, OutsideError when the group's path leaves the store (a link planted in a store from
+    elsewhere: ``tasks.io.names.inside``)."""
+    if isinstance(root.store, LocalStore):
+        inside(str(root.store.root), VIDEOS_GROUP, video_id)
     videos = root[VIDEOS_GROUP]
     if video_id in videos:
         del videos[video_id]
     group = videos.create_group(video_id, overwrite=True)
-    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+    group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))
     return group
 
 
 def write_record(group: zarr.Group, record: VideoRecord) -> None:
-    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+    """The video's record as its group's attributes, every URL in it redacted (``tasks.io.secrets``)."""
+    group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))
 
 
 @contextlib.contextmanager

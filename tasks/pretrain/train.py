@@ -20,7 +20,16 @@ from storage_schemas.config import PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status
-from storage_schemas.run import CHECKPOINTS_DIR, CONFIG, LOSS_CURVE, METRICS, PREVIEWS_DIR, preview_name
+from storage_schemas.run import (
+    CHECKPOINT_NAMES,
+    CHECKPOINTS_DIR,
+    CONFIG,
+    LOSS_CURVE,
+    METRICS,
+    PREVIEWS_DIR,
+    RUN_FILE_NAMES,
+    preview_name,
+)
 from tasks.io import lineage
 from tasks.io.files import file_sha256, remove_stale_temporaries, write_atomic
 from tasks.io.store import fingerprint_of, read_catalog
@@ -83,7 +92,8 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     torch.manual_seed(config.run.seed)
     run_dir = Path(config.out)
     if world.is_main:
-        for leftover in remove_stale_temporaries(run_dir / CHECKPOINTS_DIR) + remove_stale_temporaries(run_dir):
+        for leftover in (remove_stale_temporaries(run_dir / CHECKPOINTS_DIR, CHECKPOINT_NAMES)
+                         + remove_stale_temporaries(run_dir, RUN_FILE_NAMES)):
             log(f"removed {leftover}: the temporary of a write that was killed")
     training = build(config, world)
     restore(training, config, log)

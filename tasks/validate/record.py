@@ -31,16 +31,19 @@ from storage_schemas.validation import (
 from tasks.io import lineage
 from tasks.io.files import file_sha256, write_atomic
 from tasks.io.lineage import code_version
+from tasks.io.names import inside
 from tasks.io.store import data_fingerprint, open_store
-from tasks.io.uris import join, normalize
+from tasks.io.uris import join, local_path, normalize
 from tasks.validate.report import report_markdown
 from tasks.validate.suites import rule_outcomes
 from tasks.validate.tables import ValidationTables
 
 
 def result_uri(store: str, name: str) -> str:
-    """``<store>/validation/<name>``: an absolute path for a local store, else a URL."""
-    return join(normalize(store), VALIDATION_DIR, name)
+    """``<store>/validation/<name>``: an absolute path for a local store, else a URL. OutsideError
+    when a local path would leave the store (``validation`` a link to elsewhere)."""
+    path = local_path(store)
+    return str(inside(path, VALIDATION_DIR, name)) if path is not None else join(normalize(store), VALIDATION_DIR, name)
 
 
 def write_new(uri: str, text: str) -> None:
