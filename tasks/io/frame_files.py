@@ -81,7 +81,7 @@ def frame_times(count: int, numbers: tuple[int, ...] | None, fps: float) -> np.n
 def first_frame_size(item: SourceItem) -> tuple[int, int]:
     """(width, height) of the first frame file as a viewer shows it (after its EXIF orientation)."""
     uri = item.frame_uris[0]
-    return displayed_size(open_image(read_bytes(uri), os.path.basename(uri)))
+    return displayed_size(*open_image(read_bytes(uri), os.path.basename(uri)))
 
 
 def frame_names(item: SourceItem) -> list[str]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 
 import imagecodecs
@@ -76,13 +77,18 @@ def read_bytes(uri: str) -> bytes:
         return handle.read()
 
 
-def open_image(data: bytes, name: str) -> Image.Image:
-    """PIL's image of ``data`` with only its header read; LayoutError for an empty file, bytes
-    that are no image, a picture above MAX_IMAGE_PIXELS, or a file holding several pictures."""
+def open_image(data: bytes, name: str) -> tuple[Image.Image, int]:
+    """(PIL's image of ``data`` with only its header read, its EXIF orientation); LayoutError for
+    an empty file, bytes that are no image, a picture above MAX_IMAGE_PIXELS, or a file holding
+    several pictures. The orientation is read first: PIL's TIFF reader forgets it once it has
+    counted or loaded the pictures."""
     if not data:
         raise LayoutError(f"{name} is empty (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # PIL warns above 89 Mpx; vmac's own limit below decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise LayoutError(f"{name} is too large to decode ({reason_of(exc)})") from None
     except UnidentifiedImageError:
@@ -93,11 +99,12 @@ def open_image(data: bytes, name: str) -> Image.Image:
     if width * height > MAX_IMAGE_PIXELS:
         raise LayoutError(f"{name} is {width}×{height} = {width * height:,} pixels, above the limit of "
                           f"{MAX_IMAGE_PIXELS:,} (a decompression bomb, or a picture no frame should be)")
+    orientation = orientation_of(image)
     pictures = getattr(image, "n_frames", 1)
     if pictures > 1:
         raise LayoutError(f"{name} holds {pictures} pictures (an animation or a multi-page file); "
                           "each file of a frame folder is one frame")
-    return image
+    return image, orientation
 
 
 def orientation_of(image: Image.Image) -> int:
@@ -109,10 +116,19 @@ def orientation_of(image: Image.Image) -> int:
     return value if value in ORIENTATIONS else 1
 
 
-def displayed_size(image: Image.Image) -> tuple[int, int]:
-    """(width, height) as a viewer shows the image: swapped for orientations 5-8."""
+def displayed_size(image: Image.Image, orientation: int) -> tuple[int, int]:
+    """(width, height) as a viewer shows the image: the stored size, swapped for orientations 5-8.
+    (PIL reports a TIFF's size already oriented, so a TIFF's stored size is read from its tags.)"""
     width, height = image.size
-    return (height, width) if orientation_of(image) >= 5 else (width, height)
+    if image.format == "TIFF" and 256 in image.tag_v2 and 257 in image.tag_v2:
+        width, height = int(image.tag_v2[256]), int(image.tag_v2[257])
+    return (height, width) if orientation >= 5 else (width, height)
+
+
+def _still_to_orient(image: Image.Image, orientation: int) -> int:
+    """The orientation left to apply after PIL loaded ``image``: PIL's TIFF reader applies the
+    orientation itself as it loads (and drops the tag), the other readers leave the pixels as stored."""
+    return 1 if orientation != 1 and orientation_of(image) == 1 else orientation
 
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -164,24 +180,24 @@ def decode_frame(uri: str) -> Picture:
     """The RGB picture of one frame file, as a viewer shows it (the module docstring's rules)."""
     name = os.path.basename(uri)
     data = read_bytes(uri)
-    image = open_image(data, name)
+    image, orientation = open_image(data, name)
     bits = sample_depth(image, data)
     try:
         if bits > 16 or image.mode in ("I", "F"):
             raise LayoutError(f"{name} holds {bits}-bit {'floating-point' if image.mode == 'F' else 'integer'} "
                               "samples, which have no range to scale into 8 bits; convert them to 16- or 8-bit images")
         if bits > 8:
+            loads = image.mode.startswith("I;16")  # read by PIL, which orients a TIFF as it loads
             samples = to_8bit(_deep_samples(image, data, name), bits)
-            rgb = _as_rgb(samples)
+            rgb, left = _as_rgb(samples), _still_to_orient(image, orientation) if loads else orientation
         else:
             image.load()
-            rgb = np.asarray(image.convert("RGB"))
+            rgb, left = np.asarray(image.convert("RGB")), _still_to_orient(image, orientation)
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, LayoutError):
             raise
         raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
-    orientation = orientation_of(image)
-    return Picture(orient(rgb, orientation), orientation, bits, image.mode)
+    return Picture(orient(rgb, left), orientation, bits, image.mode)
 
 
 def _as_rgb(samples: np.ndarray) -> np.ndarray:
@@ -198,16 +214,16 @@ def decode_labels(uri: str) -> Picture:
     (``label_ids``' rules)."""
     name = os.path.basename(uri)
     data = read_bytes(uri)
-    image = open_image(data, name)
+    image, orientation = open_image(data, name)
     try:
         image.load()
+        left = _still_to_orient(image, orientation)
         ids = label_ids(image)
     except LayoutError as exc:
         raise LayoutError(f"annotation {name}: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
-    orientation = orientation_of(image)
-    return Picture(orient(ids, orientation), orientation, sample_depth(image, data), image.mode)
+    return Picture(orient(ids, left), orientation, sample_depth(image, data), image.mode)
 
 
 def label_ids(image: Image.Image) -> np.ndarray:

@@ -51,8 +51,8 @@ def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[Source
             return _youtube_vos(fs, root, to_uri)
         res = next((r for r in DAVIS_RESOLUTIONS if folder("JPEGImages", r)), None)
         if res or folder("ImageSets"):
-            return _sequences(fs, root, res, "davis", to_uri, _davis_splits(fs, root))
-        return _sequences(fs, root, None, "folder", to_uri, {})
+            return _sequences(fs, root, res, "davis", to_uri, _davis_splits(fs, root).get)
+        return _sequences(fs, root, None, "folder", to_uri, lambda seq: None)
     if folder("Images") and folder("Annotations", "Category_ids"):
         return _vip(fs, root, to_uri)
     if folder("Rename_Images") and folder("joint_positions"):
@@ -116,10 +116,10 @@ def _subfolders(fs, folder: str) -> list[str]:
     return sorted(p for p in fs.ls(folder, detail=False) if fs.isdir(p)) if fs.isdir(folder) else []
 
 
-def _sequences(fs, root: str, res: str | None, layout: str, to_uri, splits: dict[str, str],
+def _sequences(fs, root: str, res: str | None, layout: str, to_uri, split_of: Callable[[str], str | None],
                labels: Callable[[str], dict] | None = None) -> list[SourceItem]:
-    """One item per ``JPEGImages/[<res>/]<seq>`` with its ``Annotations/[<res>/]<seq>`` masks;
-    ``labels(seq)`` adds what the layout says about that sequence's labels."""
+    """One item per ``JPEGImages/[<res>/]<seq>`` with its ``Annotations/[<res>/]<seq>`` masks, in
+    split ``split_of(seq)``; ``labels(seq)`` adds what the layout says about that sequence's labels."""
     sub = f"/{res}" if res else ""
     out = []
     for seq_dir in _subfolders(fs, f"{root}/JPEGImages{sub}"):
@@ -129,7 +129,7 @@ def _sequences(fs, root: str, res: str | None, layout: str, to_uri, splits: dict
             continue
         masks, orphans = _match_masks(frames, _images_in(fs, f"{root}/Annotations{sub}/{seq}"))
         out.append(_frames_item(to_uri(seq_dir), seq, layout, [to_uri(f) for f in frames],
-                                [to_uri(m) if m else None for m in masks], None, splits.get(seq),
+                                [to_uri(m) if m else None for m in masks], None, split_of(seq),
                                 orphan_annotations=orphans, **(labels(seq) if labels else {})))
     return out
 
@@ -173,7 +173,7 @@ def _youtube_vos(fs, root: str, to_uri) -> list[SourceItem]:
                                   if str(k).isdigit() and isinstance(v, dict)))
         return {"mask_semantics": YTVOS_SEMANTICS.get(split), "object_categories": categories}
 
-    return _sequences(fs, root, None, "youtube-vos", to_uri, {}, labels) if split else [
+    return _sequences(fs, root, None, "youtube-vos", to_uri, lambda seq: split, labels) if split else [
         SourceItem(uri=to_uri(root), video_id=video_id_for(os.path.basename(root.rstrip("/")), to_uri(root)),
                    kind=SourceKind.frames, layout="youtube-vos",
                    error=f"a YouTube-VOS tree ({YTVOS_META}) in a folder named {os.path.basename(root.rstrip('/'))!r}: "
