@@ -105,25 +105,27 @@ def _subject(still: np.ndarray, t: int, size: tuple[int, int], speed: float, rng
     return frame
 
 
-def scene_frames(name: str, picture: np.ndarray, seed: int = 0) -> Iterator[np.ndarray]:
-    """The FRAMES frames (H, W, 3) uint8 of clip ``name`` (the module docstring's list)."""
+def scene_frames(name: str, picture: np.ndarray, seed: int = 0, frames: int = FRAMES) -> Iterator[np.ndarray]:
+    """``frames`` frames (H, W, 3) uint8 of clip ``name`` (the module docstring's list; a shorter
+    clip fades over half its length)."""
     rng = np.random.default_rng(seed)
     still = _crop(picture, 100, 60)
+    fade = min(3 * FPS, frames // 2)
     makers: dict[str, Callable[[int], np.ndarray]] = {
         "slow-pan": lambda t: _noisy(_crop(picture, 40 + 0.25 * t, 60), 1.5, rng),
         "slow-zoom": lambda t: _noisy(_crop(picture, 100, 60, 1 + 0.0004 * t), 1.5, rng),
         "static-camera": lambda t: _noisy(_subject(still, t, (40, 24), 1.0, seed), 2.0, rng),
         "static-camera-quiet": lambda t: _noisy(_subject(still, t, (20, 12), 0.5, seed), 0.6, rng),
-        "title-fade": lambda t: (_title_card() * min(t / (3 * FPS), (FRAMES - 1 - t) / (3 * FPS), 1.0)).astype(np.uint8),
+        "title-fade": lambda t: (_title_card() * min(t / fade, (frames - 1 - t) / fade, 1.0)).astype(np.uint8),
         "screen-recording": _screen,
         "frozen": lambda t: still,
         "black": lambda t: _noisy(np.zeros_like(still), 0.8, rng),
     }
-    for t in range(FRAMES):
+    for t in range(frames):
         yield makers[name](t)
 
 
-def write_scene(name: str, picture: np.ndarray, path: Path, seed: int = 0) -> Path:
+def write_scene(name: str, picture: np.ndarray, path: Path, seed: int = 0, frames: int = FRAMES) -> Path:
     """Clip ``name`` encoded with x264 (yuv420p; CRF 30 for the quiet static shot, else 23) to ``path``."""
     crf = "30" if name == "static-camera-quiet" else "23"
     width, height = SIZE
@@ -131,7 +133,7 @@ def write_scene(name: str, picture: np.ndarray, path: Path, seed: int = 0) -> Pa
         [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
          "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", crf, "-pix_fmt", "yuv420p",
          "-threads", "1", str(path)], stdin=subprocess.PIPE)
-    for frame in scene_frames(name, picture, seed):
+    for frame in scene_frames(name, picture, seed, frames):
         encoder.stdin.write(np.ascontiguousarray(frame).tobytes())
     encoder.stdin.close()
     if encoder.wait() != 0:
@@ -139,8 +141,9 @@ def write_scene(name: str, picture: np.ndarray, path: Path, seed: int = 0) -> Pa
     return path
 
 
-def write_scenes(folder: Path, dev_videos: Path | None, names: tuple[str, ...] = HEALTHY + BROKEN) -> list[Path]:
-    """Every clip of ``names`` as ``folder/<name>.mp4``."""
+def write_scenes(folder: Path, dev_videos: Path | None, names: tuple[str, ...] = HEALTHY + BROKEN,
+                 frames: int = FRAMES) -> list[Path]:
+    """Every clip of ``names`` as ``folder/<name>.mp4``, ``frames`` frames each."""
     folder.mkdir(parents=True, exist_ok=True)
     picture = source_picture(dev_videos)
-    return [write_scene(name, picture, folder / f"{name}.mp4", seed) for seed, name in enumerate(names)]
+    return [write_scene(name, picture, folder / f"{name}.mp4", seed, frames) for seed, name in enumerate(names)]
