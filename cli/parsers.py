@@ -160,7 +160,8 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the random-init weights (default 0)")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--split", default=None, help="only videos of this split (e.g. val)")
+    p.add_argument("--split", default=None, help="only videos of this split (e.g. val, train), or 'all'; default: "
+                   "each benchmark's own (DAVIS: val, as davis2017-evaluation; the others: every split)")
     p.add_argument("--save-masks", action="store_true", help="write predicted masks in the DAVIS results layout")
     p.add_argument("--context", type=int, default=None, help=f"previous frames in the context (default {prop.context})")
     p.add_argument("--radius", type=float, default=None, help=f"spatial radius in feature cells (default {prop.radius:g})")

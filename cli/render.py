@@ -71,12 +71,12 @@ def print_validation_summary(summary: ValidationSummary, console=None) -> None:
     console = console or Console()
     stamp = summary.stamp
     counts = stamp.counts
-    failing = summary.critical_failures + summary.warnings
+    failing = summary.critical_failures + summary.quarantines + summary.warnings
     table = Table(title=f"validation of {stamp.store}")
     for column in ("severity", "rule", "videos", "details"):
         table.add_column(column, overflow="fold")
     for rule in failing:
-        style = "red" if rule.severity is Severity.critical else "yellow"
+        style = {Severity.critical: "red", Severity.quarantine: "magenta"}.get(rule.severity, "yellow")
         details = "\n".join(rule.details[:20]) + (f"\n… {len(rule.details) - 20} more" if len(rule.details) > 20 else "")
         table.add_row(rule.severity.value, rule.rule, str(len(rule.videos)), details, style=style)
     if failing:
@@ -87,6 +87,8 @@ def print_validation_summary(summary: ValidationSummary, console=None) -> None:
         f"{counts.critical_failures} critical failure(s), {counts.warnings} warning(s); "
         f"{counts.videos} videos ({counts.complete} complete, {counts.failed} failed, {counts.other} other)"
     )
+    if stamp.quarantined:
+        console.print(f"quarantined (pre-training skips them): {', '.join(stamp.quarantined)}")
     console.print(f"report: {stamp.report_path}\nGE result: {stamp.result_path}")
 
 

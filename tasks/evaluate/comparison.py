@@ -18,6 +18,7 @@ from tasks.io.lineage import names_output
 # Columns of the comparison: (benchmark, metric key, header).
 _COLUMNS = (
     ("davis", "J&F-Mean", "DAVIS J&F"), ("davis", "J-Mean", "J"), ("davis", "F-Mean", "F"),
+    ("youtube-vos", "J&F-Mean", "YouTube-VOS J&F"),
     ("vip", "mIoU", "VIP mIoU"),
     ("jhmdb", "PCK@0.1", "JHMDB PCK@0.1"), ("jhmdb", "PCK@0.2", "PCK@0.2"),
 )
@@ -93,16 +94,29 @@ def _sequence_rows(reports: list[BenchmarkReport]) -> list[str]:
     return lines
 
 
+def _split_lines(report: BenchmarkReport) -> list[str]:
+    """Which splits each benchmark's mean averages, and how many sequences (never benchmarks together)."""
+    if not report.summary:
+        return []
+    parts = [f"{b} over {', '.join(s.splits) or bm.UNLISTED_SPLIT} ({s.sequences} sequence{'s' * (s.sequences != 1)})"
+             for b, s in report.summary.items()]
+    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + "."]
+
+
 def _object_lines(report: BenchmarkReport) -> list[str]:
-    """DAVIS: the object ids scored per sequence, and those frame 0 does not show."""
+    """DAVIS: the object ids scored per sequence, and those frame 0 does not show; YouTube-VOS:
+    each object scored and the frame its propagation started from."""
     rows = [r for r in report.sequences if r.objects_scored is not None]
     if not rows:
         return []
-    lines = ["", "## Objects scored (DAVIS)", "", "| sequence | scored | not in frame 0 (cannot be propagated) |",
-             "|---|---|---|"]
-    for r in sorted(rows, key=lambda r: r.sequence):
+    lines = ["", "## Objects scored", "",
+             "| benchmark | sequence | scored (youtube-vos: from its first frame) | not in frame 0 (cannot be propagated) |",
+             "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (bm.BENCHMARKS.index(r.benchmark), r.sequence)):
         missing = ", ".join(map(str, r.objects_missing_from_first_frame or [])) or "–"
-        lines.append(f"| {r.sequence} | {', '.join(map(str, r.objects_scored))} | {missing} |")
+        first = r.first_frames or {}
+        scored = ", ".join(f"{k} (from frame {first[str(k)]})" if str(k) in first else str(k) for k in r.objects_scored)
+        lines.append(f"| {r.benchmark} | {r.sequence} | {scored} | {missing} |")
     return lines
 
 
@@ -123,7 +137,7 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     if not reports:
         return "# Label propagation\n\nNothing was evaluated.\n"
     lines = ["# Label propagation", "", _protocol_line(reports), "", *_encoder_rows(reports),
-             *curve_markdown(reports), *_sequence_rows(reports), *_object_lines(reports[0]),
+             *_split_lines(reports[0]), *curve_markdown(reports), *_sequence_rows(reports), *_object_lines(reports[0]),
              *_skipped_lines(reports[0])]
     return "\n".join(lines) + "\n"
 

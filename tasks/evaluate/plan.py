@@ -38,7 +38,7 @@ def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
     encoders = plan_encoders(config)
     videos, skipped = find_labelled_videos(store, config.split)
     if not videos:
-        split = f" of split {config.split!r}" if config.split else ""
+        split = f" of split {config.split!r}" if config.split else " (DAVIS: split val by default)"
         why = "; ".join(f"{s.video_id}: {s.reason}" for s in skipped[:3]) + ("; …" if len(skipped) > 3 else "")
         raise ValueError(f"no labelled videos{split} to evaluate in {store}"
                          + (f"; {len(skipped)} not evaluable ({why})" if skipped else ""))

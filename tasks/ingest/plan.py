@@ -38,6 +38,8 @@ class Outcome:
     """What one unit of work did. ``action``:
 
     - ``decoded``; ``skipped`` (up to date); ``failed`` (the input's fault, recorded for good);
+      ``reason`` says why a video failed, or what a stored frame folder's record notes (gaps in its
+      numbering, annotations without a frame, EXIF orientations applied);
     - ``alias`` (the same bytes are stored as ``video_id``; this URI was added to its record);
     - ``retry``: the machine failed (no space, no permission, a timeout; ``tasks.io.faults``),
       nothing was recorded and the next run tries again. ``transient``: a timeout or dropped

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 from storage_schemas.layout import VIDEOS_GROUP
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.ingest.container import write_video
-from tasks.ingest.folder import write_frame_folder
+from tasks.ingest.folder import folder_notes, write_frame_folder
 from tasks.ingest.plan import Outcome, decode_key, is_up_to_date
 from tasks.io.faults import environment_reason, is_environmental, is_transient, reason_of
+from tasks.io.images import LayoutError
 from tasks.io.items import SourceItem
-from tasks.io.layouts import LayoutError
 from tasks.io.lineage import code_version
 from tasks.io.probe import VideoError
 from tasks.io.sources import hash_source, source_fingerprint
@@ -75,7 +75,9 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
     )
 
     def finish(record: VideoRecord, action: str, frames: int = 0) -> Outcome:
-        return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, record.reason)
+        # A stored frame folder's notes (gaps, orphan annotations) go where a failure's reason would.
+        note = record.reason if record.status is not Status.complete else folder_notes(record)
+        return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, note)
 
     sha, size, reason, fingerprint = _hash(item)
     key = decode_key(sha, params) if sha else None

@@ -295,6 +295,9 @@ def source_fingerprint(item: SourceItem) -> str | None:
             lines.append(f"{uri}\t{info.get('size')}\t{version}")
     except (OSError, ValueError):
         return None
+    if item.mask_semantics or item.object_categories:
+        # What the layout says of the labels is part of the hash (``hash_source``): so of this too.
+        lines.append(repr((item.mask_semantics, item.object_categories)))
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest() if lines else None
 
 
@@ -302,7 +305,8 @@ def hash_source(item: SourceItem) -> tuple[str, int]:
     """(sha256 hex, total bytes) of the source's content, streamed.
 
     A frame folder's hash covers every file's relative name and bytes, so renaming or editing any
-    frame, mask or keypoint file changes it.
+    frame, mask or keypoint file changes it, and what its layout says about the labels (mask
+    semantics, categories: from a YouTube-VOS meta.json, which is not hashed whole).
     """
     total = hashlib.sha256()
     size = 0
@@ -315,4 +319,6 @@ def hash_source(item: SourceItem) -> tuple[str, int]:
             return digest, nbytes
         rel = os.path.relpath(uri, base) if base else os.path.basename(uri)
         total.update(rel.encode("utf-8") + b"\0" + bytes.fromhex(digest))
+    if item.mask_semantics or item.object_categories:
+        total.update(repr((item.mask_semantics, item.object_categories)).encode("utf-8"))
     return total.hexdigest(), size

@@ -42,7 +42,7 @@ from tasks.pretrain.checkpoints import (
     save_checkpoint,
     save_encoder,
 )
-from tasks.pretrain.index import gap_of
+from tasks.pretrain.index import describe_quarantined, gap_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
 from tasks.pretrain.plan import batch_geometry, milestone_steps, motion_grid, step_schedule
@@ -104,6 +104,8 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
         record("started")
     board = open_tensorboard(config, run_dir, training.step) if world.is_main else None
     s = training.schedule
+    if skipped := describe_quarantined(training.batches.loader.dataset.index.quarantined):
+        log(skipped)
     log(f"pretrain: {s.pairs} pairs/epoch, {s.steps_per_epoch} steps/epoch, {s.total_steps} steps, "
         f"batch {config.optimiser.batch_size} = {training.geometry.micro_batch} x {training.geometry.accumulation} "
         f"accumulation x {world.size} processes, lr {s.lr:.2e}, device {world.device}, {threads} torch threads "

@@ -54,8 +54,19 @@ def write_new(uri: str, text: str) -> None:
         raise FileExistsError(f"{uri} exists; validation results are append-only") from None
 
 
+def quarantined_videos(rules: list[RuleOutcome]) -> dict[str, list[str]]:
+    """video_id → each quarantine rule it broke, with what was measured ('rule: detail')."""
+    marked: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule.success or rule.severity is not Severity.quarantine:
+            continue
+        for video, detail in zip(rule.videos, rule.details):
+            marked.setdefault(video, []).append(f"{rule.rule}: {detail.removeprefix(video).strip(' ()')}")
+    return dict(sorted(marked.items()))
+
+
 def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> ValidationCounts:
-    """Videos by status (from the catalog table) and failed rules by severity."""
+    """Videos by status (from the catalog table), failed rules by severity, videos quarantined."""
     status = catalog["status"]
     return ValidationCounts(
         videos=len(catalog),
@@ -65,6 +76,7 @@ def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> Valida
         expectations=len(rules),
         critical_failures=sum(not r.success and r.severity is Severity.critical for r in rules),
         warnings=sum(not r.success and r.severity is Severity.warning for r in rules),
+        quarantined=len(quarantined_videos(rules)),
     )
 
 
@@ -78,8 +90,8 @@ def not_complete_videos(catalog: pd.DataFrame) -> list[FailedVideo]:
 
 def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[SuiteDefinition],
                rules: list[RuleOutcome], flow_run_id: str | None) -> ValidationStamp:
-    """The stamp of a validation run now: passed when no critical rule failed; names the result
-    and report files it is about to be written beside."""
+    """The stamp of a validation run now: passed when no critical rule failed, with the videos
+    quarantine rules marked; names the result and report files it is about to be written beside."""
     now = datetime.now(timezone.utc)
     validation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     counts = validation_counts(tables.catalog, rules)
@@ -92,6 +104,7 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
         catalog_fingerprint=tables.fingerprint,
         data_fingerprint=data_fingerprint(tables.data_fingerprints),
         counts=counts,
+        quarantined=quarantined_videos(rules),
         result_path=result_uri(config.store, f"{validation_id}.json"),
         report_path=result_uri(config.store, f"{validation_id}.md"),
         config=config,
