@@ -77,6 +77,14 @@ class TrainResult:
     resumed_from: int
 
 
+def remove_leftovers(run_dir: Path, log: Log) -> None:
+    """Remove the temporaries of this run directory's writes that a kill interrupted (only vmac's
+    own, of the names a run writes, whose writer is gone), saying which."""
+    for leftover in (remove_stale_temporaries(run_dir / CHECKPOINTS_DIR, CHECKPOINT_NAMES)
+                     + remove_stale_temporaries(run_dir, RUN_FILE_NAMES)):
+        log(f"removed {leftover}: the temporary of a write that was killed")
+
+
 def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = None,
           on_progress: Progress | None = None) -> TrainResult:
     """Pre-train VideoMAC per ``config``; resume from the run directory's last checkpoint if asked.
@@ -92,9 +100,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     torch.manual_seed(config.run.seed)
     run_dir = Path(config.out)
     if world.is_main:
-        for leftover in (remove_stale_temporaries(run_dir / CHECKPOINTS_DIR, CHECKPOINT_NAMES)
-                         + remove_stale_temporaries(run_dir, RUN_FILE_NAMES)):
-            log(f"removed {leftover}: the temporary of a write that was killed")
+        remove_leftovers(run_dir, log)
     training = build(config, world)
     restore(training, config, log)
     wrap(training, config, world)
