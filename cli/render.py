@@ -51,7 +51,8 @@ def print_ingest_plan(store: str, plan) -> None:
     for item in sorted(plan.todo, key=lambda i: (i.video_id in plan.retry, i.video_id)):
         retried = item.video_id in plan.retry
         why = plan.retry[item.video_id] if retried else (item.error or "not in the store")
-        table.add_row(item.video_id, "to retry" if retried else "to decode", str(plan.expected_frames.get(item.video_id, 0)),
+        frames = plan.expected_frames.get(item.video_id, 0)  # videos are counted when they are decoded
+        table.add_row(item.video_id, "to retry" if retried else "to decode", str(frames) if frames else "",
                       item.uri, why, style="yellow" if retried else None)
     for o in sorted(plan.up_to_date, key=lambda o: o.video_id):
         why = "complete, same source and parameters" if o.action == "skipped" else f"failed for good: {o.reason}"

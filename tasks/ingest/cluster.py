@@ -21,7 +21,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
-from tasks.ingest.plan import IngestPlan, Outcome
+from tasks.ingest.plan import ExpectedFrames, IngestPlan, Outcome
 from tasks.ingest.video import ingest_video
 from tasks.io.items import SourceItem
 from tasks.io.secrets import given, remember
@@ -147,8 +147,9 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
         with progress_bar("decoding", total, "frames", config.progress) as advance:
             pending = as_completed(futures)
             while not pending.is_empty():
-                frames = drain(queue)
-                advance(frames)
+                frames, expected = drain(queue)
+                total += expected
+                advance(frames, total=total)
                 done += frames
                 for future in pending.next_batch(block=False) if pending.has_ready() else []:
                     outcome = future.result()
@@ -157,22 +158,25 @@ def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callabl
                 if on_progress:
                     on_progress(done, total, f"{len(outcomes)}/{len(futures)} videos")
                 time.sleep(0.05)
-            advance(drain(queue))
+            advance(drain(queue)[0])
     if on_progress:
         on_progress(total, total, f"{len(outcomes)} videos")
     return outcomes
 
 
 def longest_first(items: list[SourceItem], frames: dict[str, int]) -> list[SourceItem]:
-    """``items`` by expected frames, most first (ties keep their order). Dask starts tasks in the
-    order they are submitted, so the last to start are short and the workers finish close
-    together instead of one decoding the longest video alone at the end."""
-    return sorted(items, key=lambda item: -frames.get(item.video_id, 0))
+    """``items`` by expected frames (frame folders), then by bytes (videos, which the plan does not
+    open), most first; ties keep their order. Dask starts tasks in the order they are submitted,
+    so the last to start are short and the workers finish close together instead of one decoding
+    the longest video alone at the end."""
+    return sorted(items, key=lambda item: (-frames.get(item.video_id, 0), -(item.byte_size or 0)))
 
 
-def drain(queue: Queue) -> int:
-    """Frames reported so far and not yet counted (0 when none arrived)."""
+def drain(queue: Queue) -> tuple[int, int]:
+    """(frames decoded, frames newly expected) reported so far and not yet counted."""
     try:
-        return sum(queue.get(timeout=0.01, batch=True) or [])
+        got = queue.get(timeout=0.01, batch=True) or []
     except Exception:  # noqa: BLE001 - an empty Dask queue times out; progress is best effort
-        return 0
+        return 0, 0
+    expected = sum(n for n in got if isinstance(n, ExpectedFrames))
+    return sum(got) - expected, expected

@@ -34,6 +34,7 @@ from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, StreamRecord, VideoRecord
 from tasks.ingest.motion import write_motion
+from tasks.ingest.plan import ExpectedFrames
 from tasks.ingest.ranges import RangeMismatchError, TimeRange, decode_range, keep_span, run_ranges, time_ranges
 from tasks.ingest.timeline import check_geometry, continuous_clock, frame_rate
 from tasks.io.ffmpeg import DEINTERLACE, TONEMAP, Filter, Geometry, describe_filters, has_filters, output_size
@@ -137,6 +138,8 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         info = probe(path)
         packets = checked_packets(path, info)
         plan = plan_decode(info, packets, params)
+        if on_frames:
+            on_frames(ExpectedFrames(plan.expected))
         decoded = _decode(group, store, base.video_id, uri, path, info, packets, params, plan, on_frames)
         if decoded.interlaced_frames and not plan.filters[:1] == DEINTERLACE:
             plan = plan_decode(info, packets, params, deinterlace=True)

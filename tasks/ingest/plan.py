@@ -20,7 +20,6 @@ from storage_schemas.codecs import frame_codec
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.io.items import SourceItem, video_id_for
-from tasks.io.probe import VideoError, probe
 from tasks.io.sources import (
     NothingToIngestError,
     Skipped,
@@ -30,7 +29,6 @@ from tasks.io.sources import (
     source_fingerprint,
 )
 from tasks.io.store import read_catalog, resolve_frame_codec
-from tasks.io.uris import is_url
 
 
 @dataclass(frozen=True)
@@ -200,17 +198,15 @@ def retry_reason(record: VideoRecord | None) -> str:
     return f"{record.status.value} with another source content or decode parameters"
 
 
+class ExpectedFrames(int):
+    """What a worker reports through its frame callback once it has counted a video's packets: how
+    many frames it expects, not frames decoded (the progress bar's total grows by it)."""
+
+
 def expected_frames(item: SourceItem, params: DecodeParams) -> int:
-    """A frame estimate for the progress bar (0 when unknown or unreadable)."""
-    if item.error:
+    """The frames a frame folder holds; 0 for a video, whose worker reports its count
+    (``ExpectedFrames``) once it has read the packets: the plan opens no video, so its cost does
+    not grow with a probe per video."""
+    if item.error or item.kind is not SourceKind.frames:
         return 0
-    if item.kind is SourceKind.frames:
-        return len(item.frame_uris)
-    if is_url(item.uri):
-        return 0
-    try:
-        info = probe(item.uri)
-    except (VideoError, OSError):
-        return 0
-    # The container's index (or duration × rate) is only an estimate here: the decode counts.
-    return int(round(info.duration * (params.fps or info.fps)))
+    return len(item.frame_uris)
