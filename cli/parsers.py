@@ -168,6 +168,10 @@ def add_evaluate_parser(sub) -> None:
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--floor-cache", default=None, metavar="DIR",
+                   help="keep scored floors in DIR/floor-cache and reuse them on the same data and protocol "
+                        "(default: --out)")
+    p.add_argument("--rescore-floors", action="store_true", help="score the floors again instead of reusing them")
     p.set_defaults(func=cmd_evaluate)
 
 
