@@ -184,6 +184,7 @@ def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         encoder=args.encoder,
         random_init_seed=args.seed, data=keep_out(args.data), out=args.out, split=args.split,
         save_masks=args.save_masks or None, device=args.device, threads=args.threads, dask_workers=args.dask_workers,
+        floor_cache=args.floor_cache, reuse_floors=False if args.rescore_floors else None,
         propagation=given(context=args.context, radius=args.radius, topk=args.topk, temperature=args.temperature),
         features=given(stage_stride=args.stage_stride, short_side=args.short_side, batch_size=args.batch_size),
     ))

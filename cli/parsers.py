@@ -176,6 +176,10 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--workers", "--dask-workers", dest="dask_workers", type=int, default=None,
                    help="Dask workers that ingest a folder given as --data (default: one per core)")
+    p.add_argument("--floor-cache", default=None, metavar="DIR",
+                   help="keep scored floors in DIR/floor-cache and reuse them on the same data and protocol "
+                        "(default: --out)")
+    p.add_argument("--rescore-floors", action="store_true", help="score the floors again instead of reusing them")
     p.set_defaults(func=cmd_evaluate)
 
 

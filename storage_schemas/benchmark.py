@@ -51,6 +51,7 @@ LEARNING_CURVE = "learning_curve.png"  # with two or more checkpoints of one pre
 OVERLAYS_DIR = "overlays"
 MASKS_DIR = "masks"
 LINEAGE_DIR = "lineage"
+FLOOR_CACHE_DIR = "floor-cache"  # under floor_cache (default OUT): one <key>.json per scored floor
 COMPARISON_ARTIFACT_KEY = "evaluation-comparison"
 COMPARISON_TABLE_ARTIFACT_KEY = "evaluation-comparison-table"
 
@@ -151,6 +152,11 @@ class EvaluateConfig(BaseModel):
     keypoint_topk: int = Field(3, ge=1, description="cells averaged to read a keypoint off its heatmap (CRW: 3)")
     overlay_frames: int = Field(4, ge=1, description="frames shown per sequence overlay")
     dask_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
+    floor_cache: str | None = Field(
+        None, description="folder whose floor-cache/ keeps every floor scored (random-init, raw pixels): a floor "
+        "already scored there on the same data with the same protocol, architecture and seed is reused, not run "
+        "again (None: OUT); pipeline runs share one")
+    reuse_floors: bool = Field(True, description="reuse cached floors; false scores them again (and re-caches them)")
 
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvaluateConfig:
@@ -184,6 +190,17 @@ class CheckpointInfo(_Frozen):
     weights_config: dict = Field(default_factory=dict, description="the ModelConfig stored with the weights")
     seed: int | None = Field(None, description="torch seed of a random initialisation")
     parameters: int = Field(0, description="encoder parameter count")
+
+
+class FloorCacheInfo(_Frozen):
+    """How a floor's result relates to the floor cache (docs/evaluate.md, "Floors are cached")."""
+
+    key: str = Field(description="sha256 of (data fingerprint, protocol, architecture, seed)")
+    data_fingerprint: str = Field(description="the evaluated data: tasks.evaluate.floors.data_fingerprint")
+    reused: bool = Field(description="true: copied from the cache, not run again; run_id, created_at, timing and "
+                         "environment are those of the run that scored it")
+    source: str | None = Field(None, description="the cache file it was reused from, or stored to")
+    reused_by_run_id: str | None = Field(None, description="the run that reused it")
 
 
 class VideoInput(_Frozen):
@@ -327,6 +344,8 @@ class BenchmarkReport(_Frozen):
     flow_run_id: str | None = None
     created_at: str
     config: EvaluateConfig
+    floor_cache: FloorCacheInfo | None = Field(None, description="floors only: the cache key, and whether the "
+                                               "result was reused")
 
     @model_validator(mode="before")
     @classmethod

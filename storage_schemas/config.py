@@ -59,12 +59,19 @@ class IngestConfig(BaseModel):
 
 
 class DataParams(BaseModel):
-    """Which frame pairs the loader draws, and how many processes load them."""
+    """Which frame pairs the loader draws, how it crops them, and how many processes load them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     gap: int = Field(1, ge=1, description="frame gap t -> t+gap")
     gap_max: int | None = Field(None, ge=1, description="sample the gap uniformly in [gap, gap_max]")
+    crop_scale: tuple[float, float] = Field(
+        (0.2, 1.0), description="area of the random resized crop as a fraction of the frame, (low, high) "
+        "(the paper's 0.2-1)")
+    inner_crop_scale: tuple[float, float] | None = Field(
+        None, description="crop-in-crop views (CropMAE's global-to-local): frame t+gap's crop is drawn inside "
+        "frame t's, its area this fraction (low, high) of frame t's crop; None: both frames share one crop "
+        "(VideoMAC's)")
     loader_workers: int = Field(2, ge=0, description="DataLoader workers per process")
 
     @model_validator(mode="after")
@@ -72,6 +79,14 @@ class DataParams(BaseModel):
         if self.gap_max is not None and self.gap_max < self.gap:
             raise ValueError(f"gap_max {self.gap_max} is below gap {self.gap}")
         return self
+
+    @field_validator("crop_scale", "inner_crop_scale")
+    @classmethod
+    def _area_fractions(cls, scale: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
+        if scale is not None and not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"{info.field_name} is an area fraction (low, high) with 0 < low <= high <= 1, "
+                             f"got {tuple(scale)}")
+        return scale
 
 
 class OptimiserParams(BaseModel):

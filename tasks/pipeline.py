@@ -6,7 +6,9 @@ Reuse rules:
 - pre-training is reused when the newest run of the preset completed with the same config on the
   same catalog; an interrupted run is resumed; after new data the next run warm-starts from the
   last checkpoint (``on_new_data: continue``) or starts from scratch (``new-run``);
-- evaluation is reused when this run's encoder was evaluated already, unless ``reevaluate``.
+- evaluation is reused when this run's encoder was evaluated already, unless ``reevaluate``; the
+  floors (random-init, raw pixels) of every run share the cache ``{out}/eval/floor-cache``, so a new
+  encoder on the same data costs one encoder's evaluation.
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ def run_pretrain_deployment(config: PipelineConfig, pretrain: PretrainConfig) ->
 def build_evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
     """The EvaluateConfig for this run's encoder, and whether it still needs evaluating."""
     out = Path(config.out) / EVAL_DIR / Path(plan.run_dir).name
-    values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
+    # Every run's evaluation shares one floor cache: the floors are scored once per data and protocol.
+    values = {"floor_cache": str(Path(config.out) / EVAL_DIR), **config.evaluate,
+              "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
     eval_config = EvaluateConfig.model_validate(values)
     encoder = Path(plan.run_dir) / ENCODER
     needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != file_sha256(str(encoder))

@@ -39,14 +39,24 @@ def _protocol_line(reports: list[BenchmarkReport]) -> str:
             f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
             f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
             "Scores in %; the random-init and raw-pixel rows are the floors (raw pixels: Lab colour averaged "
-            f"over each {f.stage_stride}×{f.stage_stride} cell).")
+            f"over each {f.stage_stride}×{f.stage_stride} cell).{_reuse_note(reports)}")
+
+
+def _reuse_note(reports: list[BenchmarkReport]) -> str:
+    """A sentence naming the floors copied from the floor cache; empty when none was."""
+    reused = [rep.name for rep in reports if rep.floor_cache and rep.floor_cache.reused]
+    if not reused:
+        return ""
+    return (f" Reused from the floor cache, not run again (same data, protocol, architecture and seed): "
+            f"{', '.join(reused)}.")
 
 
 def _weights(rep: BenchmarkReport) -> str:
+    reused = f", reused from run {rep.run_id[:8]}" if rep.floor_cache and rep.floor_cache.reused else ""
     if rep.random_init:
-        return f"random init (seed {rep.checkpoint.seed})"
+        return f"random init (seed {rep.checkpoint.seed}){reused}"
     if rep.checkpoint.kind == "pixels":
-        return "raw pixels (Lab, cell mean)"
+        return f"raw pixels (Lab, cell mean){reused}"
     step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
     return f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
 

@@ -3,6 +3,7 @@ config errors that stop the command before any work, one line per error."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -118,6 +119,16 @@ def test_evaluate_defaults_are_the_models_and_options_win():
                                              "--data", "d", "--out", "e", "--context", "5", "--batch-size", "2"))
     assert config.checkpoints == ["a.pt", "b.pt", "c.pt"]
     assert (config.propagation.context, config.features.batch_size) == (5, 2)
+
+
+def test_crop_areas_are_fractions_and_the_error_names_the_field():
+    config = build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o", **parse_overrides(
+        ["crop_scale=[0.4, 1.0]", "inner_crop_scale=[0.2, 0.5]"])})
+    assert config.data.crop_scale == (0.4, 1.0) and config.data.inner_crop_scale == (0.2, 0.5)
+    assert build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o"}).data.inner_crop_scale is None
+    for field, bad in itertools.product(("crop_scale", "inner_crop_scale"), ([0.5, 0.2], [0.0, 0.5], [0.5, 1.5])):
+        with pytest.raises(ValidationError, match=f"{field} is an area fraction"):
+            build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o", "data": {field: bad}})
 
 
 def test_every_preset_is_a_valid_config():
