@@ -29,6 +29,7 @@ the cores, 2 OpenMP threads were several times slower than 1. The load average i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -44,7 +45,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage_schemas.benchmark import PropagationParams
 from tasks.evaluate.features import Clock, iter_features
 from tasks.evaluate.weights import EncoderSpec, load_encoder
 from vmac_core.label_grid import geometry_for
@@ -159,7 +159,7 @@ def bench_encoder(name: str, repeats: int, batch_size: int, steady_frames: int) 
 
     # Propagation: fill the context, then time steady-state steps (content does not change the
     # work, so the few feature maps above are cycled).
-    cfg = PropagationConfig(**PropagationParams().model_dump())
+    cfg = PropagationConfig()
     labels = torch.softmax(torch.randn(LABELS, *geom.feature, generator=torch.Generator().manual_seed(0)) * 5, dim=0)
     rss = _reset_peak()
     with torch.inference_mode():
@@ -209,7 +209,7 @@ def main() -> int:
     report = {
         "benchmark": "evaluate",
         "frame_size": [HEIGHT, WIDTH],
-        "protocol": {"stride": 8, **PropagationParams().model_dump(), "labels": LABELS},
+        "protocol": {"stride": 8, **dataclasses.asdict(PropagationConfig()), "labels": LABELS},
         "repeats": args.repeats,
         "batch_size": args.batch_size,
         "torch_threads": torch.get_num_threads(),

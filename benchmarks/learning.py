@@ -32,6 +32,7 @@ where it looked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -326,7 +327,7 @@ def main(argv=None) -> int:
                  "train_short_side": args.short_side,
                  "sequences": sorted({v.sequence for v in reports[0].data.videos}),
                  "frames_evaluated": reports[0].timing.frames},
-        "protocol": {"eval_short_side": args.eval_short_side, **reports[0].protocol.propagation.model_dump(),
+        "protocol": {"eval_short_side": args.eval_short_side, **dataclasses.asdict(reports[0].protocol.propagation),
                      "stride": reports[0].protocol.features.stride, "eval_threads": args.eval_threads},
         **summary, "runs": runs,
         "comparison": str(work / "eval" / (args.tag or args.preset) / "comparison.md"),

@@ -24,12 +24,13 @@ from cli.commands import (
     cmd_validate,
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
-from storage_schemas.benchmark import FeatureParams, PropagationParams
+from storage_schemas.benchmark import FeatureParams
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
 from tasks.io.lineage import code_version, git_sha
 from vmac_core.architectures import ENCODER_NAMES
+from vmac_core.propagation_config import PropagationConfig
 
 # --- parsers -------------------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ def add_pretrain_parser(sub) -> None:
 
 
 def add_evaluate_parser(sub) -> None:
-    prop = PropagationParams()
+    prop = PropagationConfig()
     p = sub.add_parser(
         "evaluate", help="label propagation (DAVIS J&F, VIP mIoU, JHMDB PCK) with random-init and raw-pixel floors",
         description="Evaluate encoders by CRW label propagation; every architecture is also run with "

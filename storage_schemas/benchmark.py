@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vmac_core.propagation_config import PropagationConfig
+
 # 2: a video's metric family is its ``benchmark`` (was ``task``), summaries are BenchmarkSummary,
 # the propagation knobs include ``tile``, and the normalisation is the one the code used.
 BENCHMARK_SCHEMA_VERSION = 2
@@ -61,23 +63,6 @@ def benchmark_filename(name: str) -> str:
 
 
 # --- config -----------------------------------------------------------------------------------
-
-
-class PropagationParams(BaseModel):
-    """The CRW label-propagation protocol: the knobs of ``vmac_core.propagation.PropagationConfig``
-    (same names, defaults and bounds; tests/evaluate/test_benchmark_schema.py checks them), as a
-    config model. Two definitions because storage_schemas does not import vmac_core."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    context: int = Field(20, ge=0, description="previous frames (with predicted labels) in the context")
-    radius: float = Field(12.0, gt=0, description="spatial radius in feature cells (strict <)")
-    topk: int = Field(10, ge=1, description="context sites averaged per target site")
-    temperature: float = Field(0.05, gt=0, description="softmax temperature on cosine affinities")
-    restrict_first_frame: bool = Field(False, description="also restrict frame 0 to the radius (CRW: no)")
-    pad_context: bool = Field(True, description="fill the context with copies of frame 0 at the start (CRW: yes)")
-    tile: int = Field(8, ge=1, description="target tile size of the blockwise radius restriction (speed and "
-                      "memory only, not results)")
 
 
 class FeatureParams(BaseModel):
@@ -144,7 +129,8 @@ class EvaluateConfig(BaseModel):
         "Without OMP_WAIT_POLICY=PASSIVE (vmac sets it), OpenMP threads spin while they wait, and on a shared, "
         "loaded machine 1 thread can then be several times faster than 2",
     )
-    propagation: PropagationParams = PropagationParams()
+    propagation: PropagationConfig = Field(
+        default_factory=PropagationConfig, description="the CRW protocol's knobs (vmac_core.propagation_config)")
     features: FeatureParams = FeatureParams()
     vip_classes: int = Field(VIP_CLASSES, ge=2)
     pck_thresholds: tuple[float, ...] = (0.1, 0.2)
@@ -244,7 +230,7 @@ class FeatureProtocol(_Frozen):
 
 
 class Protocol(_Frozen):
-    propagation: PropagationParams
+    propagation: PropagationConfig
     features: FeatureProtocol
     label_downsampling: str
     label_upsampling: str

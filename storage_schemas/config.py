@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from storage_schemas.benchmark import EvaluateConfig
 from storage_schemas.records import DecodeParams
 from vmac_core.model_config import ModelConfig
 
@@ -299,7 +300,13 @@ def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 # --- the pipeline --------------------------------------------------------------------------------
 
 # PretrainConfig fields the pipeline sets for each run it plans: an override would be replaced.
-PIPELINE_OWNED = ("preset", "stores", "out", "run.resume", "run.init_from", "run.progress")
+PIPELINE_PER_RUN = ("out", "run.resume", "run.init_from", "run.progress")
+PIPELINE_OWNED = ("preset", "stores", *PIPELINE_PER_RUN)
+# PretrainConfig fields that say where or how a run goes, not what it computes: two configs that
+# differ only in these train the same model, so the pipeline reuses the run.
+RUN_ONLY_FIELDS = (*PIPELINE_PER_RUN, "run.skip_validation_check", "run.tensorboard")
+# EvaluateConfig fields the pipeline sets for each evaluation: the run's encoder, the store, the folder.
+EVALUATION_OWNED = ("checkpoints", "data", "out")
 
 
 class PipelineConfig(BaseModel):
@@ -351,6 +358,17 @@ class PipelineConfig(BaseModel):
         if taken:
             raise ValueError(f"{', '.join(taken)} is set by the pipeline for each run; leave it out")
         build_pretrain_config(info.data.get("preset"), {**overrides, "stores": ["(train store)"], "out": "(run)"})
+        return overrides
+
+    @field_validator("evaluate")
+    @classmethod
+    def _valid_evaluate(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Validate the evaluation settings now, as the pre-training ones: a typo in a nightly run's
+        evaluation must fail before ingest, not after hours of pre-training."""
+        taken = [name for name in EVALUATION_OWNED if name in overrides]
+        if taken:
+            raise ValueError(f"evaluate.{', evaluate.'.join(taken)} is set by the pipeline for each run; leave it out")
+        EvaluateConfig.model_validate({**overrides, "checkpoints": ["(encoder)"], "data": "(store)", "out": "(eval)"})
         return overrides
 
     def train_store(self) -> str:

@@ -54,10 +54,6 @@ STORE_INFO_ATTR = "vmac_store"
 LOCKS_DIR = ".vmac-locks"
 LINEAGE_DIR = "lineage"
 
-# Blosc zstd level 3 without shuffle: bitshuffle (Blosc's uint8 default) compresses frames worse
-# (docs/architecture.md, "Store layout").
-COMPRESSOR = {"cname": "zstd", "clevel": 3, "shuffle": "noshuffle"}
-
 # Mask value of a frame that has no annotation file (DAVIS test-dev style sparse labels).
 NOT_ANNOTATED = 255
 

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 
 from storage_schemas.benchmark import COMPARISON, EvaluateConfig
-from storage_schemas.config import PipelineConfig, PretrainConfig
+from storage_schemas.config import RUN_ONLY_FIELDS, PipelineConfig, PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.run import ENCODER, LOSS_CURVE, METRICS, PREVIEWS_DIR
 from tasks.io import lineage
@@ -38,9 +38,6 @@ from tasks.sample.write import MANIFEST_NAME, write_sample
 RUNS_DIR = "runs"
 EVAL_DIR = "eval"
 REPORT = "report.md"
-# PretrainConfig fields that say where or how a run goes, not what it computes.
-_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check",
-                    "run.tensorboard")
 
 
 @dataclass(frozen=True)
@@ -91,9 +88,9 @@ def check_validation_needed(store: str) -> bool:
 
 
 def _what_it_computes(values: dict) -> dict:
-    """A dumped PretrainConfig without the ``_RUN_ONLY_FIELDS``."""
+    """A dumped PretrainConfig without the ``RUN_ONLY_FIELDS``."""
     kept = copy.deepcopy(values)
-    for path in _RUN_ONLY_FIELDS:
+    for path in RUN_ONLY_FIELDS:
         *sections, name = path.split(".")
         holder = kept
         for section in sections:

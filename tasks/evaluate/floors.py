@@ -20,6 +20,7 @@ saved (``save_masks``): they are files the run must write.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -55,7 +56,7 @@ def data_fingerprint(plan: EvaluationPlan) -> str:
 def protocol_of_config(config: EvaluateConfig) -> dict:
     """Every knob of ``config`` that can change a score (not threads, device, paths or outputs)."""
     return {"schema_version": BENCHMARK_SCHEMA_VERSION, "features": config.features.model_dump(mode="json"),
-            "propagation": config.propagation.model_dump(mode="json"), "vip_classes": config.vip_classes,
+            "propagation": dataclasses.asdict(config.propagation), "vip_classes": config.vip_classes,
             "pck_thresholds": list(config.pck_thresholds), "heatmap_sigma": config.heatmap_sigma,
             "keypoint_topk": config.keypoint_topk}
 

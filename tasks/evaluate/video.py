@@ -37,8 +37,8 @@ from vmac_core.propagation import PropagationConfig, propagate
 
 
 def propagation_config(config: EvaluateConfig) -> PropagationConfig:
-    """The propagation knobs of ``config`` as ``vmac_core``'s dataclass (the same fields)."""
-    return PropagationConfig(**config.propagation.model_dump())
+    """The propagation knobs of ``config``: the config holds ``vmac_core``'s dataclass itself."""
+    return config.propagation
 
 
 def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, store_root, config: EvaluateConfig,

@@ -229,6 +229,22 @@ def test_pipeline_validates_its_pretrain_overrides_when_built():
         PipelineConfig(preset="tiny")
 
 
+def test_pipeline_validates_its_evaluation_settings_when_built():
+    """Before any stage runs, as the pre-training overrides: a nightly run's misspelt or out-of-range
+    evaluation setting must not wait hours for pre-training to end."""
+    for settings, loc in (({"propagation": {"radus": 3}}, ("evaluate", "propagation", "radus")),
+                          ({"threads": 0}, ("evaluate", "threads")),
+                          ({"propagation": {"topk": 0}}, ("evaluate", "propagation")),
+                          ({"splt": "val"}, ("evaluate", "splt"))):
+        with pytest.raises(ValidationError) as err:
+            PipelineConfig(evaluate=settings)
+        assert err.value.errors()[0]["loc"][:len(loc)] == loc, settings
+    for owned in ("checkpoints", "data", "out"):
+        with pytest.raises(ValidationError, match=f"evaluate.{owned} is set by the pipeline"):
+            PipelineConfig(evaluate={owned: "x"})
+    assert PipelineConfig(evaluate={"split": "all", "propagation": {"topk": 5}}).evaluate["propagation"]["topk"] == 5
+
+
 def test_error_lines_name_field_value_and_what_is_allowed():
     with pytest.raises(ValidationError) as err:
         PretrainConfig.model_validate({"stores": [], "out": "o", "run": {"amp": "fp8", "log_every": 0},
