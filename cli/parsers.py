@@ -24,7 +24,7 @@ from cli.commands import (
     cmd_validate,
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
-from storage_schemas.benchmark import FeatureParams
+from storage_schemas.benchmark import FLOOR_ENCODER, FeatureParams
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
 from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
 from storage_schemas.records import DecodeParams
@@ -157,7 +157,7 @@ def add_evaluate_parser(sub) -> None:
                         "random weights) or pixels (Lab colour averaged over each stride cell)")
     p.add_argument("--no-pixel-floor", action="store_true",
                    help="leave the raw-pixel floor out (it is evaluated beside every random-init floor)")
-    p.add_argument("--encoder", default=None, help="architecture of the random-init floor (default convnextv2_atto)")
+    p.add_argument("--encoder", default=None, help=f"architecture of the random-init floor (default {FLOOR_ENCODER})")
     p.add_argument("--seed", type=int, default=None, help="seed of the random-init weights (default 0)")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")
     p.add_argument("--out", required=True, help="output folder")

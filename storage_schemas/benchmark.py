@@ -62,6 +62,11 @@ def benchmark_filename(name: str) -> str:
     return f"benchmark-{name}.json"
 
 
+# The random-init floor's architecture when no checkpoint names one: the tiny-cpu preset's encoder
+# (tests/cli/test_args.py holds the two together).
+FLOOR_ENCODER = "convnextv2_atto"
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
@@ -110,8 +115,8 @@ class EvaluateConfig(BaseModel):
     random_init: bool = Field(False, description="evaluate a random-init `encoder` even without checkpoints")
     encoder: str | None = Field(
         None,
-        description="architecture of the random-init floor when no checkpoint is given (default "
-        "convnextv2_atto, the tiny-cpu preset's); with checkpoints, must match theirs",
+        description=f"architecture of the random-init floor when no checkpoint is given (default "
+        f"{FLOOR_ENCODER}, the tiny-cpu preset's); with checkpoints, must match theirs",
     )
     random_init_seed: int = 0
     pixels: bool = Field(False, description="evaluate the raw-pixel floor even without checkpoints (--baseline pixels)")
@@ -155,7 +160,7 @@ class EvaluateConfig(BaseModel):
     @property
     def floor_encoder(self) -> str:
         """The architecture of the random-init floor when no checkpoint names one."""
-        return self.encoder or "convnextv2_atto"
+        return self.encoder or FLOOR_ENCODER
 
 
 # --- the benchmark JSON ----------------------------------------------------------------------

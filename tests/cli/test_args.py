@@ -21,7 +21,7 @@ from cli.args import (
     validated,
 )
 from cli.main import build_parser, main
-from storage_schemas.benchmark import EvaluateConfig
+from storage_schemas.benchmark import FLOOR_ENCODER, EvaluateConfig
 from storage_schemas.config import (
     DEFAULT_PRESET,
     PRETRAIN_PRESETS,
@@ -227,6 +227,11 @@ def test_pipeline_validates_its_pretrain_overrides_when_built():
         PipelineConfig(pretrain={"run": {"resume": True}})
     with pytest.raises(ValidationError, match="unknown preset"):
         PipelineConfig(preset="tiny")
+
+
+def test_the_floor_architecture_is_the_tiny_cpu_presets_encoder():
+    assert FLOOR_ENCODER == PRETRAIN_PRESETS["tiny-cpu"]["model"]["encoder"]
+    assert EvaluateConfig(random_init=True, data="d", out="o").floor_encoder == FLOOR_ENCODER
 
 
 def test_pipeline_validates_its_evaluation_settings_when_built():
