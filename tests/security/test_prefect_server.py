@@ -112,3 +112,33 @@ def test_the_local_server_keeps_other_users_out_and_never_trusts_a_stale_record(
     assert asked.stdout.split() == ["flow_runs/filter", "401", "logs/filter", "401", "admin/version", "401"], \
         asked.stdout
     assert os.stat(home).st_uid == os.getuid()
+
+
+@pytest.mark.parametrize("plant", ["link of theirs", "link of mine", "folder of theirs", "under their link",
+                                   "in an open folder"])
+def test_a_planted_or_exposed_prefect_home_is_refused(tmp_path, plant):
+    """B9: a PREFECT_HOME another user planted (a link to their folder, a folder of theirs, a path
+    through their link) or could swap (in a folder others can write, not sticky) is refused before
+    anything is written there."""
+    target = tmp_path / "target"
+    target.mkdir(mode=0o700)
+    home = tmp_path / "home"
+    if plant.startswith("link"):
+        home.symlink_to(target)
+        if plant == "link of theirs":
+            os.lchown(home, OTHER_UID, OTHER_UID)
+    elif plant == "folder of theirs":
+        home.mkdir(mode=0o700)
+        os.chown(home, OTHER_UID, OTHER_UID)
+    elif plant == "under their link":
+        (tmp_path / "via").symlink_to(target)
+        os.lchown(tmp_path / "via", OTHER_UID, OTHER_UID)
+        home = tmp_path / "via" / "prefect"
+    else:
+        open_folder = tmp_path / "open"
+        open_folder.mkdir()
+        open_folder.chmod(0o777)
+        home = open_folder / "prefect"
+    with pytest.raises(RuntimeError, match="PREFECT_HOME"):
+        private_home(home)
+    assert list(target.iterdir()) == []
