@@ -105,6 +105,16 @@ def private_home(home: Path) -> None:
         home.chmod(0o700)
     for database in home.glob("prefect.db*"):
         database.chmod(0o600)
+    # Task results the commands themselves persist (Prefect writes them with the command's umask, 0644
+    # by default): their folder is made 0700 and earlier results 0600, so they stay the user's even
+    # if the home's own mode is opened later.
+    storage = home / "storage"
+    if not storage.is_symlink():
+        storage.mkdir(mode=0o700, exist_ok=True)
+        storage.chmod(0o700)
+        for result in storage.iterdir():
+            if result.is_file() and not result.is_symlink() and result.stat().st_mode & 0o077:
+                result.chmod(0o600)
 
 
 def private_file(path: Path) -> int:
