@@ -125,3 +125,14 @@ def test_an_output_folder_given_as_a_url_is_refused_in_one_line(command, tmp_pat
     with pytest.raises(ConfigError) as refused:
         build(build_parser().parse_args(argv))
     assert refused.value.lines == [refused.value.lines[0]] and "local folder" in refused.value.lines[0]
+
+
+@pytest.mark.parametrize("argv", [["sample", "s3://bucket/sample"],
+                                  ["import-weights", "/nonexistent.pth", "--encoder", "resnet18", "--out",
+                                   f"s3://AKIA:{SECRET}@bucket/encoder.pt"]])
+def test_other_outputs_given_as_a_url_are_refused_in_one_line(argv, capsys):
+    from cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "local folder" in err[0] and SECRET not in err[0], err
