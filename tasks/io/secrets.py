@@ -34,8 +34,10 @@ _SECRET_KEY = re.compile(
 # A value that is a JSON Web Token (header.payload.signature, base64url, the header starting {" =
 # eyJ) is a bearer credential whatever the parameter's name or wherever it appears.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-# key=value in free text or a connection string (``AccountKey=…;``, ``password=…``): a secret key's value.
-_PAIR_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])([A-Za-z_][A-Za-z0-9_.-]*)=([^\s;&'\"<>,)]+)")
+# key=value in free text or a connection string (``AccountKey=…;``, ``password=…``): a secret key's
+# value. Only where a pair starts (the text's start, a space, ; , & a quote or a bracket), never
+# inside a path: a local folder named ``camera_key=3`` is a name, and records keep it as it is.
+_PAIR_IN_TEXT = re.compile(r"(?<![^\s;,&'\"(\[{])([A-Za-z_][A-Za-z0-9_.-]*)=([^\s;&'\"<>,)]+)")
 # A URL inside free text: a scheme, ://, and everything up to white space or a quote.
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`|]+")
 

@@ -75,7 +75,8 @@ def test_secrets_outside_urls_are_masked_in_text(text):
 
 def test_text_without_secrets_is_left_as_it_was():
     for text in ("step=3 loss=0.5 lr=1e-3", "https://h/a.mp4?t=10&x=y", "s3://bucket/key.mp4", "keyframes=12",
-                 "/data/clip.mp4", "sort=name;order=asc"):
+                 "/data/clip.mp4", "sort=name;order=asc", "/data/camera_key=3/clip.mp4", "runs/token=5/a.mp4",
+                 "file:///data/sig=1/clip.mp4"):
         assert redact_text(text) == text and redact(text) == text
 
 
