@@ -29,7 +29,7 @@ from storage_schemas.config import (
     nest_overrides,
 )
 from storage_schemas.validation import ValidateConfig
-from tasks.io.secrets import keep_out
+from tasks.io.secrets import keep_out, redact_text
 
 
 class ConfigError(ValueError):
@@ -85,11 +85,31 @@ def parse_overrides(items: list[str], model: type[BaseModel] = PretrainConfig) -
 
 
 def validated(model: type[BaseModel], values: Mapping[str, Any]):
-    """``model.model_validate(values)``; a ValidationError becomes a ConfigError."""
+    """``model.model_validate(values)``; a ValidationError becomes a ConfigError.
+
+    Every string of ``values`` (every location option of every command, ``--set`` values
+    included) first passes ``keep_out``: a URL's credentials stay in this process's memory and
+    never reach the config, so neither Prefect's flow parameters nor anything written from the
+    config. An ``out`` that is a URL is refused: outputs go to a local folder the user names."""
     try:
-        return model.model_validate(values)
+        config = model.model_validate(kept_out_all(values))
     except ValidationError as exc:
         raise ConfigError(error_lines(exc, model)) from None
+    out = getattr(config, "out", None)
+    if isinstance(out, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", out) and not out.startswith("file://"):
+        raise ConfigError([f"out: vmac writes its outputs to a local folder you name, not to a URL (got {out!r})"])
+    return config
+
+
+def kept_out_all(value: Any) -> Any:
+    """``value`` (a config's values: dicts, lists, strings...) with ``keep_out`` applied to every string."""
+    if isinstance(value, str):
+        return keep_out(value)
+    if isinstance(value, Mapping):
+        return {key: kept_out_all(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [kept_out_all(item) for item in value]
+    return value
 
 
 def error_lines(error: ValidationError, model: type[BaseModel]) -> list[str]:
@@ -107,7 +127,7 @@ def error_lines(error: ValidationError, model: type[BaseModel]) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         # A whole section (a dict) as the value says nothing the message does not.
         lines.append(f"{where}: {message}" + ("" if isinstance(value, Mapping) else f" (got {value!r})"))
-    return lines
+    return [redact_text(line) for line in lines]  # a value given may be a URL with its credentials
 
 
 def _allowed(model: type[BaseModel], loc: tuple) -> str:

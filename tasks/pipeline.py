@@ -14,7 +14,6 @@ Reuse rules:
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from storage_schemas.config import RUN_ONLY_FIELDS, PipelineConfig, PretrainConf
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.run import ENCODER, LOSS_CURVE, METRICS, PREVIEWS_DIR
 from tasks.io import lineage
-from tasks.io.files import file_sha256
+from tasks.io.files import file_sha256, make_folder, write_atomic
+from tasks.io.metrics_file import metric_rows
 from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
 from tasks.io.store import fingerprint_of, read_catalog
 from tasks.pretrain.checkpoints import checkpoint_paths, latest_recorded_checkpoint
@@ -197,10 +197,9 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
     stamp = validation_status(train_store)
     eval_out = Path(config.out) / EVAL_DIR / run_dir.name
     comparison = (eval_out / COMPARISON).read_text() if (eval_out / COMPARISON).exists() else "_(no evaluation)_"
-    metrics = run_dir / METRICS
-    last = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() and metrics.read_text().strip() else {}
+    last = (metric_rows(run_dir / METRICS) or [{}])[-1]
     report = Path(config.out) / REPORT
-    report.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(report.parent)
     figures = _figures(run_dir, report.parent)
     head = [
         "# vmac pipeline report",
@@ -220,7 +219,7 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
     tail = ["## Label propagation", "", comparison]
     in_file = [line for caption, rel in figures for line in (f"![{caption}]({rel})", "")]
     named = [f"Figures beside `{report}`: " + ", ".join(f"{c} `{rel}`" for c, rel in figures) + ".", ""] if figures else []
-    report.write_text("\n".join(head + in_file + tail) + "\n")
+    write_atomic(report, "\n".join(head + in_file + tail) + "\n")
     create_markdown_artifact(key="pipeline-report", markdown="\n".join(head + named + tail), description=str(report))
     return PipelineResult(str(report), train_store, eval_store, str(run_dir), plan.action, ingested.frames_decoded,
                           str(eval_out) if evaluated else None)

@@ -12,7 +12,7 @@ from storage_schemas.layout import LINEAGE_DIR
 from tasks.evaluate.curve import curve_markdown, plot_learning_curves
 from tasks.evaluate.report import read_report
 from tasks.evaluate.scores import HEADLINE
-from tasks.io.files import write_atomic
+from tasks.io.files import remove_own, write_atomic
 from tasks.io.lineage import names_output
 
 # Columns of the comparison: (benchmark, metric key, header).
@@ -164,5 +164,5 @@ def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[
     # An earlier evaluation's curve is not this one's: removed, but only when an earlier run's
     # lineage names it with these bytes (vmac wrote it); a file of the user's own is left alone.
     if not plot_learning_curves(reports, curve) and names_output(str(Path(out) / LINEAGE_DIR), curve):
-        curve.unlink()
+        remove_own(curve)
     return str(path), markdown, comparison_table(reports)

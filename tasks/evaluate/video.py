@@ -23,7 +23,7 @@ from tasks.evaluate.outputs import VideoOutputs
 from tasks.evaluate.overlays import draw_keypoint_overlay, draw_mask_overlay, overlay_frames, save_palette_png
 from tasks.evaluate.scores import DAVIS_KEYS, davis_metrics, joint_counts, pck_metrics
 from tasks.evaluate.videos import LabelledVideo, NotEvaluable
-from tasks.io.store import video_group
+from tasks.io.store import UnreadableFramesError, check_claimed_shape, video_group
 from vmac_core import metrics
 from vmac_core.label_grid import (
     Geometry,
@@ -46,16 +46,33 @@ def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, store_root, c
     """Propagate frame 0's labels through one stored video and score the result.
 
     Raises NotEvaluable when the protocol cannot score the video (frame 0 unlabelled or without an
-    object, no annotated frame left to score).
+    object, no annotated frame left to score) or its arrays cannot be read (``check_stored_shapes``).
     """
     group = video_group(store_root, video.video_id)
     frames = group[FRAMES]
+    check_stored_shapes(group, video.benchmark)
     geom = geometry_for(tuple(frames.shape[1:3]), config.features.stride, config.features.short_side)
     clock = Clock()
     feats = iter_features(encoder, frames, geom, config.features.effective_stage_stride, config.features.batch_size,
                           device, clock)
     run = _propagate_keypoints if video.benchmark == "jhmdb" else _propagate_masks
     return run(feats, clock, video, group, geom, config, device, outputs)
+
+
+def check_stored_shapes(group, benchmark: str) -> None:
+    """NotEvaluable, before anything is read, when the video's frames or masks claim more than the
+    store holds or frames too large to read (a crafted or damaged store: reading would allocate
+    what the header claims), or when the masks' (T, H, W) is not the frames'."""
+    frames = group[FRAMES]
+    arrays = [frames] if benchmark == "jhmdb" else [frames, group[MASKS]]
+    try:
+        for array in arrays:
+            check_claimed_shape(array)
+    except UnreadableFramesError as exc:
+        raise NotEvaluable(str(exc)) from None
+    if benchmark != "jhmdb" and tuple(arrays[1].shape[:3]) != tuple(frames.shape[:3]):
+        raise NotEvaluable(f"its masks are {' × '.join(map(str, arrays[1].shape[:3]))}, its frames "
+                           f"{' × '.join(map(str, frames.shape[:3]))}: not one video's")
 
 
 def _propagate_keypoints(feats, clock: Clock, video: LabelledVideo, group, geom: Geometry, config: EvaluateConfig,

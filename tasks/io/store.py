@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 
@@ -34,7 +33,8 @@ from storage_schemas.layout import (
 from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
 
 UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
-from storage_schemas.validation import catalog_fingerprint
+from storage_schemas.validation import VALIDATION_DIR, catalog_fingerprint
+from tasks.io.files import check_path, private_folder
 from tasks.io.names import inside
 from tasks.io.secrets import redact_json, reveal
 from tasks.io.uris import exists, isdir, join, local_path, storage_options
@@ -59,6 +59,7 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_code
             return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise FileNotFoundError(f"no vmac store at {store}") from exc
+    check_bookkeeping(store)
     # Several writers may create a new store at once (Dask workers, concurrent runs): whoever
     # loses a creation race finds the group made by the other, which is what it wanted.
     try:
@@ -74,6 +75,23 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_code
             with contextlib.suppress(zarr.errors.ContainsGroupError):
                 root.require_group(group)
     return root
+
+
+# The entries of a store's root that vmac itself writes (Zarr's metadata, and vmac's folders).
+BOOKKEEPING = ("zarr.json", VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR, VALIDATION_DIR)
+
+
+def check_bookkeeping(store: str) -> None:
+    """For a local store: refuse (OutsideError) a store reached through another user's link, or
+    whose own entries (``BOOKKEEPING``, and ``videos/zarr.json``) are symbolic links: Zarr and
+    the lock files would write through them, outside the store (a crafted store from elsewhere)."""
+    path = local_path(store)
+    if path is None:
+        return
+    check_path(path)
+    for entry in BOOKKEEPING:
+        inside(path, entry)
+    inside(path, VIDEOS_GROUP, "zarr.json")
 
 
 class FrameCodecMismatchError(ValueError):
@@ -252,19 +270,21 @@ def video_lock(store: str, video_id: str) -> Iterator[None]:
     """Exclusive lock on one video of one store, across processes and threads of this host.
 
     Local stores keep lock files inside the store (``locks/``), so runs on other hosts that
-    share the filesystem see them too; remote stores lock in this host's temp folder, which
-    protects concurrent runs on one host only (a documented limit).
+    share the filesystem see them too; remote stores lock in this user's private folder
+    (``tasks.io.files.private_folder``, 0700: another user can neither take nor link a lock),
+    which protects concurrent runs of this user on one host only (a documented limit).
     """
     path = local_path(store)
     if path is not None:
-        folder = os.path.join(path, LOCKS_DIR)
+        folder = str(inside(path, LOCKS_DIR))
     else:
         key = hashlib.sha1(store.encode("utf-8")).hexdigest()[:16]
-        folder = os.path.join(tempfile.gettempdir(), "vmac-locks", key)
+        folder = str(private_folder("locks") / key)
     os.makedirs(folder, exist_ok=True)
     # flock locks belong to the open file description, so two opens in one process exclude
     # each other as well as two processes do.
-    with open(os.path.join(folder, f"{video_id}.lock"), "a+") as handle:
+    lock = os.open(os.path.join(folder, f"{video_id}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
