@@ -126,6 +126,6 @@ def test_evaluate_takes_workers_for_the_cluster_that_ingests_its_data(tmp_path):
     from cli.parsers import build_parser
     from tasks.evaluate.plan import ingest_config_for
 
-    args = build_parser().parse_args(["evaluate", "--random-init", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+    args = build_parser().parse_args(["evaluate", "--baseline", "random-init", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                                       "--workers", "2"])
     assert ingest_config_for(evaluate_config_from_args(args)).dask_workers == 2
