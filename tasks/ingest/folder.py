@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from storage_schemas.benchmark import VIP_CLASSES
 from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
@@ -44,7 +45,7 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
     count = writer.close()
     names = frame_files.frame_names(item)
     numbering = frame_files.numbering(names)
-    changes: dict = dict(image_modes=sorted(seen.modes), bit_depth=seen.bit_depth,
+    changes: dict = dict(image_modes=sorted(seen.modes), bit_depth=seen.bit_depth, image_notes=dict(seen.notes),
                          exif_orientations=dict(sorted(seen.orientations.items())), numbering_step=numbering.step,
                          numbering_gaps=list(numbering.gaps), orphan_annotations=list(item.orphan_annotations),
                          object_categories=dict(item.object_categories), fps=params.fps)
@@ -69,15 +70,15 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
 
 
 def _clock(group, count: int, numbering: frame_files.Numbering, fps: float) -> dict:
-    """A folder has no clock of its own; --fps gives it one, with the file numbers as its ticks
-    (a frame after a gap keeps its own time). The record's fps is then the stored frames' mean rate."""
-    times = frame_files.frame_times(count, numbering.numbers, fps)
+    """A folder has no clock of its own; --fps gives it one, with the file numbers as its ticks on
+    the folder's own interval (a frame after a gap keeps its own time; numbers that wobble by
+    rounding do not make the rate variable). The record's fps is then the stored frames' mean rate."""
+    times = frame_files.frame_times(count, numbering, fps)
     group.create_array(TIMESTAMPS, data=times, chunks=(count,), overwrite=True)
-    step = numbering.step or 1
     if numbering.gaps:
         rate = (count - 1) / float(times[-1])
     else:
-        rate = fps / step
+        rate = fps / (numbering.interval or 1)
     return dict(has_timestamps=True, frame_rate_mode="variable" if numbering.gaps else "constant", fps=rate)
 
 
@@ -101,17 +102,41 @@ def write_masks(group, item: SourceItem, source_size: tuple[int, int], width: in
 
 
 def folder_notes(record: VideoRecord) -> str | None:
-    """What a stored frame folder's record says a person should know, in one line: gaps in the
-    numbering, orphan annotations, EXIF orientations applied, deep samples scaled; None if nothing."""
-    notes = []
+    """What a stored frame folder's record says a person should know, in one line: the layout's
+    notes, gaps or repeats in the numbering, orphan annotations, object ids meta.json does not
+    list, VIP class ids beyond its classes, what files needed, EXIF orientations applied, deep
+    samples scaled; None if nothing."""
+    notes = list(record.source_notes)
     if record.numbering_gaps:
         notes.append(frame_files.describe_gaps(record.numbering_gaps))
+    repeats = frame_files.numbering(record.frame_names or []).repeats
+    if repeats:
+        notes.append(f"frame numbers repeat ({', '.join(repeats[:4])}{' …' if len(repeats) > 4 else ''}): "
+                     "stored in name order")
     if record.orphan_annotations:
         shown = ", ".join(record.orphan_annotations[:3]) + (" …" if len(record.orphan_annotations) > 3 else "")
         notes.append(f"{len(record.orphan_annotations)} annotation file(s) without a frame, not stored ({shown})")
+    notes += _label_notes(record)
+    notes += [f"{n} file(s) {what}" for what, n in record.image_notes.items()]
     if record.exif_orientations:
         notes.append("EXIF orientation applied: " + ", ".join(
             f"{ORIENTATIONS[o]} ×{n}" for o, n in record.exif_orientations.items()))
     if (record.bit_depth or 8) > 8:
         notes.append(f"{record.bit_depth}-bit samples scaled to 8 bits (round(v × 255 / {(1 << record.bit_depth) - 1}))")
     return "; ".join(notes) or None
+
+
+def _label_notes(record: VideoRecord) -> list[str]:
+    """Where the stored labels and what the layout declares of them disagree: YouTube-VOS object
+    ids in the masks that meta.json does not list, or listed but never in a mask; VIP class ids
+    beyond its classes (evaluation lists such a video as not evaluable)."""
+    ids = set(record.object_ids)
+    if record.layout == "youtube-vos" and record.object_categories and record.has_masks:
+        listed = set(record.object_categories)
+        unlisted, absent = sorted(ids - listed), sorted(listed - ids)
+        return ([f"object id(s) {', '.join(map(str, unlisted))} in the masks, not in meta.json"] if unlisted else []) + (
+            [f"meta.json lists object id(s) {', '.join(map(str, absent))}, which no mask shows"] if absent else [])
+    if record.layout == "vip" and ids and max(ids) >= VIP_CLASSES:
+        beyond = ", ".join(str(i) for i in sorted(ids) if i >= VIP_CLASSES)
+        return [f"class id(s) {beyond} beyond VIP's {VIP_CLASSES} classes (0-{VIP_CLASSES - 1})"]
+    return []

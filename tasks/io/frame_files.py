@@ -18,7 +18,17 @@ from PIL import Image
 from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.records import NumberingGap
 from tasks.io.faults import reason_of
-from tasks.io.images import LayoutError, decode_frame, decode_labels, displayed_size, open_image, read_bytes
+from tasks.io.images import (
+    GREY_MODES,
+    LayoutError,
+    Picture,
+    annotation_mode,
+    decode_frame,
+    decode_labels,
+    displayed_size,
+    open_image,
+    read_bytes,
+)
 from tasks.io.items import SourceItem
 from tasks.io.uris import open_uri
 
@@ -29,22 +39,29 @@ _NUMBER = re.compile(r"(\d+)$")
 @dataclass
 class FramesSeen:
     """What the frame files held, filled while ``read_frames`` runs: PIL modes, the deepest
-    sample depth, and how many frames each EXIF orientation (2-8) was applied to."""
+    sample depth, how many frames each EXIF orientation (2-8) was applied to, and how many files
+    needed each of ``tasks.io.images``' notes (an MPO's further pictures, a JPEG without EOI)."""
 
     modes: set[str] = field(default_factory=set)
     bit_depth: int = 8
     orientations: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
 class Numbering:
-    """The numbers at the end of the frame files' names (``00005.jpg`` → 5), their usual step,
-    and where numbers are missing. ``numbers`` is None when a name has no number or the numbers
-    do not increase (then there is no numbering to hold the frames to)."""
+    """The numbers at the end of the frame files' names (``00005.jpg`` → 5), their step, and where
+    numbers are missing. ``numbers`` is None when a name has no number or the numbers do not
+    increase (then there is no numbering to hold the frames to); ``repeats`` then names the files
+    whose numbers repeat (``1.png`` and ``01.png``). ``step``: the most common difference;
+    ``interval``: the folder's own step as measured, the mean of the differences that are one
+    step give or take rounding (33.33 for millisecond names 0, 33, 67, 100)."""
 
     numbers: tuple[int, ...] | None
     step: int | None
     gaps: tuple[NumberingGap, ...] = ()
+    interval: float | None = None
+    repeats: tuple[str, ...] = ()
 
     @property
     def missing(self) -> int:
@@ -53,29 +70,34 @@ class Numbering:
 
 def numbering(names: list[str]) -> Numbering:
     """The numbering of ``names`` (in stored order). The step is the most common difference
-    between neighbours (ties: the smaller); a difference of more than one step is a gap of
-    round(difference / step) − 1 missing numbers."""
+    between neighbours (ties: the smaller). A difference is a gap only when it spans two or more
+    of the folder's intervals: round(difference / interval) − 1 numbers are missing there, so
+    numbers that advance unevenly by rounding (33, 34, 33 ms) are no gap."""
     found = [_NUMBER.search(os.path.splitext(name)[0]) for name in names]
     if len(names) < 2 or not all(found):
         return Numbering(None, None)
     numbers = [int(match[1]) for match in found]
     steps = np.diff(numbers)
     if (steps <= 0).any():
-        return Numbering(None, None)
+        repeats = sorted({names[i] for t in np.flatnonzero(steps == 0).tolist() for i in (t, t + 1)}, key=names.index)
+        return Numbering(None, None, repeats=tuple(repeats))
     counts = Counter(steps.tolist())
     step = min(counts, key=lambda s: (-counts[s], s))
-    gaps = tuple(NumberingGap(frame=t + 1, before=names[t], after=names[t + 1], missing=max(round(diff / step) - 1, 1))
-                 for t, diff in enumerate(steps.tolist()) if diff > step)
-    return Numbering(tuple(numbers), step, gaps)
+    interval = float(np.mean([d for d in steps.tolist() if round(d / step) == 1]))
+    gaps = tuple(NumberingGap(frame=t + 1, before=names[t], after=names[t + 1], missing=round(diff / interval) - 1)
+                 for t, diff in enumerate(steps.tolist()) if round(diff / interval) >= 2)
+    return Numbering(tuple(numbers), step, gaps, interval)
 
 
-def frame_times(count: int, numbers: tuple[int, ...] | None, fps: float) -> np.ndarray:
+def frame_times(count: int, found: Numbering, fps: float) -> np.ndarray:
     """(count,) float64 seconds of each stored frame when ``--fps`` gives a folder a clock: the file
-    numbers are the clock, frame number n shown at (n − n₀) / fps, so a frame after a gap keeps
-    its own time; without numbers, frame t at t / fps."""
-    if numbers is None or len(numbers) != count:
+    numbers are the clock, read on the folder's own interval s: frame number n is shown at
+    round((n − n₀) / s) · s / fps, so a frame after a gap keeps its own time and numbers that
+    wobble by rounding keep an even clock; without numbers, frame t at t / fps."""
+    if found.numbers is None or len(found.numbers) != count:
         return np.arange(count, dtype=np.float64) / fps
-    return (np.asarray(numbers, np.float64) - numbers[0]) / fps
+    slots = np.rint((np.asarray(found.numbers, np.float64) - found.numbers[0]) / found.interval)
+    return slots * found.interval / fps
 
 
 def first_frame_size(item: SourceItem) -> tuple[int, int]:
@@ -112,6 +134,7 @@ def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int,
         seen.bit_depth = max(seen.bit_depth, picture.bit_depth)
         if picture.orientation != 1:
             seen.orientations[picture.orientation] += 1
+        seen.notes.update(picture.notes)
         rgb = picture.pixels
         if size != (width, height):
             rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC))
@@ -127,20 +150,77 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]}×{size[1]}"
 
 
+@dataclass(frozen=True)
+class LabelRule:
+    """How one sequence's grey annotation levels become stored ids (palette indices are ids as
+    they are). ``binary``: the one level that is the object, stored as 1 (the others 0, and 255
+    kept as void in 8-bit files); None: the levels are the ids. ``void``: the level kept as 255."""
+
+    binary: int | None = None
+    void: int | None = NOT_ANNOTATED
+
+    def ids(self, picture: Picture, name: str) -> np.ndarray:
+        """(H, W) uint8 ids of one decoded annotation (``decode_labels``). LayoutError for a grey
+        level that is no id (255 or more, besides the void level)."""
+        values = picture.pixels
+        if not picture.is_grey:
+            return values.astype(np.uint8)
+        if self.binary is not None:
+            ids = (values == self.binary).astype(np.uint8)
+            if self.void is not None and self.binary != self.void:
+                ids[values == self.void] = NOT_ANNOTATED
+            return ids
+        beyond = (values >= NOT_ANNOTATED) & (values != (-1 if self.void is None else self.void))
+        if beyond.any():
+            raise LayoutError(f"annotation {name}: label ids must be 0-{NOT_ANNOTATED - 1} (255: void), found "
+                              f"{', '.join(map(str, np.unique(values[beyond])[:5].tolist()))}")
+        return values.astype(np.uint8)
+
+
+def label_rule(item: SourceItem) -> LabelRule:
+    """The rule for ``item``'s grey annotations, decided over the whole sequence (a frame where one
+    of two objects is out of view must not turn the other into a binary mask):
+
+    - VIP's levels are part-class ids: as they are (255 void), never one object;
+    - levels ⊆ {0, 2^b − 1}: one object (DAVIS-2016's 0/255 masks; a 16-bit 0/65535 one);
+    - one level besides 0 (and 255, void): one object, whatever the level (0/128, 0/1). DAVIS-2016's
+      single-object evaluation reads every non-zero value as the object (davis2016-evaluation's
+      ``masks > 0``); davis2017-evaluation, which counts objects 1..the largest id in frame 0,
+      would read a 0/128 mask as object 128 after 127 empty ones;
+    - otherwise the levels are object ids (below 255; 255 void in 8-bit files)."""
+    if item.layout == "vip":
+        return LabelRule()
+    levels: set[int] = set()
+    bits = 8
+    for uri in item.mask_uris:
+        if uri is None or annotation_mode(uri) not in GREY_MODES:
+            continue
+        picture = decode_labels(uri)
+        levels.update(np.unique(picture.pixels).tolist())
+        bits = max(bits, picture.bit_depth)
+    top = (1 << bits) - 1
+    void = NOT_ANNOTATED if bits == 8 else None
+    if top in levels and levels <= {0, top}:
+        return LabelRule(binary=top, void=None)
+    objects = levels - {0, void}
+    return LabelRule(binary=objects.pop(), void=void) if len(objects) == 1 else LabelRule(void=void)
+
+
 def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, height: int,
                chunk_frames: int) -> Iterator[np.ndarray]:
-    """Id masks (t, H, W) uint8, nearest-resized as the frames are; frames without an annotation
-    file are NOT_ANNOTATED.
+    """Id masks (t, H, W) uint8 (``label_rule``), nearest-resized as the frames are; frames without
+    an annotation file are NOT_ANNOTATED.
 
     Raises LayoutError when an annotation's shown size differs from its frame's (``source_size``,
     width × height): labels that do not cover their frame pixel for pixel are never resampled to fit.
     """
+    rule = label_rule(item)
     buf: list[np.ndarray] = []
     for uri in item.mask_uris:
         if uri is None:
             buf.append(np.full((height, width), NOT_ANNOTATED, np.uint8))
         else:
-            ids = decode_labels(uri).pixels
+            ids = rule.ids(decode_labels(uri), os.path.basename(uri))
             size = (ids.shape[1], ids.shape[0])
             if size != tuple(source_size):
                 raise LayoutError(f"annotation {os.path.basename(uri)} is {_size(size)}, "
