@@ -38,6 +38,8 @@ def test_learning_benchmark_on_a_few_frames_of_the_dev_set(prefect_harness, tmp_
     report = json.loads(out.read_text())
     assert report["data"]["subset"] and report["data"]["frames_evaluated"] == 8
     assert report["data"]["sequences"] == ["bear"] and report["protocol"]["eval_short_side"] == 64
+    # The dev set lists its sequences in ImageSets/480p/dev.txt and has no val list: all are scored.
+    assert report["data"]["selection_notes"] == ["davis: no val split in this tree (its lists: dev): all 1 sequence"]
     assert [run["seed"] for run in report["runs"]] == [0, 1]
     for run in report["runs"]:
         assert run["steps"] == 4 and run["cpu_s"] > 0 and run["wall_s"] > 0 and run["threads"] >= 1
