@@ -54,25 +54,38 @@ class Numbering:
     numbers are missing. ``numbers`` is None when a name has no number or the numbers do not
     increase (then there is no numbering to hold the frames to); ``repeats`` then names the files
     whose numbers repeat (``1.png`` and ``01.png``). ``step``: the most common difference;
-    ``interval``: the folder's own step as measured, the mean of the differences that are one
-    step give or take rounding (33.33 for millisecond names 0, 33, 67, 100)."""
+    ``interval``: the folder's own step as measured (33.33 for millisecond names 0, 33, 67, 100;
+    2.5 for 0, 2, 5, 7, 10: every 2.5th frame of a source); ``slots``: each file's place on that
+    lattice, 0 for the first (a gap skips slots)."""
 
     numbers: tuple[int, ...] | None
     step: int | None
     gaps: tuple[NumberingGap, ...] = ()
     interval: float | None = None
     repeats: tuple[str, ...] = ()
+    slots: tuple[int, ...] | None = None
 
     @property
     def missing(self) -> int:
         return sum(gap.missing for gap in self.gaps)
 
 
+# A lattice fits numbers that were rounded to integers when every number lies within this of it
+# (0.5 from rounding, and slack for the fitted line's own error).
+_LATTICE_FIT = 0.75
+# A fractional step below 3 alternates two neighbouring differences (1 and 2 for 1.5); the rarer
+# must recur this often to be read as the folder's rhythm rather than as single missing frames.
+_RHYTHM_REPEATS = 3
+
+
 def numbering(names: list[str]) -> Numbering:
     """The numbering of ``names`` (in stored order). The step is the most common difference
-    between neighbours (ties: the smaller). A difference is a gap only when it spans two or more
-    of the folder's intervals: round(difference / interval) − 1 numbers are missing there, so
-    numbers that advance unevenly by rounding (33, 34, 33 ms) are no gap."""
+    between neighbours (ties: the smaller). The folder's interval is the mean of the differences
+    within rounding of one step; below 3, where rounding to integers makes a fractional step
+    alternate two neighbouring differences (2, 3, 2, 3 for 2.5), the two together when the rarer
+    recurs and the numbers fit that lattice. Each file gets its slot on the lattice, and a gap is
+    where slots are skipped: so numbers that advance unevenly by rounding (33, 34, 33 ms) are no
+    gap, and a missing frame is one whatever the step."""
     found = [_NUMBER.search(os.path.splitext(name)[0]) for name in names]
     if len(names) < 2 or not all(found):
         return Numbering(None, None)
@@ -83,21 +96,47 @@ def numbering(names: list[str]) -> Numbering:
         return Numbering(None, None, repeats=tuple(repeats))
     counts = Counter(steps.tolist())
     step = min(counts, key=lambda s: (-counts[s], s))
-    interval = float(np.mean([d for d in steps.tolist() if round(d / step) == 1]))
-    gaps = tuple(NumberingGap(frame=t + 1, before=names[t], after=names[t + 1], missing=round(diff / interval) - 1)
-                 for t, diff in enumerate(steps.tolist()) if round(diff / interval) >= 2)
-    return Numbering(tuple(numbers), step, gaps, interval)
+    interval, slots = _lattice(numbers, float(np.mean([d for d in steps.tolist() if round(d / step) == 1])))
+    if step < 3:
+        for other in (step - 1, step + 1):
+            if counts.get(other, 0) >= _RHYTHM_REPEATS and other > 0:
+                rhythm = float(np.mean([d for d in steps.tolist() if d in (step, other)]))
+                fitted = _lattice(numbers, rhythm)
+                if fitted[1] is not None and fitted[1][-1] < (slots[-1] if slots else np.inf):
+                    interval, slots = fitted
+    if slots is None:  # no lattice fits: the step's own differences, within rounding
+        slots = tuple(np.rint((np.asarray(numbers) - numbers[0]) / interval).astype(int).tolist())
+    skipped = np.diff(slots).tolist()
+    gaps = tuple(NumberingGap(frame=t + 1, before=names[t], after=names[t + 1], missing=d - 1)
+                 for t, d in enumerate(skipped) if d >= 2)
+    return Numbering(tuple(numbers), step, gaps, interval, slots=slots)
+
+
+def _lattice(numbers: list[int], interval: float) -> tuple[float, tuple[int, ...] | None]:
+    """(the interval refined, each number's slot) for ``numbers`` on a lattice a + k × interval:
+    slots by rounding, then the line fitted to them by least squares, twice. Slots None when a
+    number lies more than ``_LATTICE_FIT`` from the fitted line (not rounding: another rhythm)."""
+    values = np.asarray(numbers, np.float64)
+    offset, slots = values[0], np.rint((values - values[0]) / interval)
+    exact = np.array_equal(values - offset, slots * interval)  # an integer step: nothing to fit
+    for _ in range(0 if exact else 2):
+        if slots[-1] > 0:
+            interval, offset = (float(c) for c in np.polyfit(slots, values, 1))
+        slots = np.rint((values - offset) / interval)
+        slots -= slots[0]
+    fits = np.abs(values - (offset + slots * interval)).max() <= _LATTICE_FIT if len(values) > 2 else True
+    ok = fits and (np.diff(slots) >= 1).all()
+    return interval, (tuple(int(k) for k in slots) if ok else None)
 
 
 def frame_times(count: int, found: Numbering, fps: float) -> np.ndarray:
     """(count,) float64 seconds of each stored frame when ``--fps`` gives a folder a clock: the file
-    numbers are the clock, read on the folder's own interval s: frame number n is shown at
-    round((n − n₀) / s) · s / fps, so a frame after a gap keeps its own time and numbers that
-    wobble by rounding keep an even clock; without numbers, frame t at t / fps."""
-    if found.numbers is None or len(found.numbers) != count:
+    numbers are the clock, read on the folder's own interval s: the file in slot k (``Numbering``)
+    is shown at k · s / fps, so a frame after a gap keeps its own time and numbers that wobble by
+    rounding keep an even clock; without numbers, frame t at t / fps."""
+    if found.numbers is None or found.slots is None or len(found.numbers) != count:
         return np.arange(count, dtype=np.float64) / fps
-    slots = np.rint((np.asarray(found.numbers, np.float64) - found.numbers[0]) / found.interval)
-    return slots * found.interval / fps
+    return np.asarray(found.slots, np.float64) * found.interval / fps
 
 
 def first_frame_size(item: SourceItem) -> tuple[int, int]:

@@ -371,6 +371,18 @@ def _deep_oriented(fmt: str, orientation: int, seed: int) -> Callable[[int], byt
     return encode
 
 
+def _even_clock(true_s: list[float], within: float) -> Callable[[Stored], None]:
+    """Timestamps evenly spaced, each within ``within`` seconds of the time its name was rounded
+    from (``true_s``): the names' rounding does not make the clock uneven."""
+    def check(stored: Stored) -> None:
+        got = stored.timestamps_t
+        assert got is not None, "no timestamps stored (--fps gives a folder a clock)"
+        steps = np.diff(got)
+        assert np.allclose(steps, steps.mean(), atol=1e-9), f"uneven clock {got.round(5).tolist()}"
+        assert np.abs(got - np.asarray(true_s)).max() <= within, f"timestamps {got.round(5).tolist()}, true {true_s}"
+    return check
+
+
 def _times(expected: list[float]) -> Callable[[Stored], None]:
     def check(stored: Stored) -> None:
         got = stored.timestamps_t
@@ -499,7 +511,25 @@ def numbering_cases() -> list[Case]:
              record={"numbering_step": 5, "numbering_gaps": [], "frame_rate_mode": "constant", "fps": 6.0}),
         Case("no-gap-fps", _folder("no-gap-fps", _image("RGB", 63)), Property(_times([0, 0.04, 0.08])),
              params=DecodeParams(short_side=0, fps=25), record={"fps": 25.0, "numbering_gaps": []}),
+        *[_lattice_case(step, count, removed, 64 + i) for i, (step, count, removed) in enumerate(
+            [(2.5, 10, ()), (1.5, 10, ()), (1.25, 13, ()), (1.5, 12, (6,)), (2.5, 12, (3, 4, 9)), (1, 9, (3, 7))])],
     ]
+
+
+def _lattice_case(step: float, count: int, removed: tuple[int, ...], seed: int) -> Case:
+    """Every ``step``-th frame of a source (a rate conversion: names round(k × step), which
+    alternate two differences when the step is fractional), with the frames ``removed`` (k) missing.
+    The oracle is the removal: one gap per run of removed k, at the kept frame after it, of the
+    run's length; no gap where nothing was removed, however unevenly the names advance."""
+    def name(k: int) -> str:
+        return f"{int(k * step + 0.5):05d}.png"
+    kept = [k for k in range(count) if k not in removed]
+    gaps = [{"frame": i, "before": name(kept[i - 1]), "after": name(k), "missing": k - kept[i - 1] - 1}
+            for i, k in enumerate(kept) if i and k - kept[i - 1] > 1]
+    key = f"lattice-{step}-{'-'.join(map(str, removed)) or 'whole'}"
+    return Case(f"numbering-step-{step}-{'missing-' + '-'.join(map(str, removed)) if removed else 'no-gap'}",
+                _folder(key, _image("RGB", seed), names=[name(k) for k in kept]), Viewed(),
+                record={"numbering_gaps": gaps})
 
 
 def davis_2017(folder: Path) -> Path:
@@ -941,7 +971,7 @@ def trial_cases() -> list[Case]:
         Case("numbering-ms-timestamps", _folder("ms", _image("RGB", 129, "JPEG"), names=ms), Viewed(),
              record={"numbering_step": 33, "numbering_gaps": []}),
         Case("numbering-ms-timestamps-fps", _folder("ms-fps", _image("RGB", 130, "JPEG"), names=ms),
-             Property(_times([i * 133 / 4 / 1000 for i in range(5)])), params=DecodeParams(short_side=0, fps=1000),
+             Property(_even_clock([i / 30 for i in range(5)], 1e-3)), params=DecodeParams(short_side=0, fps=1000),
              record={"frame_rate_mode": "constant", "numbering_gaps": []}),
         Case("numbering-repeats", _folder("repeats", _image("RGB", 131), names=["1.png", "01.png", "2.png"]),
              Property(_repeats_noted), record={"numbering_step": None, "frame_names": ["01.png", "1.png", "2.png"]}),

@@ -65,7 +65,9 @@ def test_numbers_that_advance_unevenly_by_rounding_are_no_gap_and_a_real_gap_is_
     assert even.gaps == () and even.step in (int(1000 // fps), int(1000 // fps) + 1), (even.step, even.gaps)
     times = frame_times(len(stamps), even, 1000.0)
     assert np.allclose(np.diff(times), np.diff(times).mean(), atol=1e-9), "an even clock"
-    assert abs(times[-1] - stamps[-1] / 1000) < 1e-9
+    # Each time is within rounding (a number, 1 ms) of its name, and the clock runs at the true rate.
+    assert np.abs(times - np.asarray(stamps) / 1000).max() <= 1e-3
+    assert abs(times[-1] - (len(stamps) - 1) / fps) < 0.1e-3
     removed: list[tuple[int, int]] = []  # (index of the first missing frame, run length)
     keep = np.ones(len(stamps), bool)
     for start in sorted(rng.choice(np.arange(2, 110, 6), 4, replace=False).tolist()):
