@@ -177,6 +177,8 @@ class VideoRecord(BaseModel):
                                     "source a person should know (e.g. a YouTube-VOS video meta.json does not list)")
     orphan_annotations: list[str] = Field(default_factory=list, description="annotation files whose frame is not "
                                           "in the folder: not stored")
+    label_reading: str | None = Field(None, description="how grey annotation levels became ids (one object; "
+                                      "ids; one soft-edged object); None for palette annotations")
     mask_semantics: Literal["complete", "first_appearance"] | None = Field(
         None, description="what an annotated frame's mask holds: every object in it (complete: DAVIS, VIP, "
         "YouTube-VOS train), or only the objects that first appear in it (first_appearance: YouTube-VOS valid "

@@ -50,9 +50,10 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
                          numbering_gaps=list(numbering.gaps), orphan_annotations=list(item.orphan_annotations),
                          object_categories=dict(item.object_categories), fps=params.fps)
     if any(item.mask_uris):
-        ids, first_frames = write_masks(group, item, (src_w, src_h), width, height, params)
+        rule = frame_files.label_rule(item)
+        ids, first_frames = write_masks(group, item, (src_w, src_h), width, height, params, rule)
         changes.update(has_masks=True, object_ids=ids, object_first_frames=first_frames,
-                       mask_semantics=item.mask_semantics or "complete")
+                       mask_semantics=item.mask_semantics or "complete", label_reading=rule.described())
     if item.keypoints_uri:
         keypoints = frame_files.read_keypoints(item, width / src_w, height / src_h, width, height)
         group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True)
@@ -83,13 +84,13 @@ def _clock(group, count: int, numbering: frame_files.Numbering, fps: float) -> d
 
 
 def write_masks(group, item: SourceItem, source_size: tuple[int, int], width: int, height: int,
-                params: DecodeParams) -> tuple[list[int], dict[int, int]]:
-    """Store the id masks beside the frames; (the object ids they hold, without 0 and 255; each
-    id's first stored frame)."""
+                params: DecodeParams, rule: frame_files.LabelRule) -> tuple[list[int], dict[int, int]]:
+    """Store the id masks beside the frames, grey levels read by ``rule``; (the object ids they
+    hold, without 0 and 255; each id's first stored frame)."""
     masks = ShardWriter(group, MASKS, (height, width), "uint8", params.shard_frames, len(item.frame_uris))
     first_frames: dict[int, int] = {}
     start = 0
-    for chunk in frame_files.read_masks(item, source_size, width, height, params.shard_frames):
+    for chunk in frame_files.read_masks(item, source_size, width, height, params.shard_frames, rule):
         masks.append(chunk)
         for offset, ids_hw in enumerate(chunk):
             present = np.flatnonzero(np.bincount(ids_hw.ravel(), minlength=256))
@@ -117,6 +118,8 @@ def folder_notes(record: VideoRecord) -> str | None:
         shown = ", ".join(record.orphan_annotations[:3]) + (" …" if len(record.orphan_annotations) > 3 else "")
         notes.append(f"{len(record.orphan_annotations)} annotation file(s) without a frame, not stored ({shown})")
     notes += _label_notes(record)
+    if record.label_reading and not frame_files.plain_reading(record.label_reading):
+        notes.append(record.label_reading)
     notes += [f"{n} file(s) {what}" for what, n in record.image_notes.items()]
     if record.exif_orientations:
         notes.append("EXIF orientation applied: " + ", ".join(

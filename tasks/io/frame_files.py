@@ -189,14 +189,24 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]}×{size[1]}"
 
 
+# Grey annotation levels below this are read as object ids (a numpy id array saved as grey:
+# 1, 2, 3); a mask whose levels reach above it has as many objects as that only by accident.
+GREY_IDS_BELOW = 32
+# A soft-edged (anti-aliased, blurred) one-object mask: its other levels lie within this many
+# pixels of its most common level (the band a resize or a feathered brush leaves).
+SOFT_EDGE_PX = 2
+
+
 @dataclass(frozen=True)
 class LabelRule:
     """How one sequence's grey annotation levels become stored ids (palette indices are ids as
-    they are). ``binary``: the one level that is the object, stored as 1 (the others 0, and 255
-    kept as void in 8-bit files); None: the levels are the ids. ``void``: the level kept as 255."""
+    they are). ``objects``: the levels that are the one object, stored as 1 (the others 0, and
+    ``void`` kept as 255); None: the levels are the ids. ``grey``: the sequence's annotations were
+    grey (the rule says something worth recording)."""
 
-    binary: int | None = None
+    objects: frozenset[int] | None = None
     void: int | None = NOT_ANNOTATED
+    grey: bool = False
 
     def ids(self, picture: Picture, name: str) -> np.ndarray:
         """(H, W) uint8 ids of one decoded annotation (``decode_labels``). LayoutError for a grey
@@ -204,9 +214,9 @@ class LabelRule:
         values = picture.pixels
         if not picture.is_grey:
             return values.astype(np.uint8)
-        if self.binary is not None:
-            ids = (values == self.binary).astype(np.uint8)
-            if self.void is not None and self.binary != self.void:
+        if self.objects is not None:
+            ids = np.isin(values, list(self.objects)).astype(np.uint8)
+            if self.void is not None and self.void not in self.objects:
                 ids[values == self.void] = NOT_ANNOTATED
             return ids
         beyond = (values >= NOT_ANNOTATED) & (values != (-1 if self.void is None else self.void))
@@ -214,6 +224,24 @@ class LabelRule:
             raise LayoutError(f"annotation {name}: label ids must be 0-{NOT_ANNOTATED - 1} (255: void), found "
                               f"{', '.join(map(str, np.unique(values[beyond])[:5].tolist()))}")
         return values.astype(np.uint8)
+
+    def described(self) -> str | None:
+        """How the grey annotations were read, in words for the record; None for palette ones."""
+        if not self.grey:
+            return None
+        void = f"; {self.void} void" if self.void is not None and self.void not in (self.objects or ()) else ""
+        if self.objects is None:
+            return f"grey annotations read as object ids (their levels){void}"
+        if len(self.objects) == 1:
+            return f"grey annotations read as one object: level {next(iter(self.objects))} is object 1{void}"
+        return (f"grey annotations read as one object with soft edges: its {len(self.objects)} levels "
+                f"{min(self.objects)}-{max(self.objects)} are object 1{void}")
+
+
+def plain_reading(reading: str) -> bool:
+    """Whether ``reading`` (``LabelRule.described``) is DAVIS-2016's plain 0/255 (or 16-bit
+    0/65535) one-object mask, which needs no word in a summary."""
+    return reading in {LabelRule(frozenset({top}), None, True).described() for top in (255, 65535)}
 
 
 def label_rule(item: SourceItem) -> LabelRule:
@@ -226,34 +254,90 @@ def label_rule(item: SourceItem) -> LabelRule:
       single-object evaluation reads every non-zero value as the object (davis2016-evaluation's
       ``masks > 0``); davis2017-evaluation, which counts objects 1..the largest id in frame 0,
       would read a 0/128 mask as object 128 after 127 empty ones;
-    - otherwise the levels are object ids (below 255; 255 void in 8-bit files)."""
+    - levels all below ``GREY_IDS_BELOW``: object ids (255 void in 8-bit files);
+    - otherwise a soft-edged (anti-aliased) mask of one object when its other levels lie along the
+      edge of its most common one (``_soft_edged``): every non-zero level is the object (as
+      ``masks > 0`` reads it; 255 is the object when it is that level, else void); anything else
+      is no mask vmac can read unambiguously and fails (LayoutError), asking for palette PNGs."""
     if item.layout == "vip":
         return LabelRule()
-    levels: set[int] = set()
+    counts: Counter = Counter()
     bits = 8
     for uri in item.mask_uris:
         if uri is None or annotation_mode(uri) not in GREY_MODES:
             continue
         picture = decode_labels(uri)
-        levels.update(np.unique(picture.pixels).tolist())
+        counts.update(dict(zip(*(a.tolist() for a in np.unique(picture.pixels, return_counts=True)))))
         bits = max(bits, picture.bit_depth)
-    top = (1 << bits) - 1
+    levels, top = set(counts), (1 << bits) - 1
     void = NOT_ANNOTATED if bits == 8 else None
+    if not levels:
+        return LabelRule()
     if top in levels and levels <= {0, top}:
-        return LabelRule(binary=top, void=None)
+        return LabelRule(frozenset({top}), None, True)
     objects = levels - {0, void}
-    return LabelRule(binary=objects.pop(), void=void) if len(objects) == 1 else LabelRule(void=void)
+    if len(objects) <= 1 or max(objects) < GREY_IDS_BELOW:  # no object at all: nothing to say of the reading
+        return LabelRule(frozenset(objects) if len(objects) == 1 else None, void, bool(objects))
+    return _soft_edged(item, counts, void)
+
+
+def _soft_edged(item: SourceItem, counts: Counter, void: int | None) -> LabelRule:
+    """The rule for grey levels that are neither one level nor small ids: one soft-edged object
+    when every other non-zero level lies within ``SOFT_EDGE_PX`` of the most common one in every
+    file. In 8-bit files 255 is that object when it is the most common level and the others edge
+    it (an anti-aliased 0/255 mask), else void (a DAVIS band beside a soft 0/128 object). Raises
+    LayoutError when neither reading holds."""
+    nonzero = {level: n for level, n in counts.items() if level != 0}
+    candidates = [None] if void is None else [None, void]  # the level read as void: none, or 255
+    for kept_void in candidates:
+        objects = {level: n for level, n in nonzero.items() if level != kept_void}
+        if not objects:
+            continue
+        dominant = max(objects, key=lambda level: (objects[level], level))
+        if kept_void is None and void is not None and dominant != void:
+            continue  # 255 as an edge level of another object: read it as void instead
+        if _edges_only(item, dominant, frozenset(objects) - {dominant}):
+            return LabelRule(frozenset(objects), kept_void, True)
+    shown = ", ".join(map(str, sorted(nonzero)[:6])) + (" …" if len(nonzero) > 6 else "")
+    raise LayoutError(f"annotations: grey levels {shown} are neither object ids (1-{GREY_IDS_BELOW - 1}) nor one "
+                      f"object with soft edges (one level and a band of {SOFT_EDGE_PX} px around it); save the "
+                      "annotations as palette PNGs")
+
+
+def _edges_only(item: SourceItem, dominant: int, edge_levels: frozenset[int]) -> bool:
+    """Whether, in every grey annotation of ``item``, the ``edge_levels`` lie within
+    ``SOFT_EDGE_PX`` of a ``dominant`` pixel."""
+    for uri in item.mask_uris:
+        if uri is None or annotation_mode(uri) not in GREY_MODES:
+            continue
+        values = decode_labels(uri).pixels
+        if (np.isin(values, list(edge_levels)) & ~_grown(values == dominant, SOFT_EDGE_PX)).any():
+            return False
+    return True
+
+
+def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` (H, W) bool grown by ``pixels`` in every direction (a square neighbourhood)."""
+    grown = mask.copy()
+    for _ in range(pixels):
+        step = grown.copy()
+        step[1:] |= grown[:-1]
+        step[:-1] |= grown[1:]
+        grown = step.copy()
+        grown[:, 1:] |= step[:, :-1]
+        grown[:, :-1] |= step[:, 1:]
+    return grown
 
 
 def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, height: int,
-               chunk_frames: int) -> Iterator[np.ndarray]:
+               chunk_frames: int, rule: LabelRule | None = None) -> Iterator[np.ndarray]:
     """Id masks (t, H, W) uint8 (``label_rule``), nearest-resized as the frames are; frames without
     an annotation file are NOT_ANNOTATED.
 
     Raises LayoutError when an annotation's shown size differs from its frame's (``source_size``,
     width × height): labels that do not cover their frame pixel for pixel are never resampled to fit.
     """
-    rule = label_rule(item)
+    rule = rule or label_rule(item)
     buf: list[np.ndarray] = []
     for uri in item.mask_uris:
         if uri is None:

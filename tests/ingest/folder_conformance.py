@@ -846,6 +846,24 @@ def grey_tree(folder: Path, key: str, levels_of: Callable[[int], np.ndarray], bi
     return root
 
 
+_SOFT_READING = "grey annotations read as one object with soft edges: its 9 levels 51-255 are object 1"
+
+
+def _soft_edge(ids: np.ndarray, level: int) -> np.ndarray:
+    """A one-object mask at ``level`` with an anti-aliased rim: the pixels around the object take
+    8 levels between 20 % and 80 % of ``level`` (as a resize or a feathered brush leaves them)."""
+    inside = ids > 0
+    padded = np.pad(inside, 1)
+    grown = np.zeros_like(inside)
+    for dy in range(3):
+        for dx in range(3):
+            grown |= padded[dy:dy + inside.shape[0], dx:dx + inside.shape[1]]
+    rim = grown & ~inside
+    out = inside.astype(np.uint8) * level
+    out[rim] = (level * (0.2 + 0.6 * (np.arange(rim.sum()) % 8) / 7)).astype(np.uint8)
+    return out
+
+
 def _band(ids: np.ndarray, level: int = 255) -> np.ndarray:
     ids = ids.copy()
     ids[1:3, :] = level  # a void band along the top, as DAVIS draws one along edges
@@ -1000,7 +1018,14 @@ def trial_cases() -> list[Case]:
         Case("grey-binary-void-band", lambda f: grey_tree(f, "grey128-void", lambda t: _band(one_object(t) * 128)),
              Viewed(masks=True, levels={128: 1}), sequence="seq", record={"object_ids": [1]}),
         Case("grey16-ids-above-254", lambda f: grey_tree(f, "grey16-300", lambda t: two_objects(t).astype(np.uint16) * 150, 16),
-             Fails("annotation 00000.png: label ids must be 0-254 (255: void), found 300"), sequence="seq"),
+             Fails("annotations: grey levels 150, 300 are neither object ids (1-31) nor one object with soft edges"), sequence="seq"),
+        Case("grey-ids-above-31-apart", lambda f: grey_tree(f, "grey-100-200", lambda t: two_objects(t) * 100),
+             Fails("grey levels 100, 200 are neither object ids (1-31) nor one object with soft edges"), sequence="seq"),
+        Case("grey-soft-edge-0-255", lambda f: grey_tree(f, "soft255", lambda t: _soft_edge(one_object(t), 255)),
+             Viewed(masks=True, levels=dict.fromkeys(range(1, 256), 1)), sequence="seq",
+             record={"object_ids": [1], "label_reading": _SOFT_READING}),
+        Case("grey-soft-edge-0-128-void-band", lambda f: grey_tree(f, "soft128", lambda t: _band(_soft_edge(one_object(t), 128))),
+             Viewed(masks=True, levels=dict.fromkeys(range(1, 255), 1)), sequence="seq", record={"object_ids": [1]}),
         Case("annotation-zero-byte", _bad_annotation("ann-empty", lambda d: (d / "00001.png").write_bytes(b"")),
              Fails("annotation 00001.png is empty (0 bytes)"), sequence="seq"),
         Case("annotation-not-an-image", _bad_annotation("ann-random", lambda d: (d / "00002.png").write_bytes(b"junk" * 50)),
