@@ -285,7 +285,7 @@ def _label_values(image: Image.Image, name: str) -> np.ndarray:
     if image.mode == "P":
         return np.asarray(image, dtype=np.uint8)
     if image.mode not in GREY_MODES:
-        raise LayoutError(f"{name} is a {image.mode} image; label ids are palette or grey images")
+        raise LayoutError(f"{name} holds {image.mode} colour pixels; label ids are palette or grey images")
     grey = np.asarray(image.getchannel(0) if image.mode == "LA" else image)
     if grey.dtype.kind == "b":
         return grey.astype(np.uint16)
