@@ -78,13 +78,27 @@ def take_subset(data: Path, work: Path, videos: int | None, sequences: int | Non
         subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(mp4), *cut, "-c:v", "libx264", "-crf", "18",
                         "-pix_fmt", "yuv420p", str(out / "videos" / mp4.name)], check=True)
     images = data / "labelled" / "JPEGImages" / "480p"
-    for seq in sorted(p.name for p in images.iterdir())[:sequences]:
+    chosen = sorted(p.name for p in images.iterdir())[:sequences]
+    for seq in chosen:
         for kind, suffix in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
             target = out / "labelled" / kind / "480p" / seq
             target.mkdir(parents=True)
             for file in sorted((data / "labelled" / kind / "480p" / seq).glob(f"*{suffix}"))[:frames]:
                 shutil.copy(file, target / file.name)
+    # The split lists too, cut to what was copied: the subset's tree is the dev set's shape (its
+    # sequences listed in ImageSets/480p/dev.txt, no val list: evaluation scores them all).
+    for listed in sorted((data / "labelled" / "ImageSets").rglob("*.txt")):
+        target = out / "labelled" / listed.relative_to(data / "labelled")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        kept = [line for line in listed.read_text().splitlines() if _listed_sequence(line) in chosen]
+        target.write_text("".join(f"{line}\n" for line in kept))
     return out
+
+
+def _listed_sequence(line: str) -> str:
+    """The sequence a split-list line names: '/JPEGImages/480p/bear/00000.jpg ...' or 'bear'."""
+    first = line.split()[0] if line.split() else ""
+    return first.strip("/").split("/")[2] if first.startswith("/JPEGImages/") else first
 
 
 def prepare_stores(data: Path, work: Path, short_side: int) -> tuple[str, str]:
@@ -326,6 +340,7 @@ def main(argv=None) -> int:
         "data": {"root": str(data), "subset": source != data, "train_store": train_store, "eval_store": eval_store,
                  "train_short_side": args.short_side,
                  "sequences": sorted({v.sequence for v in reports[0].data.videos}),
+                 "selection_notes": list(reports[0].data.notes),
                  "frames_evaluated": reports[0].timing.frames},
         "protocol": {"eval_short_side": args.eval_short_side, **dataclasses.asdict(reports[0].protocol.propagation),
                      "stride": reports[0].protocol.features.stride, "eval_threads": args.eval_threads},

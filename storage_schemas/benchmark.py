@@ -217,6 +217,8 @@ class DataInfo(_Frozen):
     source: str = Field(description="what --data named (a store, or the folder ingested into `store`)")
     videos: list[VideoInput]
     skipped: list[SkippedVideo] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what the selection of videos did that a reader "
+                             "must know, e.g. 'davis: no val split in this tree (its lists: dev): all 10 sequences'")
 
 
 class FeatureProtocol(_Frozen):

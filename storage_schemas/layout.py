@@ -59,4 +59,6 @@ NOT_ANNOTATED = 255
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 # Frame files a folder walk takes (PIL reads them; tasks/io/images.py decodes them).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+# .jfif and .jpe are JPEG's other extensions; a .gif with one picture is a still image (an
+# animated one is a video: the folder walk tells them apart).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")

@@ -110,7 +110,8 @@ def _split_lines(report: BenchmarkReport) -> list[str]:
         return []
     parts = [f"{b} over {', '.join(s.splits) or bm.UNLISTED_SPLIT} ({s.sequences} sequence{'s' * (s.sequences != 1)})"
              for b, s in report.summary.items()]
-    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + "."]
+    notes = [f"Selection: {note}." for note in report.data.notes]
+    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + ".", *([""] + notes if notes else [])]
 
 
 def _object_lines(report: BenchmarkReport) -> list[str]:

@@ -72,7 +72,7 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
     timing = timing_of(results, time.perf_counter() - began, seconds_load)
     report = BenchmarkReport(
         name=spec.name, encoder=spec.encoder, random_init=spec.random_init, checkpoint=info,
-        data=DataInfo(store=plan.store, source=plan.source, videos=evaluated, skipped=skipped),
+        data=DataInfo(store=plan.store, source=plan.source, videos=evaluated, skipped=skipped, notes=plan.notes),
         protocol=protocol_of(config, encoder), sequences=results,
         summary=summarise(results, config.pck_thresholds, {v.video_id: v.split for v in evaluated}),
         timing=timing, environment=environment_of(device),

@@ -151,6 +151,7 @@ class _VipScores:
     def add(self, t: int, pred_ids: np.ndarray, gt_ids: np.ndarray) -> None:
         if t == 0 or (gt_ids == NOT_ANNOTATED).all():
             return
+        _check_classes(gt_ids, self.num_labels, f"frame {t}")
         self.confusion += metrics.confusion_matrix(pred_ids, gt_ids, self.num_labels, ignore_index=NOT_ANNOTATED)
         self.scored += 1
 
@@ -170,11 +171,20 @@ def _count_labels(first_ids: np.ndarray, benchmark: str, vip_classes: int) -> in
     if (first_ids == NOT_ANNOTATED).all():
         raise NotEvaluable("frame 0 is not annotated: propagation starts from the first frame's labels")
     if benchmark == "vip":
+        _check_classes(first_ids, vip_classes, "frame 0")
         return vip_classes
     num_labels = int(first_ids[first_ids != NOT_ANNOTATED].max()) + 1
     if num_labels < 2:
         raise NotEvaluable("frame 0 shows no object: there is nothing to propagate")
     return num_labels
+
+
+def _check_classes(ids: np.ndarray, classes: int, where: str) -> None:
+    """NotEvaluable when VIP ground truth holds a class id outside 0..classes-1 (255 is void)."""
+    beyond = np.unique(ids[(ids >= classes) & (ids != NOT_ANNOTATED)])
+    if beyond.size:
+        raise NotEvaluable(f"VIP masks hold class id(s) {', '.join(map(str, beyond.tolist()))} in {where}, outside "
+                           f"the {classes} classes scored (0-{classes - 1})")
 
 
 def predicted_ids(feats, first_ids: np.ndarray, num_labels: int, geom: Geometry, config: EvaluateConfig,

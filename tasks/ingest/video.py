@@ -70,6 +70,9 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
         status=Status.writing,
         decode_params=params,
         split=item.split,
+        splits=list(item.splits),
+        dataset_splits=list(item.dataset_splits),
+        source_notes=list(item.notes),
         ingest_run_id=run_id,
         code_version=code_version(),
     )
@@ -88,6 +91,8 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
         path = f"{VIDEOS_GROUP}/{item.video_id}"
         existing = read_record(root[path]) if path in root else None
         if key and is_up_to_date(existing, key, retry_failed):
+            if item.kind is SourceKind.frames:
+                existing = _refresh_layout_facts(root[path], existing, base)
             if existing.status is Status.complete and run_id is not None and existing.ingest_run_id == run_id:
                 # Stored by this run before a retry of its task: report it as this run's work.
                 return finish(existing, "decoded", existing.frame_count or 0)
@@ -109,6 +114,22 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
                            "the source changed while vmac read it; nothing was recorded, so the next run reads it again")
         return finish(record, record.status.value if record.status is Status.failed else "decoded",
                       record.frame_count or 0)
+
+
+# What a dataset layout says of a source beside its bytes: its split lists and notes. They can
+# change while the bytes do not (lists edited, or read better by a newer vmac).
+_LAYOUT_FACTS = ("split", "splits", "dataset_splits", "source_notes")
+
+
+def _refresh_layout_facts(group, existing: VideoRecord, base: VideoRecord) -> VideoRecord:
+    """``existing`` (an up-to-date record) with the layout's facts as they are now, rewritten only
+    when they differ: metadata, so the frames are not decoded again."""
+    changes = {name: getattr(base, name) for name in _LAYOUT_FACTS if getattr(existing, name) != getattr(base, name)}
+    if not changes:
+        return existing
+    record = replace_record(existing, **changes)
+    write_record(group, record)
+    return record
 
 
 def _store(root, item: SourceItem, base: VideoRecord, params: DecodeParams, on_frames,

@@ -45,6 +45,8 @@ def test_learning_benchmark_on_a_few_frames_of_the_dev_set(prefect_harness, tmp_
     assert native["headline"]["seeds"] == 2 and set(native["floors"]) == {"random-init", "pixels"}
     assert native["headline"]["J&F-Mean"] != report["headline"]["J&F-Mean"]
     assert not any(f["reused_from_cache"] for f in report["floors"].values())
+    # The dev set lists its sequences in ImageSets/480p/dev.txt and has no val list: all are scored.
+    assert report["data"]["selection_notes"] == ["davis: no val split in this tree (its lists: dev): all 2 sequences"]
     assert [run["seed"] for run in report["runs"]] == [0, 1]
     for run in report["runs"]:
         assert run["steps"] == 4 and run["cpu_s"] > 0 and run["wall_s"] > 0 and run["threads"] >= 1
