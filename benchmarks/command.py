@@ -4,7 +4,7 @@ Times the ``vmac`` console script (this checkout's code, its own PREFECT_HOME un
 with the work already done, so what is measured is start-up, Prefect and the plan, not decoding:
 
 - ``temporary``: Prefect's temporary API server per command (``VMAC_LOCAL_SERVER=0``, what every
-  command did before ``cli/prefect_api.py``);
+  command did before ``vmac_server/supervisor.py``);
 - ``local``: vmac's long-lived local server, already running (every command after the first);
 - ``local_cold``: the local server stopped first, so the command starts it (the first command).
 

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.big:
             report["noop_with_big_files"] = noop_with_big(work, args.big, template, env)
     finally:
-        from cli.prefect_api import stop_server
+        from vmac_server.supervisor import stop_server
 
         stop_server(work / "prefect")
         if not args.work:

@@ -26,8 +26,8 @@ from cli.args import (
 )
 from cli.checks import existing_path, existing_store, local_output, same_frame_codec, writable_folder
 from cli.examples import BENCHMARKS
-from cli.prefect_api import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
 from tasks.io.names import is_clean_name
+from vmac_server.supervisor import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
 
 # --- commands ------------------------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    """Show or stop vmac's local Prefect server (cli.prefect_api)."""
+    """Show or stop vmac's local Prefect server (vmac_server.supervisor)."""
     home = prefect_home()
     if args.action == "stop":
         if in_use(home) and not args.force:

@@ -15,9 +15,9 @@ import traceback
 
 from cli.args import ConfigError
 from cli.errors import failure_line, secrets_redacted_in_logs, tracebacks_left_out
-from cli.lifetime import exit_on_interrupt, start_watchdog
 from cli.parsers import build_parser
-from cli.prefect_api import command_scope
+from vmac_server.lifetime import exit_on_interrupt, start_watchdog
+from vmac_server.supervisor import command_scope
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.debug:
                 stack.enter_context(tracebacks_left_out())
             # Commands that run flows record them in the user's Prefect API or vmac's local server
-            # (cli.prefect_api.record_in_prefect), never in a temporary server of their own.
+            # (vmac_server.supervisor.record_in_prefect), never in a temporary server of their own.
             stack.enter_context(command_scope())
             return args.func(args)
     except ConfigError as exc:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``vmac`` console script (and ``python -m cli.main``): ``main`` under a watchdog that
-    stops whatever the command started if it is killed, and ended at once by Ctrl-C (``cli.lifetime``)."""
+    stops whatever the command started if it is killed, and ended at once by Ctrl-C (``vmac_server.lifetime``)."""
     start_watchdog()
     exit_on_interrupt(next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "command"))
     sys.exit(main())

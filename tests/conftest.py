@@ -30,7 +30,7 @@ def pytest_configure(config):
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": os.path.join(home, "storage"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
             "GX_ANALYTICS_ENABLED": "false",
-            # vmac's local Prefect server (cli/prefect_api.py), started by the first `vmac` subprocess
+            # vmac's local Prefect server (vmac_server/supervisor.py), started by the first `vmac` subprocess
             # of a test, is stopped at the session's end; should that fail, it stops after a minute.
             "VMAC_PREFECT_IDLE_SECONDS": "60",
             # As the vmac command does, before anything loads torch's OpenMP (docs/learning.md, "Threads").
@@ -42,7 +42,7 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     home = getattr(config, "_vmac_prefect_home", None)
     if home:
-        from cli.prefect_api import stop_server
+        from vmac_server.supervisor import stop_server
 
         stop_server(Path(home))  # the local Prefect server a `vmac` subprocess of a test started
         shutil.rmtree(home, ignore_errors=True)

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("cli", "flows", "tasks", "vmac_core", "vmac_synthetic", "storage_schemas")
+PACKAGES = ("cli", "flows", "tasks", "vmac_core", "vmac_synthetic", "storage_schemas", "vmac_server")
 STAGES = ("ingest", "validate", "pretrain", "evaluate", "audit", "sample")
 # What each package may import of the project (docs/architecture.md, "Layers").
 ALLOWED = {
-    "cli": {"cli", "flows", "tasks", "storage_schemas", "vmac_core"},
+    "cli": {"cli", "flows", "tasks", "storage_schemas", "vmac_core", "vmac_server"},
+    # Process management (the local Prefect server, the watchdog): of the project, tasks.io alone.
+    "vmac_server": {"vmac_server", "tasks.io"},
     "flows": {"flows", "tasks", "storage_schemas"},
     "tasks": {"tasks", "vmac_core", "vmac_synthetic", "storage_schemas"},
     "vmac_core": {"vmac_core"},
@@ -87,13 +89,24 @@ def stage_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "tasks" and parts[1] in STAGES else None
 
 
+PROCESS_MANAGEMENT = {"subprocess", "signal", "fcntl", "psutil", "ctypes", "socket", "multiprocessing"}
+
+
+def test_cli_only_parses_and_runs():
+    """Process management (servers, watchdogs, signals) lives in vmac_server, not in cli."""
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {imported}"
+             for name, path in modules().items() if name.split(".")[0] == "cli"
+             for imported, line, _ in imports(path) if imported.split(".")[0] in PROCESS_MANAGEMENT]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_layers_point_one_way():
     wrong = []
     for name, path in MODULES.items():
         package = name.split(".")[0]
         for imported, line, _ in imports(path):
             top = imported.split(".")[0]
-            if top in PACKAGES and top not in ALLOWED[package]:
+            if top in PACKAGES and not any(imported == a or imported.startswith(f"{a}.") for a in ALLOWED[package]):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
             if package == "storage_schemas" and top == "vmac_core" and imported not in TORCH_FREE:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported} (configs must not load torch)")

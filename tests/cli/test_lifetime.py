@@ -1,7 +1,7 @@
-"""Nothing a vmac command starts outlives it, kill -9 included (cli/lifetime.py).
+"""Nothing a vmac command starts outlives it, kill -9 included (vmac_server/lifetime.py).
 
 Real processes throughout: the ``vmac`` console script, vmac's local Prefect server
-(cli/prefect_api.py), a Dask LocalCluster, ffmpeg.
+(vmac_server/supervisor.py), a Dask LocalCluster, ffmpeg.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 import psutil
 import pytest
 
-from cli.lifetime import stop
-from cli.prefect_api import read_state, stop_server
+from vmac_server.lifetime import stop
+from vmac_server.supervisor import read_state, stop_server
 
 VMAC = shutil.which("vmac", path=os.path.dirname(sys.executable))
 

@@ -1,4 +1,4 @@
-"""Finding 3: vmac's local Prefect server (cli/prefect_api.py) on a shared machine. Another user
+"""Finding 3: vmac's local Prefect server (vmac_server/supervisor.py) on a shared machine. Another user
 can neither read nor write its API, nor read its files; a stale record naming a port another
 user now listens on is never used (no request, no secret sent there); the record appears only
 once the server listens. The attacker runs as another uid (tests/security/other_user.py)."""
@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cli.prefect_api import STATE_FILE, ensure_server, private_home, stop_server
-from cli.server_trust import read_state
 from tests.security.other_user import OTHER_UID, needs_other_user, python_as_other_user
+from vmac_server.supervisor import STATE_FILE, ensure_server, private_home, stop_server
+from vmac_server.trust import read_state
 
 pytestmark = pytest.mark.slow
 

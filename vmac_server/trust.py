@@ -26,7 +26,7 @@ from tasks.io.names import OutsideError
 
 STATE_FILE = "vmac-server.json"
 # What the command lines of the supervisor and of Prefect's server hold (``ours``).
-SUPERVISOR_MARK = b"cli.prefect_api"
+SUPERVISOR_MARK = b"vmac_server.supervisor"
 SERVER_MARK = b"prefect.server.api.server"
 
 

@@ -1,4 +1,4 @@
-"""vmac's local Prefect server (cli/prefect_api.py): started by the first command, shared by the
+"""vmac's local Prefect server (vmac_server/supervisor.py): started by the first command, shared by the
 next, every run recorded in it, stopped after idling or by ``vmac server stop``.
 
 Real processes: the ``vmac`` console script, Prefect's API under uvicorn, SQLite in PREFECT_HOME.
@@ -21,7 +21,7 @@ import pytest
 
 from cli.errors import failure_line
 from cli.main import main
-from cli.prefect_api import in_use, local_api, read_state, status_line, stop_server
+from vmac_server.supervisor import in_use, local_api, read_state, status_line, stop_server
 
 VMAC = shutil.which("vmac", path=os.path.dirname(sys.executable))
 needs_vmac = pytest.mark.skipif(VMAC is None, reason="the vmac console script is not installed beside this Python")

@@ -4,7 +4,7 @@ Without ``PREFECT_API_URL``, Prefect starts a temporary server for every command
 a loaded 2-core machine, for a command whose work may take 1 s) and a killed command leaves it
 running. Instead vmac starts one local server on first use and reuses it:
 
-- ``python -m cli.prefect_api serve`` (a supervisor, in its own session) runs Prefect's API with
+- ``python -m vmac_server.supervisor serve`` (a supervisor, in its own session) runs Prefect's API with
   uvicorn as its child, on a free loopback port, over the same SQLite database in
   ``PREFECT_HOME`` that Prefect's temporary servers use: no run, log or artifact is recorded
   anywhere else.
@@ -47,8 +47,8 @@ from pathlib import Path
 
 import psutil
 
-from cli.lifetime import die_with_parent
-from cli.server_trust import (
+from vmac_server.lifetime import die_with_parent
+from vmac_server.trust import (
     SERVER_MARK,
     STATE_FILE,
     SUPERVISOR_MARK,
@@ -174,7 +174,7 @@ def _start(home: Path) -> dict:
     (home / STATE_FILE).unlink(missing_ok=True)
     with os.fdopen(private_file(home / LOG_FILE), "ab") as log:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "cli.prefect_api", "serve", "--home", str(home)],
+            [sys.executable, "-m", "vmac_server.supervisor", "serve", "--home", str(home)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[1]))
     deadline = time.monotonic() + _startup_timeout()
@@ -323,7 +323,7 @@ def serve(home: Path, idle_seconds: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cli.prefect_api")
+    parser = argparse.ArgumentParser(prog="python -m vmac_server.supervisor")
     parser.add_argument("action", choices=["serve"])
     parser.add_argument("--home", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ their parent closes.)
 ``start_watchdog`` forks a small watchdog process before the command starts anything. Every
 half second it lists the command's descendants in the command's session (psutil); once the
 command is gone it sends each one still running SIGTERM, then SIGKILL after ``GRACE_SECONDS``.
-vmac's local Prefect server (``cli.prefect_api``) runs in a session of its own because later
+vmac's local Prefect server (``vmac_server.supervisor``) runs in a session of its own because later
 commands share it: it is not the command's, and it stops itself after idling. A process is only
 signalled when its start time matches the one listed and it is still in the command's session,
 so a recycled PID, or a child that has just made a session of its own, is never hit. The
