@@ -49,5 +49,8 @@ def pipeline_flow(config: PipelineConfig) -> PipelineResult:
         if needed:
             evaluated = evaluate_flow(eval_config)
         else:
-            logger.info("evaluation of %s exists in %s; pass --reevaluate to redo it", plan.run_dir, eval_config.out)
+            logger.info("evaluation of %s with these settings exists in %s; pass --reevaluate to redo it",
+                        plan.run_dir, eval_config.out)
+    else:
+        logger.warning("no labelled folder to evaluate on (--eval-source): evaluation not run")
     return write_pipeline_report(config, ingested, plan, evaluated, train_store, eval_store)

@@ -166,16 +166,28 @@ def build_evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: s
               "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
     eval_config = EvaluateConfig.model_validate(values)
     encoder = Path(plan.run_dir) / ENCODER
-    needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != file_sha256(str(encoder))
+    evaluated_encoder, evaluated_settings = _last_evaluation(out)
+    needed = (config.reevaluate or not (out / COMPARISON).exists() or evaluated_encoder != file_sha256(str(encoder))
+              or _scored_by(evaluated_settings) != _scored_by(eval_config.model_dump(mode="json")))
     return eval_config, needed
 
 
-def _evaluated_encoder(out: Path) -> str | None:
+# EvaluateConfig fields that change where or how fast an evaluation runs, not what it scores.
+_NOT_SCORED_BY = ("threads", "device", "floor_cache", "reuse_floors", "dask_workers")
+
+
+def _scored_by(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key not in _NOT_SCORED_BY}
+
+
+def _last_evaluation(out: Path) -> tuple[str | None, dict]:
+    """The encoder's sha256 and the settings of the last evaluation that completed in ``out``: a
+    changed encoder or changed settings (``vmac run --set evaluate.…``) evaluate again."""
     for record in reversed(lineage.read_records(str(out / LINEAGE_DIR))):
-        for item in record.inputs:
-            if item.uri.endswith(ENCODER):
-                return item.sha256
-    return None
+        if record.kind == "evaluate" and record.status == "completed":
+            encoder = next((item.sha256 for item in record.inputs if item.uri.endswith(ENCODER)), None)
+            return encoder, record.parameters
+    return None, {}
 
 
 def _figures(run_dir: Path, report_dir: Path) -> list[tuple[str, str]]:
@@ -185,6 +197,14 @@ def _figures(run_dir: Path, report_dir: Path) -> list[tuple[str, str]]:
     found = [("loss curve", run_dir / LOSS_CURVE)] + ([("reconstructions", previews[-1])] if previews else [])
     return [(caption, Path(os.path.relpath(path.resolve(), report_dir.resolve())).as_posix())
             for caption, path in found if path.exists()]
+
+
+def _evaluation_row(evaluated, eval_out: Path) -> str:
+    if evaluated:
+        return f"| evaluate | evaluated | `{eval_out}` |"
+    if (eval_out / COMPARISON).exists():
+        return f"| evaluate | reused (same encoder and settings) | `{eval_out}` |"
+    return "| evaluate | not run: no labelled folder to evaluate on (--eval-source) | - |"
 
 
 @task(name="write_pipeline_report", cache_policy=NO_CACHE)
@@ -213,7 +233,7 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
         f"| `{stamp.report_path if stamp else '-'}` |",
         f"| pretrain | {plan.action}: {plan.reason}; step {last.get('step', '-')}, loss {last.get('loss', float('nan')):.4f} "
         f"| `{run_dir}` |",
-        f"| evaluate | {'evaluated' if evaluated else 'reused'} | `{eval_out}` |",
+        _evaluation_row(evaluated, eval_out),
         "",
     ]
     tail = ["## Label propagation", "", comparison]

@@ -41,6 +41,11 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     second = pipeline_flow(config)
     assert second.frames_decoded == 0 and second.pretrain_action == "reuse" and second.evaluation is None
     assert second.run_dir == str(run_dir)
+    assert "| evaluate | reused (same encoder and settings) |" in (out / "report.md").read_text()
+    # Other evaluation settings (vmac run --set evaluate.…) score again; the same encoder is not retrained.
+    rescored = pipeline_flow(config.model_copy(update={"evaluate": {"features": {"short_side": 64}}}))
+    assert rescored.pretrain_action == "reuse" and rescored.evaluation is not None
+    assert "| evaluate | evaluated |" in (out / "report.md").read_text()
 
     # New data: only the new video is decoded; training continues from the last checkpoint in a new run.
     new_dir = tmp_path / "new"
