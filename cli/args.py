@@ -184,8 +184,11 @@ def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
         max_steps=args.max_steps, epochs=args.epochs, loader_workers=args.loader_workers,
         device=args.device, seed=args.pretrain_seed,
     ))
-    overrides = merge(flags, parse_overrides(args.set))
-    return validated(PretrainConfig, {"preset": args.preset, **overrides})
+    given_by_set = parse_overrides(args.set)
+    flagged = [name for name in ("preset", "stores", "out") if name in given_by_set]
+    if flagged:
+        raise ConfigError([f"--set {name}: give it as --{'store' if name == 'stores' else name}" for name in flagged])
+    return validated(PretrainConfig, {"preset": args.preset, **merge(flags, given_by_set)})
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:

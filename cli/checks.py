@@ -87,6 +87,23 @@ def existing_path(option: str, uri: str) -> None:
 
 
 
+# What torch.save writes: a zip archive (torch >= 1.6) or, in the legacy format, a pickle.
+_TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def torch_file(option: str, uri: str) -> None:
+    """``uri`` (a local file) starts as a file ``torch.save`` wrote; ConfigError otherwise, so that a
+    wrong file is named before a folder given beside it is decoded."""
+    path = local_path(uri)
+    if path is None or not os.path.isfile(path):
+        return
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head.startswith(_TORCH_FILE_MAGIC):
+        raise ConfigError([f"{option} {uri}: not a torch checkpoint (an encoder.pt or ckpt-*.pt that "
+                           "vmac pretrain or vmac import-weights wrote)"])
+
+
 def same_frame_codec(option: str, uri: str, codec: str | None) -> None:
     """An existing local store keeps its frames with ``codec`` (when one is asked for); ConfigError
     naming both otherwise. Reads the store's root ``zarr.json`` only (``tasks.io.store.resolve_frame_codec``

@@ -12,6 +12,7 @@ import json
 import os
 import runpy
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -24,7 +25,7 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
-from cli.checks import existing_path, existing_store, local_output, same_frame_codec, writable_folder
+from cli.checks import existing_path, existing_store, local_output, same_frame_codec, torch_file, writable_folder
 from cli.examples import BENCHMARKS
 from tasks.io.names import is_clean_name
 from vmac_server.supervisor import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
@@ -91,6 +92,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except ValidationFailedError as exc:
         summary = exc.summary
     render.print_validation_summary(summary)
+    if not summary.passed:
+        print(f"vmac validate: {config.store} failed {len(summary.critical_failures)} critical rule(s) "
+              f"({', '.join(rule.rule for rule in summary.critical_failures)}); report {summary.stamp.report_path}",
+              file=sys.stderr)
     return 0 if summary.passed else 1
 
 
@@ -99,6 +104,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     for store in config.stores:
         existing_store("--store", store)
     writable_folder("--out", config.out)
+    from tasks.pretrain.checkpoints import checkpoint_paths  # deferred: it loads torch
+
+    if not config.run.resume and checkpoint_paths(Path(config.out)):
+        raise ConfigError([f"--out {config.out} already holds checkpoints; pass --resume to continue that run "
+                           "or choose a new --out"])
     if int(os.environ.get("RANK", "0")) != 0:
         # Under torchrun only rank 0 runs the Prefect flow; the other ranks train directly.
         from tasks.pretrain.train import train
@@ -118,6 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = evaluate_config_from_args(args)
     for checkpoint in config.checkpoints:
         existing_path("--checkpoint", checkpoint)
+        torch_file("--checkpoint", checkpoint)
     existing_path("--data", config.data)
     writable_folder("--out", config.out)
     record_in_prefect()

@@ -24,7 +24,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac sample data/sample --seed 3   # another deterministic sample",
     ],
     "ingest": [
-        "vmac ingest data/sample --store data/sample.zarr",
+        "vmac ingest data/sample/videos --store data/sample.zarr",
         "vmac ingest 'clips/**/*.mp4' /data/DAVIS --store data/mixed.zarr --short-side 0",
         "vmac ingest s3://bucket/videos --store s3://bucket/frames.zarr --dask-address tcp://sched:8786",
         "vmac ingest data/new_clips --store data/sample.zarr --fps 15 --dask-workers 2",
@@ -109,4 +109,4 @@ def bench_description() -> str:
         return "Run a benchmark script from benchmarks/ (none found: they run from a source checkout)."
     width = max(map(len, listed))
     lines = [f"  {name:<{width}}  {summary}" for name, summary in listed.items()]
-    return "Run a benchmark script from benchmarks/ (the README's Performance tables quote them).\n\nbenchmarks:\n" + "\n".join(lines)
+    return "Run a benchmark script from benchmarks/ (the README's results and benchmarks/README.md quote them).\n\nbenchmarks:\n" + "\n".join(lines)

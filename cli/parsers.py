@@ -48,8 +48,8 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
                    help="keep a motion map beside the frames (codec motion vectors, else frame differences): "
                         "what --set mask_strategy=motion masks by")
     p.add_argument("--frame-codec", default=None, choices=list(FRAME_CODECS),
-                   help=f"how a new store keeps its frames (default {DEFAULT_FRAME_CODEC}; an existing store keeps "
-                        "its own; jpeg-* and jpegxl-* are lossy and recorded as such)")
+                   help=f"how a new store keeps its frames (default {DEFAULT_FRAME_CODEC}); an existing store keeps "
+                        "its own and refuses another; jpeg-* and jpegxl-* are lossy and recorded as such")
     p.add_argument("--dask-address", default=None, help="attach to a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
                    help="LocalCluster workers (default: one per core)")
@@ -167,7 +167,9 @@ def add_evaluate_parser(sub) -> None:
                         "random weights) or pixels (Lab colour averaged over each stride cell)")
     p.add_argument("--no-pixel-floor", action="store_true",
                    help="leave the raw-pixel floor out (it is evaluated beside every random-init floor)")
-    p.add_argument("--encoder", default=None, help=f"architecture of the random-init floor (default {FLOOR_ENCODER})")
+    p.add_argument("--encoder", default=None, choices=ENCODER_NAMES, metavar="NAME",
+                   help="architecture of the random-init floor: with --checkpoint, the checkpoints' own (it must "
+                        f"match them); without, default {FLOOR_ENCODER}. One of: {', '.join(ENCODER_NAMES)}")
     p.add_argument("--random-init-seed", type=int, default=None,
                    help=f"seed of the random-init weights (default {default_of(EvaluateConfig, 'random_init_seed')})")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")
@@ -179,8 +181,10 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--radius", type=float, default=None, help=f"spatial radius in feature cells (default {prop.radius:g})")
     p.add_argument("--topk", type=int, default=None, help=f"affinities kept per site (default {prop.topk})")
     p.add_argument("--temperature", type=float, default=None, help=f"softmax temperature (default {prop.temperature:g})")
-    p.add_argument("--stage-stride", type=int, default=None, choices=choices_of(FeatureParams, "stage_stride"),
-                   help="read this encoder stage and upsample it to stride 8 (default: the stride-8 stage)")
+    stride = default_of(FeatureParams, "stride")
+    p.add_argument("--stage-stride", type=int, default=None,
+                   choices=[s for s in choices_of(FeatureParams, "stage_stride") if s >= stride],
+                   help=f"read this encoder stage and upsample it to stride {stride} (default: the stride-{stride} stage)")
     p.add_argument("--short-side", type=int, default=None, help="resize frames (default: stored resolution)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")

@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vmac_core.architectures import ENCODER_NAMES
 from vmac_core.propagation_config import PropagationConfig
 
 # 2: a video's metric family is its ``benchmark`` (was ``task``), summaries are BenchmarkSummary,
@@ -152,7 +153,14 @@ class EvaluateConfig(BaseModel):
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvaluateConfig:
         if not self.checkpoints and not self.random_init and not self.pixels:
-            raise ValueError("give at least one checkpoint, random_init or pixels")
+            raise ValueError("give at least one checkpoint (--checkpoint), or a floor to evaluate alone "
+                             "(random_init or pixels: --baseline random-init|pixels)")
+        if self.pixels and not self.pixel_floor:
+            raise ValueError("pixels (--baseline pixels) asks for the raw-pixel floor and pixel_floor=false "
+                             "(--no-pixel-floor) leaves it out; give one of them")
+        if self.encoder is not None and self.encoder not in ENCODER_NAMES:
+            raise ValueError(f"encoder {self.encoder!r} is not an architecture vmac has; choose from "
+                             f"{', '.join(ENCODER_NAMES)}")
         if not self.data.strip() or not self.out.strip():
             raise ValueError("data and out must be paths")
         return self

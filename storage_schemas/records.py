@@ -24,12 +24,18 @@ class SourceKind(str, Enum):
     frames = "frames"  # a folder of image files (DAVIS, VIP, JHMDB or plain)
 
 
+# The smallest stored short side a decode may ask for: validation refuses frames smaller than this
+# (ValidationThresholds.height_min and width_min), so a smaller one would only fail after decoding.
+MIN_SHORT_SIDE = 16
+
+
 class DecodeParams(BaseModel):
     """Everything besides the source bytes that determines the stored arrays."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    short_side: int = Field(256, ge=0, description="resize the short side to this; 0 keeps native")
+    short_side: int = Field(256, ge=0, description=f"resize the short side to this; 0 keeps native; else at "
+                            f"least {MIN_SHORT_SIDE} px (validation's smallest frame)")
     fps: float | None = Field(None, gt=0, description="resample to this frame rate; None keeps native")
     shard_frames: int = Field(64, ge=1, description="frames per shard (one write unit) along time")
     on_decode_error: Literal["fail", "keep"] = Field(
@@ -41,6 +47,13 @@ class DecodeParams(BaseModel):
         None, description="how frames are kept (storage_schemas.codecs); None: the store's codec, resolved when "
         "ingest plans. Lossless codecs are not part of the decode key; lossy ones are")
     schema_version: int = SCHEMA_VERSION
+
+    @field_validator("short_side")
+    @classmethod
+    def _storable_short_side(cls, side: int) -> int:
+        if 0 < side < MIN_SHORT_SIDE:
+            raise ValueError(f"must be 0 (native) or at least {MIN_SHORT_SIDE} px: validation refuses smaller frames")
+        return side
 
     @field_validator("frame_codec")
     @classmethod

@@ -1,7 +1,7 @@
 """Shared test set-up: an isolated, offline Prefect; real encoded test videos.
 
 Prefect reads its settings at import, so the environment is fixed in pytest_configure, before
-any test module imports it (STACK.md, "Prefect 3.8 offline").
+any test module imports it (docs/architecture.md, "Dependencies").
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ config errors that stop the command before any work, one line per error."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 
@@ -35,6 +36,7 @@ from storage_schemas.config import (
 )
 from storage_schemas.records import DecodeParams
 from storage_schemas.validation import ValidateConfig
+from tasks.io.store import open_store
 
 
 def parse(*argv: str):
@@ -293,3 +295,33 @@ def test_config_errors_print_one_line_each_without_a_traceback(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("vmac pretrain: ") for line in err)
     assert "Traceback" not in "\n".join(err)
+
+
+def test_usage_errors_found_by_a_new_user_stop_before_any_work(tmp_path, capsys):
+    """Each of these used to start work (decode a folder, open a flow) before failing with exit 1."""
+    not_torch = tmp_path / "manifest.json"
+    not_torch.write_text("{}")
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    (run / "ckpt-000001.pt").write_bytes(b"PK\x03\x04")
+    store = str(tmp_path / "s.zarr")
+    open_store(store)
+    cases = [
+        (["evaluate", "--baseline", "random-init", "--encoder", "resnet7", "--data", str(tmp_path), "--out", "o"],
+         "invalid choice: 'resnet7'"),
+        (["evaluate", "--checkpoint", str(not_torch), "--data", str(tmp_path), "--out", str(tmp_path / "e")],
+         "not a torch checkpoint"),
+        (["evaluate", "--baseline", "pixels", "--no-pixel-floor", "--data", str(tmp_path), "--out", "o"],
+         "give one of them"),
+        (["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--short-side", "7"], "at least 16 px"),
+        (["pretrain", "--store", str(tmp_path), "--out", str(tmp_path / "x"), "--set", "preset=paper-r50"],
+         "--set preset: give it as --preset"),
+        (["pretrain", "--store", store, "--out", str(tmp_path / "run")], "already holds checkpoints; pass --resume"),
+    ]
+    for argv, said in cases:
+        with pytest.raises(SystemExit) if "invalid choice" in said else contextlib.nullcontext():
+            assert main(argv) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    assert EvaluateConfig.model_validate  # the config refuses an unknown encoder too (prefect.yaml, run --set)
+    with pytest.raises(ValidationError, match="not an architecture"):
+        EvaluateConfig(random_init=True, encoder="resnet7", data="d", out="o")
