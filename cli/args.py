@@ -207,8 +207,12 @@ def pipeline_overrides(items: list[str]) -> dict:
     pipeline's ``evaluate`` section), the others as PretrainConfig overrides (``pretrain``)."""
     evaluation = [item.removeprefix("evaluate.") for item in items if item.startswith("evaluate.")]
     training = [item for item in items if not item.startswith("evaluate.")]
-    return given(pretrain=parse_overrides(training) or None,
-                 evaluate=parse_overrides(evaluation, EvaluateConfig) or None)
+    try:
+        pretrain = parse_overrides(training)
+    except ConfigError as exc:  # the field may be an evaluation one, which run spells evaluate.FIELD
+        raise ConfigError([line if "did you mean" in line else f"{line}; an evaluation field is --set evaluate.FIELD=VALUE"
+                           for line in exc.lines]) from None
+    return given(pretrain=pretrain or None, evaluate=parse_overrides(evaluation, EvaluateConfig) or None)
 
 
 def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:

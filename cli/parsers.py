@@ -186,7 +186,7 @@ def add_evaluate_parser(sub) -> None:
                    choices=[s for s in choices_of(FeatureParams, "stage_stride") if s >= stride],
                    help=f"read this encoder stage and upsample it to stride {stride} (default: the stride-{stride} stage)")
     p.add_argument("--short-side", type=int, default=None, help="resize frames (default: stored resolution)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--feature-batch", dest="batch_size", type=int, default=None,
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")
     p.add_argument("--device", default=None, choices=choices_of(EvaluateConfig, "device"),
                    help=f"default {default_of(EvaluateConfig, 'device')}")

@@ -118,7 +118,7 @@ def test_evaluate_defaults_are_the_models_and_options_win():
     config = evaluate_config_from_args(parse("evaluate", "--baseline", "random-init", "--data", "d.zarr", "--out", "e"))
     assert config == EvaluateConfig(random_init=True, data="d.zarr", out="e")
     config = evaluate_config_from_args(parse("evaluate", "--checkpoint", "a.pt", "b.pt", "--checkpoint", "c.pt",
-                                             "--data", "d", "--out", "e", "--context", "5", "--batch-size", "2"))
+                                             "--data", "d", "--out", "e", "--context", "5", "--feature-batch", "2"))
     assert config.checkpoints == ["a.pt", "b.pt", "c.pt"]
     assert (config.propagation.context, config.features.batch_size) == (5, 2)
 
