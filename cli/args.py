@@ -210,7 +210,8 @@ def pipeline_overrides(items: list[str]) -> dict:
     try:
         pretrain = parse_overrides(training)
     except ConfigError as exc:  # the field may be an evaluation one, which run spells evaluate.FIELD
-        raise ConfigError([line if "did you mean" in line else f"{line}; an evaluation field is --set evaluate.FIELD=VALUE"
+        hint = "; an evaluation field is --set evaluate.FIELD=VALUE"
+        raise ConfigError([f"{line}{hint}" if "unknown field" in line and "did you mean" not in line else line
                            for line in exc.lines]) from None
     return given(pretrain=pretrain or None, evaluate=parse_overrides(evaluation, EvaluateConfig) or None)
 
@@ -227,6 +228,9 @@ def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
 
 def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
     checkpoints = [path for group in args.checkpoint for path in (group if isinstance(group, list) else [group])]
+    if "pixels" in args.baseline and args.no_pixel_floor:
+        raise ConfigError(["--baseline pixels asks for the raw-pixel floor and --no-pixel-floor leaves it out; "
+                           "give one of them"])
     flags = given(
         checkpoints=checkpoints, random_init="random-init" in args.baseline or None,
         pixels="pixels" in args.baseline or None, pixel_floor=False if args.no_pixel_floor else None,

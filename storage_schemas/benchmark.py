@@ -155,9 +155,6 @@ class EvaluateConfig(BaseModel):
         if not self.checkpoints and not self.random_init and not self.pixels:
             raise ValueError("give at least one checkpoint (--checkpoint), or a floor to evaluate alone "
                              "(random_init or pixels: --baseline random-init|pixels)")
-        if self.pixels and not self.pixel_floor:
-            raise ValueError("pixels (--baseline pixels) asks for the raw-pixel floor and pixel_floor=false "
-                             "(--no-pixel-floor) leaves it out; give one of them")
         if self.encoder is not None and self.encoder not in ENCODER_NAMES:
             raise ValueError(f"encoder {self.encoder!r} is not an architecture vmac has; choose from "
                              f"{', '.join(ENCODER_NAMES)}")

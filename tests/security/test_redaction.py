@@ -97,7 +97,7 @@ def _configs(url: str, tmp_path) -> dict[str, object]:
         "ingest": (cli_args.ingest_config_from_args, ["ingest", url, "--store", url]),
         "validate": (cli_args.validate_config_from_args, ["validate", "--store", url]),
         "pretrain": (cli_args.pretrain_config_from_args, ["pretrain", "--store", url, "--store", url, "--out", out,
-                                                          "--set", f"stores=['{url}']"]),
+                                                          "--set", f"run.init_from={url}"]),
         "evaluate": (cli_args.evaluate_config_from_args, ["evaluate", "--data", url, "--out", out, "--baseline", "pixels"]),
         "run": (cli_args.pipeline_config_from_args, ["run", "--source", url, "--eval-source", url, "--store", url,
                                                      "--eval-store", url, "--out", out]),
