@@ -24,7 +24,7 @@ from tasks.evaluate.video import evaluate_video
 from tasks.evaluate.videos import NotEvaluable
 from tasks.evaluate.weights import EncoderSpec, load_encoder
 from tasks.io.files import write_atomic
-from tasks.io.store import open_store
+from tasks.io.store import open_snapshot
 from vmac_core.device import resolve_device
 
 _LOG = logging.getLogger("vmac.evaluate")
@@ -70,7 +70,7 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
 def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, config: EvaluateConfig,
                      device: torch.device, log) -> tuple[list[SequenceResult], list[VideoInput], list[SkippedVideo]]:
     """(results, the videos they came from, the plan's skipped videos plus those that failed)."""
-    root = open_store(plan.store, mode="r")
+    snapshot = open_snapshot(plan.snapshot or plan.store)
     results: list[SequenceResult] = []
     evaluated: list[VideoInput] = []
     skipped = list(plan.skipped)
@@ -78,7 +78,7 @@ def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, 
         outputs = video_outputs(config.out, name, video.sequence,
                                 save_masks=config.save_masks and video.benchmark != "jhmdb")
         try:
-            result = evaluate_video(encoder, video, root, config, device, outputs)
+            result = evaluate_video(encoder, video, snapshot, config, device, outputs)
         except NotEvaluable as exc:
             log.warning("%s: skipped %s: %s", name, video.sequence, exc)
             skipped.append(SkippedVideo(video_id=video.video_id, reason=str(exc)))

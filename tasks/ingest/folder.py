@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from storage_schemas.codecs import frame_codec
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
+from storage_schemas.layout import DIMENSIONS, FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.ingest.motion import write_motion
 from tasks.io import layouts
@@ -42,14 +42,15 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
         changes.update(has_masks=True, object_ids=write_masks(group, item, (src_w, src_h), width, height, params))
     if item.keypoints_uri:
         keypoints = layouts.read_keypoints(item, width / src_w, height / src_h, width, height)
-        group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True)
+        group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True,
+                           dimension_names=DIMENSIONS[KEYPOINTS])
         changes.update(has_keypoints=True, num_joints=int(keypoints.shape[1]))
     if params.motion:
         changes.update(write_motion(group, params.shard_frames))
     if params.fps:
         # A folder has no clock of its own; --fps gives it one.
         group.create_array(TIMESTAMPS, data=np.arange(count, dtype=np.float64) / params.fps, chunks=(count,),
-                           overwrite=True)
+                           overwrite=True, dimension_names=DIMENSIONS[TIMESTAMPS])
         changes.update(has_timestamps=True, frame_rate_mode="constant")
     return base.model_copy(update=dict(
         status=Status.complete, codec=os.path.splitext(item.frame_uris[0])[1].lstrip(".").lower(),

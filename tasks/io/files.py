@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,9 +141,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) -> None:
     """Write ``data`` to a local path or fsspec URL in one step (text is UTF-8).
 
-    ``exclusive``: refuse to replace an existing file (append-only folders); raises
-    FileExistsError. On S3 the server refuses (a conditional PUT, ``If-None-Match: *``), so two
-    writers racing for one name cannot both succeed; fsspec checks first on other stores.
+    ``exclusive``: refuse to replace an existing file (append-only folders, a store's commits);
+    raises FileExistsError. Two writers racing for one name cannot both succeed: locally the
+    finished temporary is hard-linked to the name, which the kernel refuses when the name exists;
+    on S3 the server refuses (a conditional PUT, ``If-None-Match: *``); fsspec checks first on
+    other stores.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path = local_path(str(uri))
@@ -154,7 +157,21 @@ def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) ->
         except FileExistsError:
             raise FileExistsError(f"{uri} exists") from None
         return
-    if exclusive and os.path.exists(path):
+    if not exclusive:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(payload)
+        return
+    if os.path.exists(path):
         raise FileExistsError(f"{path} exists")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One temporary per thread: threads of one process may race for the same name.
+    tmp = temporary_name(target.with_name(f"{target.stem}-{threading.get_ident()}{target.suffix}"))
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, target)  # atomic, and refused (EEXIST) when another writer made the name first
+    finally:
+        tmp.unlink(missing_ok=True)
