@@ -21,17 +21,17 @@ from tasks.io.items import SourceItem
 from tasks.io.layouts import LayoutError
 from tasks.io.lineage import code_version
 from tasks.io.probe import VideoError
-from tasks.io.snapshots import commit
+from tasks.io.snapshots import commit, resolve
 from tasks.io.sources import hash_source
 from tasks.io.store import (
     new_version,
-    open_snapshot,
     open_store,
     parse_record,
     remove_version,
     resolve_frame_codec,
     write_record,
 )
+from tasks.io.uris import normalize
 
 
 def ingest_video(item: SourceItem, store: str, params: DecodeParams, run_id: str | None = None,
@@ -118,8 +118,9 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
 
 
 def read_catalog_entry(store: str, video_id: str) -> VideoRecord | None:
-    """The record of ``video_id`` at the store's tip (None when it holds none, or an unreadable one)."""
-    entry = open_snapshot(store).entries.get(video_id)
+    """The record of ``video_id`` at the tip of a store this process has opened for writing (None
+    when it holds none, or an unreadable one)."""
+    entry = resolve(normalize(store)).videos.get(video_id)
     return parse_record(entry.record) if entry is not None else None
 
 

@@ -138,8 +138,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) -> None:
+def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False, sync: bool = True) -> None:
     """Write ``data`` to a local path or fsspec URL in one step (text is UTF-8).
+
+    ``sync`` (local, exclusive writes): fsync the file before it appears under its name, so it
+    survives a power loss. A store's commits leave it out: an fsync of a small file makes ext4
+    flush everything written before it (a video's shards), and its readers step back past a
+    commit a power loss left empty (``tasks.io.snapshots``); a killed process cannot tear it.
 
     ``exclusive``: refuse to replace an existing file (append-only folders, a store's commits);
     raises FileExistsError. Two writers racing for one name cannot both succeed: locally the
@@ -170,8 +175,9 @@ def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) ->
     try:
         with open(tmp, "wb") as handle:
             handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.link(tmp, target)  # atomic, and refused (EEXIST) when another writer made the name first
     finally:
         tmp.unlink(missing_ok=True)

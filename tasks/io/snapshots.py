@@ -145,8 +145,8 @@ def read_commit(store: str, seq: int) -> CommitInfo:
     return CommitInfo.model_validate_json(raw)
 
 
-def read_tip(store: str) -> CommitInfo | None:
-    """The branch's latest commit; None before the store's first.
+def _tip_number(store: str) -> int:
+    """The number of the branch's latest commit file; -1 before the store's first.
 
     Starts from the hint (the latest commit number a writer saw) and steps on while the next
     commit file exists, so a stale hint costs one existence check per commit it missed."""
@@ -160,7 +160,25 @@ def read_tip(store: str) -> CommitInfo | None:
         seq = numbers[-1] if numbers else -1
     while _exists(_commit_uri(store, seq + 1)):
         seq += 1
+    return seq
+
+
+def read_tip(store: str) -> CommitInfo | None:
+    """The branch's latest commit; None before the store's first."""
+    seq = _tip_number(store)
     return read_commit(store, seq) if seq >= 0 else None
+
+
+def _newest_good(store: str, seq: int) -> SnapshotData | None:
+    """The snapshot of the newest commit up to ``seq`` whose files read back. Commit and snapshot
+    files are written without fsync (a kill cannot tear them: each appears whole, by a link);
+    after a power loss the newest may be empty, and the store is then read at the one before."""
+    while seq >= 0:
+        try:
+            return load_snapshot(store, read_commit(store, seq).snapshot)
+        except (ValidationError, ValueError, FileNotFoundError):
+            seq -= 1
+    return None
 
 
 @functools.lru_cache(maxsize=16)
@@ -196,8 +214,7 @@ def resolve(store: str, ref: str | None = None) -> SnapshotData:
     """The snapshot ``ref`` names in ``store``: a snapshot id, else a tag; the tip without one.
     Raises SnapshotNotFoundError for a ref that is neither."""
     if ref is None:
-        tip = read_tip(store)
-        return load_snapshot(store, tip.snapshot) if tip else empty_snapshot()
+        return _newest_good(store, _tip_number(store)) or empty_snapshot()
     if SNAPSHOT_ID.fullmatch(ref) and _exists(_snapshot_uri(store, ref)):
         return load_snapshot(store, ref)
     tag = read_tag(store, ref)
@@ -235,29 +252,36 @@ def commit(store: str, edit: Edit, command: str, message: str = "", run_id: str 
     store = normalize(store)
     with _turn(store):
         for attempt in range(COMMIT_TRIES):
-            tip = read_tip(store)
-            base = load_snapshot(store, tip.snapshot) if tip else empty_snapshot()
+            seq = _tip_number(store)
+            base = _newest_good(store, seq) or empty_snapshot()
             videos, validation = edit(dict(base.videos), base.validation)
-            if videos == base.videos and validation == base.validation and tip is not None:
+            if videos == base.videos and validation == base.validation and seq >= 0:
                 return None, base
             snapshot = SnapshotData(id=new_snapshot_id(), parent=base.id or None, created_at=now_iso(),
                                     videos=videos, validation=validation)
-            write_atomic(_snapshot_uri(store, snapshot.id), snapshot.model_dump_json(), exclusive=True)
+            write_atomic(_snapshot_uri(store, snapshot.id), snapshot.model_dump_json(), exclusive=True, sync=False)
             added, changed, removed = diff(base.videos, videos)
-            info = CommitInfo(seq=tip.seq + 1 if tip else 0, snapshot=snapshot.id, parent=snapshot.parent,
+            info = CommitInfo(seq=seq + 1, snapshot=snapshot.id, parent=snapshot.parent,
                               time=snapshot.created_at, command=command, message=message, run_id=run_id,
                               host=socket.gethostname(), code_version=code_version, added=added, changed=changed,
                               removed=removed)
             try:
-                write_atomic(_commit_uri(store, info.seq), info.model_dump_json(indent=1), exclusive=True)
+                write_atomic(_commit_uri(store, info.seq), info.model_dump_json(indent=1), exclusive=True, sync=False)
             except FileExistsError:
                 # Another writer made this commit first: our snapshot was never referenced.
                 _remove(_snapshot_uri(store, snapshot.id))
                 time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
                 continue
-            write_atomic(_hint_uri(store), str(info.seq))
+            _write_hint(store, info.seq)
             return info, snapshot
     raise CommitConflictError(f"commit to {store} lost the race for the tip {COMMIT_TRIES} times; try again")
+
+
+def _write_hint(store: str, seq: int) -> None:
+    """Record ``seq`` as the latest commit number, without fsync: a hint that a crash leaves stale
+    or torn costs readers a few more existence checks, or one listing (``read_tip``)."""
+    fs, path = filesystem(_hint_uri(store))
+    fs.pipe_file(path, str(seq).encode("ascii"))
 
 
 def _remove(uri: str) -> None:
@@ -269,8 +293,14 @@ def _remove(uri: str) -> None:
 
 
 def history(store: str) -> list[CommitInfo]:
-    """Every commit of the branch, newest first."""
-    return [read_commit(store, seq) for seq in reversed(_commit_numbers(store))]
+    """Every commit of the branch, newest first (a commit file a power loss left empty is left out)."""
+    commits = []
+    for seq in reversed(_commit_numbers(store)):
+        try:
+            commits.append(read_commit(store, seq))
+        except (ValidationError, ValueError):
+            continue
+    return commits
 
 
 def read_tag(store: str, name: str) -> TagInfo | None:

@@ -176,3 +176,21 @@ def test_gc_expires_old_untagged_snapshots_and_frees_what_only_they_named(tmp_pa
     assert collect_garbage(store, timedelta(days=0), now=later).removed == [f"videos/v/{orphan.basename}"]
     assert sorted(p.name for p in (Path(store) / "videos" / "v").iterdir()) == sorted(
         ["zarr.json", versions[0], versions[2]])
+
+
+def test_a_commit_a_power_loss_left_empty_is_stepped_over(tmp_path):
+    """Commit and snapshot files are written without fsync (a kill cannot tear them); after a power
+    loss the newest may be empty. Readers then read the commit before it, and the next commit goes
+    on from there."""
+    store = str(tmp_path / "s.zarr")
+    open_store(store)
+    commit(store, _add("a"), "test")
+    good = open_snapshot(store)
+    _, torn = commit(store, _add("b"), "test")
+    (Path(store) / "snapshots" / f"{torn.id}.json").write_bytes(b"")  # the snapshot's data never reached the disk
+    (Path(store) / "refs" / "main" / "000000000003.json").write_bytes(b"")  # nor a commit after it
+    assert open_snapshot(store).id == good.id
+    info, after = commit(store, _add("c"), "test")
+    assert info.seq == 4 and info.parent == good.id and sorted(after.videos) == ["a", "c"]
+    assert open_snapshot(store).id == after.id
+    assert [c.seq for c in history(store)] == [4, 2, 1, 0]  # the empty commit file is left out
