@@ -12,7 +12,8 @@ old, new, old, new... so that load from other work on a shared machine falls on 
 - ``loader``: ``benchmarks/loader.py`` of each tree (its own store of the sample, written by its
   own ingest): pairs/s against the JPEG-folder loader at 0 and 2 workers;
 - ``noop``: a ``vmac ingest`` with nothing new to do, each tree with its own ``PREFECT_HOME`` and its
-  local Prefect server already running (a warm-up starts it), wall seconds;
+  local Prefect server already running (a warm-up starts it), wall seconds; and the store's own
+  share of it (the plan, the started and finished records, without Prefect) in milliseconds;
 - ``icechunk`` (when the ``icechunk`` package is installed): the loader's batch reads of one
   store's frames through vmac's direct shard reads against the same frames copied into an
   Icechunk repository and read through its byte-range gets (the measurement that ruled Icechunk
@@ -160,34 +161,50 @@ def part_noop(trees: dict[str, Path], work: Path, rounds: int) -> dict:
             subprocess.run([sys.executable, "-m", "cli.main", "server", "stop", "--force"], cwd=tree, capture_output=True,
                            env={**os.environ, "PYTHONPATH": str(tree), **envs[engine]}, timeout=120)
     medians = {engine: statistics.median(found) for engine, found in seconds.items()}
-    catalog = {engine: run_json(tree, ["-c", CATALOG_READ, str(work / f"noop-{engine}.zarr")])
-               for engine, tree in trees.items()}
+    work_ms: dict[str, list[dict]] = {engine: [] for engine in trees}
+    for _ in range(max(rounds, 5)):  # the store's own share of the no-op, in each engine's process
+        for engine, tree in trees.items():
+            work_ms[engine].append(run_json(tree, ["-c", STORE_WORK, str(work / f"noop-{engine}.zarr"), videos]))
+    store_ms = {engine: {step: statistics.median(r[step] for r in found) for step in ("plan", "started", "finished")}
+                for engine, found in work_ms.items()}
+    totals = {engine: sum(steps.values()) for engine, steps in store_ms.items()}
     return {"command": "vmac ingest SAMPLE/videos --store STORE --no-progress (8 videos stored)",
             "load_average_before": load, "load_average_after": _load(),
             **{f"{engine}_median_s": round(v, 2) for engine, v in medians.items()},
             "new_vs_old": round(medians["new"] / medians["old"], 3), "runs_s": seconds,
-            "catalog_read_ms": {engine: found["median_ms"] for engine, found in catalog.items()},
-            "catalog_read": "tasks.io.store.read_catalog of the 8-video store, in one process, median of 30"}
+            "store_work": "the no-op's own store work in each engine's process, ms (medians): the plan (sources "
+                          "hashed, the catalog read), the started record (the store opened for writing), the "
+                          "finished record (the catalog read again); what is left of the command is start-up and "
+                          "Prefect",
+            "store_work_ms": {engine: {**{k: round(v, 1) for k, v in steps.items()}, "total": round(totals[engine], 1)}
+                              for engine, steps in store_ms.items()},
+            "store_work_new_vs_old": round(totals["new"] / totals["old"], 3)}
 
 
-# One catalog read of a store, timed in its tree's own process (the plan's read of a no-op ingest);
+# The store work of a no-op ingest (``flows.ingest`` without Prefect), timed in its tree's own process;
 # the snapshot this process already read is forgotten each time, as a new command has not read it.
-CATALOG_READ = """
+STORE_WORK = """
 import json, statistics, sys, time
-from tasks.io.store import read_catalog
+from storage_schemas.config import IngestConfig
+from tasks.ingest.plan import plan_sources
+from tasks.ingest.report import write_finished_record, write_started_record
 try:
     from tasks.io.snapshots import forget_snapshots
 except ImportError:
     def forget_snapshots():
         pass
-read_catalog(sys.argv[1])
-times = []
-for _ in range(30):
+config = IngestConfig(sources=[sys.argv[2]], store=sys.argv[1], progress=False)
+plan_sources(config)
+times = {"plan": [], "started": [], "finished": []}
+for _ in range(7):
     forget_snapshots()
-    started = time.perf_counter()
-    read_catalog(sys.argv[1])
-    times.append(1000 * (time.perf_counter() - started))
-print(json.dumps({"median_ms": round(statistics.median(times), 2)}))
+    a = time.perf_counter(); plan = plan_sources(config); b = time.perf_counter()
+    write_started_record(config, "bench", None); c = time.perf_counter()
+    forget_snapshots()
+    write_finished_record(config, plan.up_to_date, "bench", None); d = time.perf_counter()
+    for step, seconds in (("plan", b - a), ("started", c - b), ("finished", d - c)):
+        times[step].append(1000 * seconds)
+print(json.dumps({step: statistics.median(found) for step, found in times.items()}))
 """
 
 

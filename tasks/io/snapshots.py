@@ -48,7 +48,8 @@ from tasks.io.uris import filesystem, join, normalize
 
 Videos = dict[str, CatalogEntry]
 # An edit: the catalog and validation stamp of the tip → what they become. It may be called more
-# than once (once per attempt, each time on the tip as it is then), so it must not have effects.
+# than once (once per attempt, each time on the tip as it is then): it writes nothing, and what it
+# notes for its caller it notes afresh at each call.
 Edit = Callable[[Videos, dict | None], tuple[Videos, dict | None]]
 
 # Attempts of one commit before giving up (each lost race costs one; many writers may race).
