@@ -29,6 +29,7 @@ from storage_schemas.config import (
     nest_overrides,
 )
 from storage_schemas.validation import ValidateConfig
+from tasks.io.secrets import keep_out
 
 
 class ConfigError(ValueError):
@@ -127,10 +128,17 @@ def decode_values(args: argparse.Namespace) -> dict:
                  on_decode_error=args.on_decode_error, motion=args.motion or None, frame_codec=args.frame_codec)
 
 
+def kept_out(uris: list[str] | None) -> list[str] | None:
+    """Locations as a config holds them: a URL's credentials taken out and kept in this process's
+    memory (``tasks.io.secrets.keep_out``), so no flow parameter, record or log line carries them."""
+    return None if uris is None else [keep_out(uri) for uri in uris]
+
+
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:
     return validated(IngestConfig, given(
-        sources=args.sources, store=args.store, decode=decode_values(args), dask_address=args.dask_address,
-        dask_workers=args.dask_workers, progress=not args.no_progress,
+        sources=kept_out(args.sources), store=keep_out(args.store), decode=decode_values(args),
+        dask_address=args.dask_address, dask_workers=args.dask_workers, progress=not args.no_progress,
+        rehash=args.rehash or None, retry_failed=args.retry_failed or None,
     ))
 
 
@@ -149,8 +157,9 @@ def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return validated(PipelineConfig, given(
-        sources=args.source, eval_sources=args.eval_source, out=args.out, store=args.store,
-        eval_store=args.eval_store, sample_seed=args.sample_seed, sample_small=args.small_sample or None,
+        sources=kept_out(args.source), eval_sources=kept_out(args.eval_source), out=args.out,
+        store=args.store and keep_out(args.store), eval_store=args.eval_store and keep_out(args.eval_store),
+        sample_seed=args.sample_seed, sample_small=args.small_sample or None,
         preset=args.preset, pretrain=parse_overrides(args.set), decode=decode_values(args),
         dask_address=args.dask_address, dask_workers=args.dask_workers, progress=not args.no_progress,
         on_new_data=args.on_new_data, pretrain_on=args.pretrain_on, reevaluate=args.reevaluate or None,
@@ -173,8 +182,8 @@ def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
         checkpoints=checkpoints, random_init=(args.random_init or "random-init" in args.baseline) or None,
         pixels="pixels" in args.baseline or None, pixel_floor=False if args.no_pixel_floor else None,
         encoder=args.encoder,
-        random_init_seed=args.seed, data=args.data, out=args.out, split=args.split,
-        save_masks=args.save_masks or None, device=args.device, threads=args.threads,
+        random_init_seed=args.seed, data=keep_out(args.data), out=args.out, split=args.split,
+        save_masks=args.save_masks or None, device=args.device, threads=args.threads, dask_workers=args.dask_workers,
         propagation=given(context=args.context, radius=args.radius, topk=args.topk, temperature=args.temperature),
         features=given(stage_stride=args.stage_stride, short_side=args.short_side, batch_size=args.batch_size),
     ))

@@ -27,9 +27,13 @@ def _nearest_existing(path: str) -> str:
 
 
 def writable_folder(option: str, uri: str) -> None:
-    """``uri`` is a folder this process can create or write into; ConfigError otherwise."""
+    """``uri`` is a folder this process can create or write into, and lasts beyond the command (not
+    ``memory://``, which lives in this process only); ConfigError otherwise."""
     path = local_path(uri)
     if path is None:
+        if in_memory(uri):
+            raise ConfigError([f"{option} {uri}: an in-memory filesystem lives only inside this command, and "
+                               "everything written to it would be gone when it ends; give a folder or a lasting URL"])
         return
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError([f"{option} {uri}: a file is there, not a folder"])
@@ -43,6 +47,11 @@ def writable_folder(option: str, uri: str) -> None:
     os.close(handle)
     with contextlib.suppress(OSError):
         os.unlink(probe)
+
+
+def in_memory(uri: str) -> bool:
+    """``memory://`` (fsspec's in-process filesystem), told without importing fsspec."""
+    return uri.split("://", 1)[0].lower() == "memory"
 
 
 def tip_only(option: str, uri: str) -> None:

@@ -29,6 +29,7 @@ from cli.args import (
 from cli.checks import existing_path, existing_store, same_frame_codec, tip_only, writable_folder
 from cli.examples import BENCHMARKS
 from cli.prefect_api import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
+from tasks.io.names import is_clean_name
 from tasks.io.snapshots import split_ref
 from tasks.io.uris import local_path
 
@@ -160,6 +161,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
     existing_path("STORE_OR_RUN", args.path)
+    from tasks.audit.records import read_lineage
+
+    read_lineage(args.path)  # a damaged record fails the audit here (exit 1, naming it), before Prefect starts
     record_in_prefect()
     from flows.audit import audit_flow
     from tasks.audit.rehash import audit_kind
@@ -255,6 +259,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Run ``benchmarks/NAME.py``: NAME is one of the scripts listed there, never a path."""
+    names = {path.stem for path in BENCHMARKS.glob("*.py") if is_clean_name(path.stem)}
+    if args.name not in names:
+        known = ", ".join(sorted(names)) or "none found"
+        print(f"no benchmark {args.name!r} (one of: {known}; benchmarks run from a source checkout)", file=sys.stderr)
+        return 2
     script = BENCHMARKS / f"{args.name}.py"
     if not script.exists():
         print(f"no benchmark {args.name!r} (looked for {script}; benchmarks run from a source checkout)", file=sys.stderr)

@@ -12,6 +12,8 @@ import linecache
 import logging
 from collections.abc import Iterator
 
+from tasks.io.secrets import RedactingFilter, redact_text
+
 # The packages whose exceptions carry vmac's own words (see ``failure_line``).
 PROJECT_PACKAGES = {"cli", "flows", "tasks", "vmac_core", "vmac_synthetic", "storage_schemas", "benchmarks"}
 
@@ -25,6 +27,11 @@ _UNREACHABLE_API = "Failed to reach API at"
 
 
 def failure_line(exc: BaseException) -> str:
+    """``_failure_line`` with every URL in it redacted (a source's credentials never reach stderr)."""
+    return redact_text(_failure_line(exc))
+
+
+def _failure_line(exc: BaseException) -> str:
     """One line saying why a command failed.
 
     vmac's own words where it has them: an exception class of vmac's, or one raised by a
@@ -60,6 +67,25 @@ class NoTraceback(logging.Filter):
         record.exc_text = None
         record.stack_info = None
         return True
+
+
+# The loggers whose records reach Prefect's API (flow and task run logs) or the terminal.
+RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs", "distributed", "vmac.lineage")
+
+
+@contextlib.contextmanager
+def secrets_redacted_in_logs() -> Iterator[None]:
+    """``RedactingFilter`` on the loggers of Prefect's flow and task runs, of Dask and of vmac's
+    lineage for one command: no URL logged by anyone carries its credentials."""
+    loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
+    redacting = RedactingFilter()
+    for logger in loggers:
+        logger.addFilter(redacting)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redacting)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from cli.args import ConfigError
-from cli.errors import failure_line, tracebacks_left_out
+from cli.errors import failure_line, secrets_redacted_in_logs, tracebacks_left_out
 from cli.lifetime import exit_on_interrupt, start_watchdog
 from cli.parsers import build_parser
 from cli.prefect_api import command_scope
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(secrets_redacted_in_logs())
             if not args.debug:
                 stack.enter_context(tracebacks_left_out())
             # Commands that run flows record them in the user's Prefect API or vmac's local server

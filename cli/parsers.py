@@ -73,6 +73,11 @@ def add_ingest_parser(sub) -> None:
     p.add_argument("--store", required=True, help="store path or fsspec URL")
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be decoded, what is up to date and what would be retried; write nothing")
+    p.add_argument("--rehash", action="store_true",
+                   help="read and hash every source, even those whose size, times and inode (an object's version) "
+                        "are unchanged since the store recorded them")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="decode again the videos that failed on their input, though their bytes are unchanged")
     add_decode_options(p)
     p.set_defaults(func=cmd_ingest)
 
@@ -160,7 +165,8 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the random-init weights (default 0)")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--split", default=None, help="only videos of this split (e.g. val)")
+    p.add_argument("--split", default=None, help="only videos of this split (e.g. val, train), or 'all'; default: "
+                   "each benchmark's own (DAVIS: val, as davis2017-evaluation; the others: every split)")
     p.add_argument("--save-masks", action="store_true", help="write predicted masks in the DAVIS results layout")
     p.add_argument("--context", type=int, default=None, help=f"previous frames in the context (default {prop.context})")
     p.add_argument("--radius", type=float, default=None, help=f"spatial radius in feature cells (default {prop.radius:g})")
@@ -173,6 +179,8 @@ def add_evaluate_parser(sub) -> None:
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--workers", "--dask-workers", dest="dask_workers", type=int, default=None,
+                   help="Dask workers that ingest a folder given as --data (default: one per core)")
     p.set_defaults(func=cmd_evaluate)
 
 

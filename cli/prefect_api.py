@@ -15,6 +15,15 @@ running. Instead vmac starts one local server on first use and reuses it:
   (default 900), and exits.
 - uvicorn gets a parent-death signal: if the supervisor is killed, the server goes with it.
 
+Other users of the machine are kept out (docs/security.md, "Prefect"): the server demands a secret
+made at each start (Prefect's ``PREFECT_SERVER_API_AUTH_STRING``; commands send it as
+``PREFECT_API_AUTH_STRING``), which only the state file holds; ``PREFECT_HOME`` is made 0700 and
+every file vmac and the server write there (state, lease, log, Prefect's SQLite database) 0600.
+The state is written only once the server listens, and a recorded server is used only after it
+proves to be the one started (``verified``): the recorded PID is still vmac's server, of this
+user and started when recorded, it owns the listening socket, and it refuses a request without the
+secret and answers one with it. A stale or foreign record is never trusted with the secret.
+
 ``PREFECT_API_URL`` set by the user (a team server, Prefect Cloud) is used as it is, and
 nothing is started; ``VMAC_LOCAL_SERVER=0`` gives back Prefect's own behaviour (a temporary server
 per command). ``vmac server status`` and ``vmac server stop`` show and stop the local one
@@ -26,31 +35,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from cli.lifetime import die_with_parent
-from tasks.io.files import write_atomic
+from cli.server_trust import (
+    SERVER_MARK,
+    STATE_FILE,
+    SUPERVISOR_MARK,
+    ours,
+    private_file,
+    private_home,
+    read_state,
+    verified,
+    write_state,
+)
 
-STATE_FILE = "vmac-server.json"
 LEASE_FILE = "vmac-server.lease"
 START_LOCK_FILE = "vmac-server.start"
 LOG_FILE = "vmac-server.log"
 IDLE_SECONDS = 900
 CHECK_SECONDS = 2.0
-# What the command lines of the supervisor and of Prefect's server hold (``_ours``).
-SUPERVISOR_MARK = b"cli.prefect_api"
-SERVER_MARK = b"prefect.server.api.server"
 
 
 def prefect_home() -> Path:
@@ -58,25 +72,10 @@ def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
 
 
-def read_state(home: Path) -> dict | None:
-    try:
-        return json.loads((home / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def healthy(port: int, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @contextlib.contextmanager
 def _locked(path: Path, mode: int) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(private_file(path), "a+") as handle:
         fcntl.flock(handle, mode)
         try:
             yield
@@ -98,13 +97,17 @@ def local_api() -> Iterator[str | None]:
         yield os.environ.get("PREFECT_API_URL")
         return
     home = prefect_home()
+    private_home(home)
     with _locked(home / LEASE_FILE, fcntl.LOCK_SH):
-        url = f"http://127.0.0.1:{ensure_server(home)}/api"
-        os.environ["PREFECT_API_URL"] = url
+        state = ensure_server(home)
+        url = f"http://127.0.0.1:{state['port']}/api"
+        # This process's environment: readable by this user only (/proc/PID/environ), never written.
+        os.environ.update(PREFECT_API_URL=url, PREFECT_API_AUTH_STRING=state["auth"])
         try:
             yield url
         finally:
             os.environ.pop("PREFECT_API_URL", None)
+            os.environ.pop("PREFECT_API_AUTH_STRING", None)
 
 
 # The lease of the running command, taken by ``record_in_prefect`` and released when
@@ -133,25 +136,28 @@ def command_scope() -> Iterator[None]:
         _recording.clear()
 
 
-def ensure_server(home: Path) -> int:
-    """The port of a healthy local server for ``home``, starting one when there is none.
+def ensure_server(home: Path) -> dict:
+    """The record of a verified local server for ``home`` (``verified``), starting one when there
+    is none.
 
     A recorded server whose supervisor still runs is waited for (it may be starting, or slow to
     answer on a loaded machine) rather than doubled; one that never answers within the start-up
-    timeout is stopped before another starts, so no server is left without its record.
+    timeout is stopped before another starts, so no server is left without its record. A stale
+    or foreign record is replaced.
     """
     state = read_state(home)
-    if state and healthy(state["port"]):
-        return state["port"]
+    if verified(state):
+        return state
     with _locked(home / START_LOCK_FILE, fcntl.LOCK_EX):
         state = read_state(home)  # another command may have started it meanwhile
-        if state and _supervising(state):
+        if state and "auth" in state and _supervising(state):
             deadline = time.monotonic() + _startup_timeout()
             while time.monotonic() < deadline and _supervising(state):
-                if healthy(state["port"]):
-                    return state["port"]
+                if verified(state):
+                    return state
                 time.sleep(0.2)
-            stop_server(home)
+                state = read_state(home) or state
+        stop_server(home)  # a record that never verified, or an older vmac's server without a secret
         return _start(home)
 
 
@@ -161,12 +167,12 @@ def _startup_timeout() -> float:
 
 def _supervising(state: dict) -> bool:
     """The recorded supervisor is still running (and is one: a recycled PID is not)."""
-    return _ours(state["supervisor_pid"], SUPERVISOR_MARK)
+    return ours(state.get("supervisor_pid"), SUPERVISOR_MARK, state.get("supervisor_started_at"))
 
 
-def _start(home: Path) -> int:
+def _start(home: Path) -> dict:
     (home / STATE_FILE).unlink(missing_ok=True)
-    with open(home / LOG_FILE, "ab") as log:
+    with os.fdopen(private_file(home / LOG_FILE), "ab") as log:
         supervisor = subprocess.Popen(
             [sys.executable, "-m", "cli.prefect_api", "serve", "--home", str(home)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -174,8 +180,8 @@ def _start(home: Path) -> int:
     deadline = time.monotonic() + _startup_timeout()
     while time.monotonic() < deadline:
         state = read_state(home)
-        if state and healthy(state["port"], timeout=1.0):
-            return state["port"]
+        if state and state.get("supervisor_pid") == supervisor.pid and verified(state, timeout=1.0):
+            return state
         if supervisor.poll() is not None:
             break
         time.sleep(0.1)
@@ -191,7 +197,7 @@ def stop_server(home: Path, timeout: float = 10.0) -> bool:
     Only processes that are still vmac's supervisor and Prefect's server are signalled: the PIDs
     of a stale record (a supervisor killed with ``kill -9``, a reboot) may belong to others now.
     """
-    state = read_state(home)
+    state = read_state(home, trusted=False)
     if not state:
         return False
     running = _supervising(state)
@@ -201,8 +207,9 @@ def stop_server(home: Path, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _supervising(state):
             time.sleep(0.05)
-    for pid, marker in ((state["supervisor_pid"], SUPERVISOR_MARK), (state["server_pid"], SERVER_MARK)):
-        if _ours(pid, marker):
+    for pid, marker, started in ((state.get("supervisor_pid"), SUPERVISOR_MARK, state.get("supervisor_started_at")),
+                                 (state.get("server_pid"), SERVER_MARK, state.get("server_started_at"))):
+        if ours(pid, marker, started):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     (home / STATE_FILE).unlink(missing_ok=True)
@@ -213,7 +220,7 @@ def in_use(home: Path) -> bool:
     """A vmac command holds the lease of ``home``'s server now."""
     if not (home / LEASE_FILE).exists():
         return False
-    with open(home / LEASE_FILE, "a+") as handle:
+    with os.fdopen(private_file(home / LEASE_FILE), "a+") as handle:
         if not _lease_free(handle):
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -229,16 +236,6 @@ def _lease_free(handle) -> bool:
     return True
 
 
-def _ours(pid: int, marker: bytes) -> bool:
-    """``pid`` runs (a zombie does not), and its command line holds ``marker``, so it is not a
-    recycled PID."""
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and marker.decode() in " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
-
-
 def status_line(home: Path) -> str:
     """What ``vmac server status`` says: where commands record, and this home's server's state."""
     if os.environ.get("PREFECT_API_URL"):
@@ -246,7 +243,7 @@ def status_line(home: Path) -> str:
     if os.environ.get("VMAC_LOCAL_SERVER") == "0":
         return "VMAC_LOCAL_SERVER=0: each command starts Prefect's temporary server; vmac starts no local server"
     state = read_state(home)
-    if state and healthy(state["port"]):
+    if verified(state):
         minutes = (time.time() - state["started"]) / 60
         use = "a command is using it" if in_use(home) else "idle"
         return (f"http://127.0.0.1:{state['port']}/api over {home} (pid {state['server_pid']}, supervisor "
@@ -266,11 +263,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _uvicorn(port: int) -> subprocess.Popen:
-    """Prefect's API as Prefect's own temporary server runs it (UI off), dying with its parent."""
+def _uvicorn(port: int, auth: str) -> subprocess.Popen:
+    """Prefect's API as Prefect's own temporary server runs it (UI off), demanding ``auth`` on every
+    request but the health check, dying with its parent."""
     import prefect  # deferred: only the supervisor needs it
 
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           "PREFECT_SERVER_API_AUTH_STRING": auth}
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
@@ -279,18 +278,32 @@ def _uvicorn(port: int) -> subprocess.Popen:
         env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
 
+def _listening_state(home: Path, server: subprocess.Popen, state: dict) -> bool:
+    """Wait until ``server`` listens and answers with its secret, then write ``state``; False when it
+    exits or does not within the start-up timeout (nothing is recorded then)."""
+    deadline = time.monotonic() + _startup_timeout()
+    while time.monotonic() < deadline and server.poll() is None:
+        if verified(state, timeout=1.0):
+            write_state(home, state)
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def serve(home: Path, idle_seconds: float) -> int:
     """Run the server until no command has held the lease for ``idle_seconds``, or SIGTERM."""
+    os.umask(0o077)  # Prefect's database, its journal and the server's files: this user's only
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    port = _free_port()
-    server = _uvicorn(port)
+    port, auth = _free_port(), secrets.token_urlsafe(32)
+    server = _uvicorn(port, auth)
     state = {"port": port, "server_pid": server.pid, "supervisor_pid": os.getpid(), "started": time.time(),
-             "idle_seconds": idle_seconds}
-    write_atomic(home / STATE_FILE, json.dumps(state))
+             "idle_seconds": idle_seconds, "auth": auth, "server_started_at": psutil.Process(server.pid).create_time(),
+             "supervisor_started_at": psutil.Process().create_time()}
     last_busy = time.monotonic()
-    with open(home / LEASE_FILE, "a+") as lease:
-        while not stopping and server.poll() is None:
+    with os.fdopen(private_file(home / LEASE_FILE), "a+") as lease:
+        listening = _listening_state(home, server, state)
+        while listening and not stopping and server.poll() is None and read_state(home) == state:
             time.sleep(CHECK_SECONDS)
             if not _lease_free(lease):
                 last_busy = time.monotonic()

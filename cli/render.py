@@ -51,7 +51,8 @@ def print_ingest_plan(store: str, plan) -> None:
     for item in sorted(plan.todo, key=lambda i: (i.video_id in plan.retry, i.video_id)):
         retried = item.video_id in plan.retry
         why = plan.retry[item.video_id] if retried else (item.error or "not in the store")
-        table.add_row(item.video_id, "to retry" if retried else "to decode", str(plan.expected_frames.get(item.video_id, 0)),
+        frames = plan.expected_frames.get(item.video_id, 0)  # videos are counted when they are decoded
+        table.add_row(item.video_id, "to retry" if retried else "to decode", str(frames) if frames else "",
                       item.uri, why, style="yellow" if retried else None)
     for o in sorted(plan.up_to_date, key=lambda o: o.video_id):
         why = "complete, same source and parameters" if o.action == "skipped" else f"failed for good: {o.reason}"
@@ -71,12 +72,12 @@ def print_validation_summary(summary: ValidationSummary, console=None) -> None:
     console = console or Console()
     stamp = summary.stamp
     counts = stamp.counts
-    failing = summary.critical_failures + summary.warnings
+    failing = summary.critical_failures + summary.quarantines + summary.warnings
     table = Table(title=f"validation of {stamp.store}")
     for column in ("severity", "rule", "videos", "details"):
         table.add_column(column, overflow="fold")
     for rule in failing:
-        style = "red" if rule.severity is Severity.critical else "yellow"
+        style = {Severity.critical: "red", Severity.quarantine: "magenta"}.get(rule.severity, "yellow")
         details = "\n".join(rule.details[:20]) + (f"\n… {len(rule.details) - 20} more" if len(rule.details) > 20 else "")
         table.add_row(rule.severity.value, rule.rule, str(len(rule.videos)), details, style=style)
     if failing:
@@ -87,6 +88,8 @@ def print_validation_summary(summary: ValidationSummary, console=None) -> None:
         f"{counts.critical_failures} critical failure(s), {counts.warnings} warning(s); "
         f"{counts.videos} videos ({counts.complete} complete, {counts.failed} failed, {counts.other} other)"
     )
+    if stamp.quarantined:
+        console.print(f"quarantined (pre-training skips them): {', '.join(stamp.quarantined)}")
     console.print(f"report: {stamp.report_path}\nGE result: {stamp.result_path}")
 
 

@@ -10,6 +10,8 @@ Metric values are fractions in [0, 1] (davis2017-evaluation's convention); table
 percentages. Keys follow davis2017-evaluation's CSV columns where one exists:
 
 - davis:  ``J&F-Mean``, ``J-Mean``, ``J-Recall``, ``J-Decay``, ``F-Mean``, ``F-Recall``, ``F-Decay``
+- youtube-vos: the same keys, each object scored from the frame it first appears in (not DAVIS's
+  frame 0), over the annotated frames after it
 - vip:    ``mIoU``
 - jhmdb:  ``PCK@0.1``, ``PCK@0.2`` (one key per threshold in ``pck_thresholds``)
 """
@@ -27,9 +29,16 @@ BENCHMARK_SCHEMA_VERSION = 2
 BENCHMARK_KIND = "vmac.benchmark"
 
 # The benchmark whose metrics score a labelled video: object masks (DAVIS and plain labelled
-# folders), part classes (VIP) or keypoints (JHMDB).
-BenchmarkName = Literal["davis", "vip", "jhmdb"]
-BENCHMARKS: tuple[str, ...] = ("davis", "vip", "jhmdb")
+# folders), object masks with YouTube-VOS's semantics (objects propagated from their first
+# appearance), part classes (VIP) or keypoints (JHMDB).
+BenchmarkName = Literal["davis", "youtube-vos", "vip", "jhmdb"]
+BENCHMARKS: tuple[str, ...] = ("davis", "youtube-vos", "vip", "jhmdb")
+# The split a benchmark scores when none is asked for, as its official tool does
+# (davis2017-evaluation: --set val). Benchmarks not listed score every labelled video.
+DEFAULT_SPLITS = {"davis": "val"}
+ALL_SPLITS = "all"
+# A video in no split list of its dataset (a DAVIS tree without ImageSets, a plain folder).
+UNLISTED_SPLIT = "unlisted"
 
 VIP_CLASSES = 20  # background + 19 human parts
 DAVIS_BOUNDARY_TOLERANCE = 0.008  # x image diagonal (davis2017-evaluation)
@@ -124,7 +133,9 @@ class EvaluateConfig(BaseModel):
                               "leaves it out")
     data: str = Field(description="a vmac Zarr store, or a folder (DAVIS/VIP/JHMDB layouts) to ingest first")
     out: str = Field(description="output folder")
-    split: str | None = Field(None, description="only videos of this split (e.g. val); None: every labelled video")
+    split: str | None = Field(
+        None, description="only videos of this split (e.g. val, train); 'all': every split; None: each benchmark's "
+        "own default (DAVIS: val, as davis2017-evaluation; the others: every labelled video)")
     save_masks: bool = Field(False, description="write predicted masks in the DAVIS results layout")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(
@@ -247,6 +258,9 @@ class SequenceResult(_Frozen):
     )
     objects_scored: list[int] | None = Field(
         None, description="davis: the object ids scored, 1..the largest id in frame 0 (davis2017-evaluation)")
+    first_frames: dict[str, int] | None = Field(
+        None, description="youtube-vos: object id -> the frame its mask first appears in, where its propagation "
+        "starts; it is scored on the annotated frames after that")
     objects_missing_from_first_frame: list[int] | None = Field(
         None, description="davis: ids the annotations show later but frame 0 does not; propagation cannot "
         "carry them (those within 1..max are scored, and score low; those above are not scored)")
@@ -268,6 +282,8 @@ class BenchmarkSummary(_Frozen):
 
     benchmark: BenchmarkName
     sequences: int
+    splits: list[str] = Field(default_factory=list, description="the dataset splits the sequences averaged "
+                              "here come from ('unlisted': in no split list)")
     metrics: dict[str, float]
 
 

@@ -49,6 +49,10 @@ class IngestConfig(BaseModel):
     dask_address: str | None = Field(None, description="attach to this scheduler instead of a LocalCluster")
     dask_workers: int | None = Field(None, ge=1, description="LocalCluster workers; default one per core")
     progress: bool = True
+    rehash: bool = Field(False, description="read and hash every source, even those whose stat fingerprint is "
+                         "unchanged since the store recorded it")
+    retry_failed: bool = Field(False, description="decode again the videos that failed on their input, though their "
+                               "bytes and decode parameters are unchanged")
 
 
 # --- pre-training --------------------------------------------------------------------------------

@@ -19,8 +19,11 @@
 # 2: frames as the decoded stream shows them (no frame-rate padding), display aspect, exact sizes,
 # per-frame timestamps. 3: the decoder contract (docs/ingest.md): ffmpeg's own stream choice, each
 # picture held to the stored shape, interlaced video deinterlaced, HDR tone-mapped, a clock that
-# jumps back made continuous, frames before a cut file's first keyframe left out. A store written
-# under an older version re-decodes its videos once (the version is part of the decode key).
+# jumps back made continuous, frames before a cut file's first keyframe left out; and for frame
+# folders the same care (tasks/io/images.py): EXIF orientation applied, 16-bit samples scaled
+# (not clipped), CMYK, palette and grey+alpha converted, WebP and TIFF frames read, numbering gaps
+# recorded and, with --fps, the file numbers as the clock. A store written under an older version
+# re-decodes its videos once (the version is part of the decode key).
 SCHEMA_VERSION = 3
 
 VIDEOS_GROUP = "videos"
@@ -78,4 +81,5 @@ COMPRESSOR = {"cname": "zstd", "clevel": 3, "shuffle": "noshuffle"}
 NOT_ANNOTATED = 255
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Frame files a folder walk takes (PIL reads them; tasks/io/images.py decodes them).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")

@@ -90,6 +90,18 @@ class TimestampDiscontinuity(BaseModel):
     after: float = Field(description="the container's time of this frame, seconds")
 
 
+class NumberingGap(BaseModel):
+    """Frame files missing from a folder's numbering (``00004.jpg`` then ``00007.jpg`` where the
+    numbers step by 1): the stored frames before and after, and how many numbers are missing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame: int = Field(description="the stored frame after the gap (0-based)")
+    before: str = Field(description="the file before the gap")
+    after: str = Field(description="the file after it")
+    missing: int = Field(description="frame numbers missing between them, at the folder's step")
+
+
 class VideoRecord(BaseModel):
     """Attributes of ``videos/<video_id>``: one catalog row."""
 
@@ -103,6 +115,9 @@ class VideoRecord(BaseModel):
     reason: str | None = Field(None, description="one line; set when status is failed")
     sha256: str | None = Field(None, description="content hash of the source (all files of a folder)")
     byte_size: int | None = None
+    source_fingerprint: str | None = Field(
+        None, description="the stat fingerprint the sha256 was taken at (size, times, inode; an object's version): "
+        "while it is unchanged, ingest does not read the source again")
     decode_params: DecodeParams
     decode_key: str | None = Field(None, description="hash of sha256 and decode_params; decides re-decoding")
     # From the source (container metadata, packets, files).
@@ -134,6 +149,8 @@ class VideoRecord(BaseModel):
     source_height: int | None = Field(None, description="display height, after rotation")
     sample_aspect_ratio: str | None = Field(None, description="pixel aspect ratio as 'num:den' (1:1 square)")
     rotation: int = 0
+    mirrored: bool = Field(False, description="the display matrix also flips the picture (players, and the stored "
+                           "frames, show it mirrored)")
     duration: float | None = None
     container_frame_count: int | None = Field(
         None, description="frames the container's index lists (MP4), edit-list cuts included; None when it has none")
@@ -141,6 +158,27 @@ class VideoRecord(BaseModel):
         None, description="frames the source shows: packets the demuxer delivers, minus those an edit list cuts "
         "(videos); image files (folders). What the decode must deliver")
     frame_names: list[str] | None = Field(None, description="each stored frame's source file name (frame folders)")
+    # Frame folders: what the image files held (docs/ingest.md, "Frame folders").
+    image_modes: list[str] = Field(default_factory=list, description="the frame files' PIL modes (RGB, L, P, "
+                                   "I;16, CMYK, LA, RGBA…), sorted")
+    bit_depth: int | None = Field(None, description="bits per sample of the deepest frame file; above 8, samples "
+                                  "were scaled to 8 bits as round(v × 255 / (2^bits − 1)), never clipped")
+    exif_orientations: dict[int, int] = Field(
+        default_factory=dict, description="EXIF orientation (2-8) → frames it was applied to (viewers' rotation "
+        "and mirroring); frames stored as their pixels lie (orientation 1 or none) are not counted")
+    numbering_step: int | None = Field(None, description="the step of the frame files' numbers (1; 5 for "
+                                       "YouTube-VOS); None when the names carry no increasing numbers")
+    numbering_gaps: list[NumberingGap] = Field(default_factory=list, description="where frame numbers are missing")
+    orphan_annotations: list[str] = Field(default_factory=list, description="annotation files whose frame is not "
+                                          "in the folder: not stored")
+    mask_semantics: Literal["complete", "first_appearance"] | None = Field(
+        None, description="what an annotated frame's mask holds: every object in it (complete: DAVIS, VIP, "
+        "YouTube-VOS train), or only the objects that first appear in it (first_appearance: YouTube-VOS valid "
+        "and test, where 0 does not mean background)")
+    object_first_frames: dict[int, int] = Field(
+        default_factory=dict, description="object id → the stored frame its mask first appears in")
+    object_categories: dict[int, str] = Field(default_factory=dict, description="object id → category "
+                                              "(YouTube-VOS meta.json)")
     # What was stored.
     fps: float | None = Field(None, description="frames per second: the resampling rate, or the mean rate of the "
                               "stored timestamps; None for a frame folder without --fps")

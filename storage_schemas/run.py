@@ -16,6 +16,8 @@ audit and the evaluation read it.
 
 from __future__ import annotations
 
+import re
+
 CONFIG = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
 # Matches checkpoints only: an interrupted atomic write leaves a hidden ``.ckpt-…`` temporary.
@@ -25,6 +27,9 @@ LOSS_CURVE = "loss_curve.png"
 PREVIEWS_DIR = "previews"
 ENCODER = "encoder.pt"
 TENSORBOARD_DIR = "tensorboard"
+# The names pre-training writes atomically (their temporaries are the only ones a start deletes).
+CHECKPOINT_NAMES = re.compile(r"ckpt-\d{6}\.pt")
+RUN_FILE_NAMES = re.compile("|".join(re.escape(name) for name in (CONFIG, METRICS, LOSS_CURVE, ENCODER)))
 
 
 def checkpoint_name(step: int) -> str:

@@ -212,7 +212,9 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
         "|---|---|---|",
         f"| ingest | {ingested.frames_decoded} frames decoded, {len(ingested.failed)} failed, "
         f"{sum(o.action == 'skipped' for o in ingested.outcomes)} up to date | `{train_store}` |",
-        f"| validate | {'passed' if stamp and stamp.passed else 'FAILED'} | `{stamp.report_path if stamp else '-'}` |",
+        f"| validate | {'passed' if stamp and stamp.passed else 'FAILED'}"
+        f"{f', {len(stamp.quarantined)} video(s) quarantined' if stamp and stamp.quarantined else ''} "
+        f"| `{stamp.report_path if stamp else '-'}` |",
         f"| pretrain | {plan.action}: {plan.reason}; step {last.get('step', '-')}, loss {last.get('loss', float('nan')):.4f} "
         f"| `{run_dir}` |",
         f"| evaluate | {'evaluated' if evaluated else 'reused'} | `{eval_out}` |",

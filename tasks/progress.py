@@ -27,24 +27,28 @@ from rich.progress import (
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None, unit: str, enabled: bool = True, completed: int = 0,
                  transient: bool = False) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1, note=None)``: move the bar by ``n`` ``unit`` and show ``note`` beside it.
+    """Yield ``advance(n=1, note=None, total=None)``: move the bar by ``n`` ``unit``, show ``note``
+    beside it, and (``total``) set its size as it becomes known.
 
     ``label`` names the work ("decoding"), ``total`` its size in ``unit`` (None or 0: unknown, the
     bar pulses), ``completed`` where it starts (a resumed run). ``transient`` bars vanish when done.
     """
     if not enabled:
-        yield lambda n=1, note=None: None
+        yield lambda n=1, note=None, total=None: None
         return
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[note]}", style="dim"))
     with Progress(*columns, console=Console(stderr=True), transient=transient) as progress:
         bar = progress.add_task(label, total=total or None, completed=completed, note="")
 
-        def advance(n: int = 1, note: str | None = None) -> None:
-            if note is None:
-                progress.advance(bar, n)
+        def advance(n: int = 1, note: str | None = None, total: int | None = None) -> None:
+            changes = {"note": note} if note is not None else {}
+            if total:
+                changes["total"] = total
+            if changes:
+                progress.update(bar, advance=n, **changes)
             else:
-                progress.update(bar, advance=n, note=note)
+                progress.advance(bar, n)
 
         yield advance
 

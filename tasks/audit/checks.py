@@ -10,11 +10,12 @@ from storage_schemas.audit import Drift
 from storage_schemas.layout import FRAMES, LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import SourceKind, VideoRecord
+from tasks.io.faults import reason_of
 from tasks.io.files import file_sha256
 from tasks.io.items import SourceItem
 from tasks.io.sources import expand_sources, hash_source
 from tasks.io.store import Snapshot, UnreadableFramesError, frames_sha256
-from tasks.io.uris import exists, join
+from tasks.io.uris import exists, is_url, join
 
 
 def check_frames(snapshot: Snapshot, video_id: str, recorded: str | None, record: str,
@@ -77,7 +78,12 @@ def check_source(row: VideoRecord, video_id: str, item: SourceItem, record: str)
         return Drift(what="source", uri=item.uri, video_id=video_id, recorded=row.sha256, detail="missing", record=record)
     except OSError as exc:
         return Drift(what="source", uri=item.uri, video_id=video_id, recorded=row.sha256,
-                     detail=f"unreadable: {exc}"[:300], record=record)
+                     detail=f"unreadable: {reason_of(exc)}", record=record)
+    except Exception as exc:  # noqa: BLE001 - a remote filesystem's own classes (aiohttp: 401, 403)
+        if not is_url(item.uri):
+            raise
+        return Drift(what="source", uri=item.uri, video_id=video_id, recorded=row.sha256,
+                     detail=f"unreadable: {reason_of(exc)}", record=record)
     if found != row.sha256:
         return Drift(what="source", uri=item.uri, video_id=video_id, recorded=row.sha256, found=found,
                      detail="changed", record=record)

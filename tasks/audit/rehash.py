@@ -24,6 +24,7 @@ from tasks.audit.records import index_ingest_outputs, ingest_output, locate, rea
 from tasks.io import lineage
 from tasks.io.files import is_temporary
 from tasks.io.items import SourceItem
+from tasks.io.secrets import was_redacted
 from tasks.io.snapshots import SnapshotNotFoundError, split_ref
 from tasks.io.store import is_store, open_snapshot
 from tasks.io.uris import exists, join, local_path, normalize
@@ -63,9 +64,14 @@ def audit_store(store: str, progress: bool = False) -> Rehash:
             elif item is None:
                 notes.append(f"{vid}: frame-folder source {row.source_uri} is not among its ingest roots; not re-hashed")
             else:
-                checked["sources"] += 1
                 drift = check_source(row, vid, item, where)
-                drifts += [drift] if drift else []
+                if drift is not None and drift.found is None and was_redacted(row.source_uri):
+                    notes.append(f"{vid}: source {row.source_uri} not re-hashed ({drift.detail}): its URL carried "
+                                 "credentials, which vmac does not keep; give them through your fsspec configuration "
+                                 "to audit it (docs/security.md)")
+                else:
+                    checked["sources"] += 1
+                    drifts += [drift] if drift else []
             advance(note=f"{vid} frames")
             checked["frames"] += 1
             drift = check_frames(snapshot, vid, row.frames_sha256, where, root=root)

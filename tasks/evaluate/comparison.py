@@ -8,14 +8,17 @@ from pathlib import Path
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import BenchmarkReport
+from storage_schemas.layout import LINEAGE_DIR
 from tasks.evaluate.curve import curve_markdown, plot_learning_curves
 from tasks.evaluate.report import read_report
 from tasks.evaluate.scores import HEADLINE
 from tasks.io.files import write_atomic
+from tasks.io.lineage import names_output
 
 # Columns of the comparison: (benchmark, metric key, header).
 _COLUMNS = (
     ("davis", "J&F-Mean", "DAVIS J&F"), ("davis", "J-Mean", "J"), ("davis", "F-Mean", "F"),
+    ("youtube-vos", "J&F-Mean", "YouTube-VOS J&F"),
     ("vip", "mIoU", "VIP mIoU"),
     ("jhmdb", "PCK@0.1", "JHMDB PCK@0.1"), ("jhmdb", "PCK@0.2", "PCK@0.2"),
 )
@@ -91,16 +94,29 @@ def _sequence_rows(reports: list[BenchmarkReport]) -> list[str]:
     return lines
 
 
+def _split_lines(report: BenchmarkReport) -> list[str]:
+    """Which splits each benchmark's mean averages, and how many sequences (never benchmarks together)."""
+    if not report.summary:
+        return []
+    parts = [f"{b} over {', '.join(s.splits) or bm.UNLISTED_SPLIT} ({s.sequences} sequence{'s' * (s.sequences != 1)})"
+             for b, s in report.summary.items()]
+    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + "."]
+
+
 def _object_lines(report: BenchmarkReport) -> list[str]:
-    """DAVIS: the object ids scored per sequence, and those frame 0 does not show."""
+    """DAVIS: the object ids scored per sequence, and those frame 0 does not show; YouTube-VOS:
+    each object scored and the frame its propagation started from."""
     rows = [r for r in report.sequences if r.objects_scored is not None]
     if not rows:
         return []
-    lines = ["", "## Objects scored (DAVIS)", "", "| sequence | scored | not in frame 0 (cannot be propagated) |",
-             "|---|---|---|"]
-    for r in sorted(rows, key=lambda r: r.sequence):
+    lines = ["", "## Objects scored", "",
+             "| benchmark | sequence | scored (youtube-vos: from its first frame) | not in frame 0 (cannot be propagated) |",
+             "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (bm.BENCHMARKS.index(r.benchmark), r.sequence)):
         missing = ", ".join(map(str, r.objects_missing_from_first_frame or [])) or "–"
-        lines.append(f"| {r.sequence} | {', '.join(map(str, r.objects_scored))} | {missing} |")
+        first = r.first_frames or {}
+        scored = ", ".join(f"{k} (from frame {first[str(k)]})" if str(k) in first else str(k) for k in r.objects_scored)
+        lines.append(f"| {r.benchmark} | {r.sequence} | {scored} | {missing} |")
     return lines
 
 
@@ -121,7 +137,7 @@ def comparison_markdown(reports: list[BenchmarkReport]) -> str:
     if not reports:
         return "# Label propagation\n\nNothing was evaluated.\n"
     lines = ["# Label propagation", "", _protocol_line(reports), "", *_encoder_rows(reports),
-             *curve_markdown(reports), *_sequence_rows(reports), *_object_lines(reports[0]),
+             *_split_lines(reports[0]), *curve_markdown(reports), *_sequence_rows(reports), *_object_lines(reports[0]),
              *_skipped_lines(reports[0])]
     return "\n".join(lines) + "\n"
 
@@ -134,6 +150,9 @@ def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[
     markdown = comparison_markdown(reports)
     path = Path(out) / bm.COMPARISON
     write_atomic(path, markdown)
-    if not plot_learning_curves(reports, Path(out) / bm.LEARNING_CURVE):
-        (Path(out) / bm.LEARNING_CURVE).unlink(missing_ok=True)  # an earlier run's curve is not this one's
+    curve = Path(out) / bm.LEARNING_CURVE
+    # An earlier evaluation's curve is not this one's: removed, but only when an earlier run's
+    # lineage names it with these bytes (vmac wrote it); a file of the user's own is left alone.
+    if not plot_learning_curves(reports, curve) and names_output(str(Path(out) / LINEAGE_DIR), curve):
+        curve.unlink()
     return str(path), markdown, comparison_table(reports)

@@ -20,7 +20,7 @@ from storage_schemas.run import CHECKPOINTS_DIR, ENCODER, METRICS
 from tasks.io.files import atomic_path
 
 # The metric a curve shows for each benchmark, the first benchmark present in the reports.
-CURVE_METRIC = {"davis": "J&F-Mean", "vip": "mIoU", "jhmdb": "PCK@0.1"}
+CURVE_METRIC = {"davis": "J&F-Mean", "youtube-vos": "J&F-Mean", "vip": "mIoU", "jhmdb": "PCK@0.1"}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from tasks.evaluate.scores import HEADLINE, summarise
 from tasks.evaluate.video import evaluate_video
 from tasks.evaluate.videos import NotEvaluable
 from tasks.evaluate.weights import EncoderSpec, load_encoder
+from tasks.evaluate.youtube_vos import evaluate_first_appearance
 from tasks.io.files import write_atomic
 from tasks.io.store import open_snapshot
 from vmac_core.device import resolve_device
@@ -58,7 +59,8 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
         name=spec.name, encoder=spec.encoder, random_init=spec.random_init, checkpoint=info,
         data=DataInfo(store=plan.store, source=plan.source, videos=evaluated, skipped=skipped),
         protocol=protocol_of(config, encoder), sequences=results,
-        summary=summarise(results, config.pck_thresholds), timing=timing, environment=environment_of(device),
+        summary=summarise(results, config.pck_thresholds, {v.video_id: v.split for v in evaluated}),
+        timing=timing, environment=environment_of(device),
         run_id=run_id, flow_run_id=flow_run_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         config=config,
     )
@@ -78,7 +80,9 @@ def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, 
         outputs = video_outputs(config.out, name, video.sequence,
                                 save_masks=config.save_masks and video.benchmark != "jhmdb")
         try:
-            result = evaluate_video(encoder, video, snapshot, config, device, outputs)
+            # YouTube-VOS by its own semantics (objects from their first appearance), never as DAVIS.
+            run = evaluate_first_appearance if video.benchmark == "youtube-vos" else evaluate_video
+            result = run(encoder, video, snapshot, config, device, outputs)
         except NotEvaluable as exc:
             log.warning("%s: skipped %s: %s", name, video.sequence, exc)
             skipped.append(SkippedVideo(video_id=video.video_id, reason=str(exc)))

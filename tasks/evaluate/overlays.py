@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.palette import DAVIS_PALETTE
+from tasks.io.files import atomic_path
 
 PANEL_WIDTH = 427  # half of 854: a 480p frame's two panels side by side fit one DAVIS frame width
 _GUTTER = 4  # px between panels and rows
@@ -27,7 +28,8 @@ def save_palette_png(ids_hw: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(np.ascontiguousarray(ids_hw, dtype=np.uint8), mode="L")
     image.putpalette(DAVIS_PALETTE)  # "L" + palette -> "P"
-    image.save(path)
+    with atomic_path(path) as tmp:  # replaces a link at ``path``, never writes through it
+        image.save(tmp, format="PNG")
 
 
 def _blend(frame_hw3: np.ndarray, ids_hw: np.ndarray, alpha: float = 0.55) -> np.ndarray:
@@ -68,7 +70,8 @@ def _grid(rows: list[tuple[Image.Image, Image.Image]], path: Path) -> None:
         sheet.paste(right, (PANEL_WIDTH + _GUTTER, y))
         y += left.height + _GUTTER
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
 
 
 def draw_mask_overlay(frames, kept: dict[int, tuple[np.ndarray, np.ndarray]], path: Path,

@@ -13,6 +13,8 @@ from storage_schemas.config import IngestConfig
 from storage_schemas.layout import VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import DecodeParams
+from tasks.evaluate.curve import learning_curves
+from tasks.evaluate.report import read_report
 from tasks.evaluate.videos import LabelledVideo, find_labelled_videos
 from tasks.evaluate.weights import EncoderSpec, plan_encoders
 from tasks.io import lineage
@@ -41,7 +43,7 @@ def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
     snapshot = open_snapshot(store)
     videos, skipped = find_labelled_videos(snapshot, config.split)
     if not videos:
-        split = f" of split {config.split!r}" if config.split else ""
+        split = f" of split {config.split!r}" if config.split else " (DAVIS: split val by default)"
         why = "; ".join(f"{s.video_id}: {s.reason}" for s in skipped[:3]) + ("; …" if len(skipped) > 3 else "")
         raise ValueError(f"no labelled videos{split} to evaluate in {store}"
                          + (f"; {len(skipped)} not evaluable ({why})" if skipped else ""))
@@ -85,7 +87,9 @@ def lineage_record(config: EvaluateConfig, plan: EvaluationPlan, report_paths: l
     (when written) out."""
     outputs = [Dataset(uri=os.path.abspath(p), kind="benchmark", sha256=file_sha256(p),
                        facets={"name": Path(p).stem.removeprefix("benchmark-")}) for p in report_paths]
-    for name in (bm.COMPARISON, bm.LEARNING_CURVE):
+    # The curve only when this run drew it: a learning_curve.png of the user's own is not vmac's output.
+    drawn = bool(learning_curves([read_report(p) for p in report_paths]))
+    for name in (bm.COMPARISON, bm.LEARNING_CURVE) if drawn else (bm.COMPARISON,):
         written = Path(config.out) / name
         if written.exists():
             outputs.append(Dataset(uri=str(written.resolve()), kind="report", sha256=file_sha256(str(written))))

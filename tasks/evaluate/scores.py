@@ -14,7 +14,7 @@ DAVIS_KEYS = {"J_mean": "J-Mean", "J_recall": "J-Recall", "J_decay": "J-Decay",
               "F_mean": "F-Mean", "F_recall": "F-Recall", "F_decay": "F-Decay"}
 
 # The metrics a log line or a per-sequence table shows for each benchmark.
-HEADLINE = {"davis": ("J&F-Mean",), "vip": ("mIoU",), "jhmdb": ("PCK@0.1", "PCK@0.2")}
+HEADLINE = {"davis": ("J&F-Mean",), "youtube-vos": ("J&F-Mean",), "vip": ("mIoU",), "jhmdb": ("PCK@0.1", "PCK@0.2")}
 
 
 def davis_metrics(objects: list[dict[str, float]]) -> dict[str, float]:
@@ -34,21 +34,26 @@ def joint_counts(scores: dict) -> dict[str, list[int]]:
     return {k: [int(x) for x in v] for k, v in scores.items() if k == "total" or k.startswith("correct@")}
 
 
-def summarise(results: list[SequenceResult], pck_thresholds=(0.1, 0.2)) -> dict[str, BenchmarkSummary]:
-    """Benchmark -> mean metrics, pooled as each benchmark does: davis over all objects of all
-    sequences, vip from the summed confusion matrix, jhmdb from per-joint counts summed over clips."""
+def summarise(results: list[SequenceResult], pck_thresholds=(0.1, 0.2),
+              splits: dict[str, str | None] | None = None) -> dict[str, BenchmarkSummary]:
+    """Benchmark -> mean metrics, pooled as each benchmark does: davis and youtube-vos over all
+    objects of all sequences, vip from the summed confusion matrix, jhmdb from per-joint counts
+    summed over clips; with the splits (``splits``: video_id -> split) the sequences came from.
+    Benchmarks are never averaged together."""
     out: dict[str, BenchmarkSummary] = {}
+    splits = splits or {}
     for benchmark in bm.BENCHMARKS:
         rows = [r for r in results if r.benchmark == benchmark]
         if not rows:
             continue
-        if benchmark == "davis":
+        if benchmark in ("davis", "youtube-vos"):
             values = davis_metrics([o for r in rows for o in r.per_object.values()])
         elif benchmark == "vip":
             confusion = np.sum([np.asarray(r.confusion_matrix, np.int64) for r in rows], axis=0)
             values = {"mIoU": metrics.miou(confusion)}
         else:
             values = pck_metrics(metrics.pck_summary([r.joint_counts for r in rows], pck_thresholds), pck_thresholds)
-        out[benchmark] = BenchmarkSummary(benchmark=benchmark, sequences=len(rows),
+        averaged = sorted({splits.get(r.video_id) or bm.UNLISTED_SPLIT for r in rows})
+        out[benchmark] = BenchmarkSummary(benchmark=benchmark, sequences=len(rows), splits=averaged,
                                           metrics={k: float(v) for k, v in values.items()})
     return out

@@ -161,7 +161,7 @@ def _count_labels(first_ids: np.ndarray, benchmark: str, vip_classes: int) -> in
     return num_labels
 
 
-def _predicted_ids(feats, first_ids: np.ndarray, num_labels: int, geom: Geometry, config: EvaluateConfig,
+def predicted_ids(feats, first_ids: np.ndarray, num_labels: int, geom: Geometry, config: EvaluateConfig,
                    device: torch.device) -> Iterator[tuple[int, np.ndarray]]:
     """(t, uint8 ids (H, W) at the stored resolution) for frame 0 (the given ids), then each
     propagated frame; the caller holds torch.inference_mode."""
@@ -185,7 +185,7 @@ def _propagate_masks(feats, clock: Clock, video: LabelledVideo, group, geom: Geo
     kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     scoring = 0.0  # seconds of reading, scoring and saving inside the loop, not propagation's
     with torch.inference_mode():
-        for t, pred_ids in _predicted_ids(feats, first_ids, num_labels, geom, config, device):
+        for t, pred_ids in predicted_ids(feats, first_ids, num_labels, geom, config, device):
             mark = time.perf_counter()
             gt_ids = first_ids if t == 0 else np.asarray(masks[t])
             scores.add(t, pred_ids, gt_ids)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
 from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import SkippedVideo, VideoInput
 from storage_schemas.records import Status, VideoRecord
-from tasks.evaluate.outputs import is_clean_name
+from tasks.io.names import is_clean_name
 from tasks.io.store import Snapshot, read_catalog
 
 
@@ -28,10 +29,16 @@ class LabelledVideo:
 
     def frame_file(self, t: int, suffix: str = ".png") -> str:
         """The file name of frame ``t``'s per-frame output: the source frame's name (frame folders
-        keep theirs, so results line up with sequences that do not start at 00000), else 00000."""
-        names = self.record.frame_names
-        stem = os.path.splitext(names[t])[0] if names and t < len(names) else f"{t:05d}"
-        return stem + suffix
+        keep theirs, so results line up with sequences that do not start at 00000), else 00000.
+        The names come from the store, which may be from elsewhere: unless every one is a clean,
+        distinct file name (``tasks.io.names``), all frames are named by their index."""
+        stems = self._frame_stems
+        return (stems[t] if stems and t < len(stems) else f"{t:05d}") + suffix
+
+    @functools.cached_property
+    def _frame_stems(self) -> list[str] | None:
+        stems = [os.path.splitext(name)[0] for name in self.record.frame_names or []]
+        return stems if all(map(is_clean_name, stems)) and len(set(stems)) == len(stems) else None
 
     def as_input(self) -> VideoInput:
         r = self.record
@@ -40,13 +47,36 @@ class LabelledVideo:
                           split=r.split)
 
 
+# Why a video whose masks hold only each object's first appearance is not scored.
+FIRST_APPEARANCE_ONLY = (
+    "YouTube-VOS {split}: its masks hold each object only in the frame where it first appears (0 elsewhere "
+    "does not mean background), so no later frame has ground truth to score; its official scores come from the "
+    "challenge server (vmac reads it for pre-training)")
+
+
 def benchmark_of(record: VideoRecord) -> str | None:
-    """davis (object masks), vip (part classes) or jhmdb (keypoints); None when unlabelled."""
+    """davis (object masks), youtube-vos (object masks, objects from their first appearance), vip
+    (part classes) or jhmdb (keypoints); None when unlabelled."""
     if record.has_keypoints:
         return "jhmdb"
     if record.has_masks:
-        return "vip" if record.layout == "vip" else "davis"
+        return {"vip": "vip", "youtube-vos": "youtube-vos"}.get(record.layout, "davis")
     return None
+
+
+def split_reason(record: VideoRecord, benchmark: str, split: str | None) -> str | None:
+    """Why ``split`` leaves the video out; None when it is in. ``split`` None is the benchmark's own
+    default (``bm.DEFAULT_SPLITS``: DAVIS val), which applies to videos whose dataset lists splits;
+    ``all`` takes every split."""
+    if split == bm.ALL_SPLITS:
+        return None
+    if split is None:
+        default = bm.DEFAULT_SPLITS.get(benchmark)
+        if default is None or record.split is None or record.split == default:
+            return None
+        return (f"split {record.split}: {benchmark} is scored on {default} unless told otherwise, as its official "
+                f"tool does (--split {record.split} or --split all scores it)")
+    return None if record.split == split else f"split {record.split or bm.UNLISTED_SPLIT!r} is not {split!r}"
 
 
 def _skip_reason(record: VideoRecord | None, split: str | None) -> str | None:
@@ -55,10 +85,13 @@ def _skip_reason(record: VideoRecord | None, split: str | None) -> str | None:
         return "unreadable record"
     if record.status is not Status.complete:
         return f"status {record.status.value}: {record.reason or ''}".strip()
-    if benchmark_of(record) is None:
+    benchmark = benchmark_of(record)
+    if benchmark is None:
         return "no labels: neither masks nor keypoints"
-    if split is not None and record.split != split:
-        return f"split {record.split!r} is not {split!r}"
+    if record.mask_semantics == "first_appearance":
+        return FIRST_APPEARANCE_ONLY.format(split=record.split or "valid")
+    if (reason := split_reason(record, benchmark, split)) is not None:
+        return reason
     if (record.frame_count or 0) < 2:
         return "fewer than 2 frames"
     return None

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from storage_schemas.benchmark import CheckpointInfo, EvaluateConfig
-from tasks.evaluate.outputs import clean_name
 from tasks.io.files import file_sha256
+from tasks.io.names import clean_name
 from tasks.io.weights import load_weights_only
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
 from vmac_core.colour import PixelFeatures

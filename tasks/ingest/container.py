@@ -25,7 +25,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from storage_schemas.codecs import frame_codec
 from storage_schemas.layout import DIMENSIONS, FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, StreamRecord, VideoRecord
 from tasks.ingest.motion import write_motion
+from tasks.ingest.plan import ExpectedFrames
 from tasks.ingest.ranges import RangeMismatchError, TimeRange, decode_range, keep_span, run_ranges, time_ranges
 from tasks.ingest.timeline import check_geometry, continuous_clock, frame_rate
 from tasks.io.ffmpeg import DEINTERLACE, TONEMAP, Filter, Geometry, describe_filters, has_filters, output_size
@@ -51,7 +53,7 @@ def local_copy(uri: str) -> Iterator[str]:
     if not is_url(uri):
         yield uri
         return
-    suffix = os.path.splitext(uri)[1]
+    suffix = os.path.splitext(urlsplit(uri).path)[1]  # not the query (a signed URL's)
     with tempfile.TemporaryDirectory(prefix="vmac-src-") as tmp:
         path = os.path.join(tmp, f"source{suffix}")
         with open_uri(uri) as src, open(path, "wb") as dst:
@@ -62,11 +64,17 @@ def local_copy(uri: str) -> Iterator[str]:
 def checked_packets(path: str, info: Probe) -> PacketCount:
     """The stream's packets; ``frames`` is what a decode must show: the packets minus those an
     edit list cuts. Raises VideoError when the container's index lists more frames than its data
-    holds."""
+    holds and the data ends before the stream's duration: a file cut short. An index that lists
+    empty entries (an AVI's dropped frames, the placeholders of packed B-frames) over data that
+    reaches the end is no truncation."""
     packets = count_packets(path, info.stream_index, info.demuxer)
     if info.listed_frames and packets.delivered < info.listed_frames:
-        raise VideoError(f"truncated: the container lists {info.listed_frames} frames, "
-                         f"its data holds {packets.delivered}")
+        frame = info.duration / info.listed_frames if info.duration else 0.0
+        reaches_end = (packets.end_time is not None and info.duration
+                       and packets.end_time >= info.start_time + info.duration - 1.5 * frame)
+        if not reaches_end:
+            raise VideoError(f"truncated: the container lists {info.listed_frames} frames, "
+                             f"its data holds {packets.delivered}")
     return packets
 
 
@@ -130,10 +138,16 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         info = probe(path)
         packets = checked_packets(path, info)
         plan = plan_decode(info, packets, params)
+        if on_frames:
+            on_frames(ExpectedFrames(plan.expected))
         decoded = _decode(group, store, uri, path, info, packets, params, plan, on_frames)
         if decoded.interlaced_frames and not plan.filters[:1] == DEINTERLACE:
             plan = plan_decode(info, packets, params, deinterlace=True)
             decoded = _write_whole(group, path, info, params, plan, None)
+        if packets.demux_error_count > decoded.error_count:
+            # The demuxer's errors, read in-process (a file that ends early): ffmpeg's log may have lost them.
+            decoded = replace(decoded, error_count=packets.demux_error_count,
+                              first_error=decoded.first_error or packets.demux_errors[0])
         changes = check_geometry(decoded.geometry, plan.width, plan.height)
         check_decode(decoded, plan.expected, params)
         motion = {}
@@ -150,13 +164,13 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         stream_index=info.stream_index, video_streams=[_stream_record(s) for s in info.streams],
         stream_choice=info.stream_choice, source_fps=info.fps, source_width=info.display_size[0],
         source_height=info.display_size[1], sample_aspect_ratio=f"{info.sar.numerator}:{info.sar.denominator}",
-        rotation=info.rotation, pix_fmt=info.pix_fmt, color_range=info.color_range,
+        rotation=info.rotation, mirrored=info.mirrored, pix_fmt=info.pix_fmt, color_range=info.color_range,
         color_primaries=info.color_primaries, color_transfer=info.color_transfer, color_space=info.color_space,
         field_order=info.field_order, **plan.record, geometry_changes=changes, timestamp_discontinuities=jumps,
         leading_frames_dropped=packets.leading, duration=info.duration,
         container_frame_count=info.listed_frames or None, probe_frame_count=plan.expected, fps=fps,
         frame_rate_mode=mode, has_timestamps=True, decode_errors=decoded.error_count,
-        decode_error=decoded.first_error, frame_count=decoded.frames, height=plan.height, width=plan.width,
+        decode_error=decoded.first_error or _shortfall(decoded, plan.expected, params), frame_count=decoded.frames, height=plan.height, width=plan.width,
         frames_sha256=decoded.frames_sha256, **motion,
     ))
 
@@ -195,7 +209,9 @@ def _write_whole(group, path: str, info: Probe, params: DecodeParams, plan: Deco
     span = TimeRange(0, plan.expected, None, plan.keep_from)
     result, decode = keep_span(path, info, params, plan, span, writer, on_frames, whole=True)
     count = writer.close()
-    return Decoded(count, np.asarray(result.timestamps, dtype=np.float64), decode.error_count, decode.first_error(),
+    # ffmpeg's own count of decode errors covers every frame decoded: trusted when all of them are kept.
+    errors = max(decode.error_count, decode.reported_decode_errors if plan.keep_from is None else 0)
+    return Decoded(count, np.asarray(result.timestamps, dtype=np.float64), errors, decode.first_error(),
                    writer.sha256.hexdigest(), decode.geometry, decode.interlaced_frames)
 
 
@@ -227,6 +243,13 @@ def _merge_geometry(geometry: list[Geometry]) -> list[Geometry]:
                 out[-1].width, out[-1].height, out[-1].sar, out[-1].pix_fmt):
             out.append(found)
     return out
+
+
+def _shortfall(decoded: Decoded, expected: int, params: DecodeParams) -> str | None:
+    """What a decode kept on purpose (``on_decode_error=keep``) lacks, for the record."""
+    if params.fps is None and decoded.frames < expected:
+        return f"decoded {decoded.frames} of the {expected} frames the stream holds (kept: on_decode_error=keep)"
+    return None
 
 
 def check_decode(decoded: Decoded, expected: int, params: DecodeParams) -> None:

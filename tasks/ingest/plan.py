@@ -14,16 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from storage_schemas.codecs import frame_codec
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.io.items import SourceItem, video_id_for
-from tasks.io.probe import VideoError, probe
-from tasks.io.sources import NothingToIngestError, Skipped, describe_skipped, hash_source, scan_sources
+from tasks.io.sources import (
+    NothingToIngestError,
+    Skipped,
+    describe_skipped,
+    hash_source,
+    scan_sources,
+    source_fingerprint,
+)
 from tasks.io.store import read_catalog, resolve_frame_codec
-from tasks.io.uris import is_url
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Outcome:
     """What one unit of work did. ``action``:
 
     - ``decoded``; ``skipped`` (up to date); ``failed`` (the input's fault, recorded for good);
+      ``reason`` says why a video failed, or what a stored frame folder's record notes (gaps in its
+      numbering, annotations without a frame, EXIF orientations applied);
     - ``alias`` (the same bytes are stored as ``video_id``; this URI was added to its record);
     - ``retry``: the machine failed (no space, no permission, a timeout; ``tasks.io.faults``),
       nothing was recorded and the next run tries again. ``transient``: a timeout or dropped
@@ -111,9 +118,11 @@ def decode_key(sha256: str, params: DecodeParams) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def is_up_to_date(record: VideoRecord | None, key: str) -> bool:
-    """True when the stored video was finished (complete, or failed for good) with this decode key."""
-    return record is not None and record.decode_key == key and record.status in (Status.complete, Status.failed)
+def is_up_to_date(record: VideoRecord | None, key: str, retry_failed: bool = False) -> bool:
+    """True when the stored video was finished (complete, or failed for good unless
+    ``retry_failed``) with this decode key."""
+    finished = (Status.complete,) if retry_failed else (Status.complete, Status.failed)
+    return record is not None and record.decode_key == key and record.status in finished
 
 
 def stored_catalog(store: str) -> dict[str, VideoRecord | None]:
@@ -145,9 +154,9 @@ def plan_sources(config: IngestConfig) -> IngestPlan:
             holders.setdefault(record.decode_key, video_id)
     plan = IngestPlan([], {}, [], [], scan.skipped, decode=params)
     for item in scan.items:
-        key = source_key(item, params)
         record = catalog.get(item.video_id)
-        if key and is_up_to_date(record, key):
+        item, key = known_source(item, params, record, config.rehash)
+        if key and is_up_to_date(record, key, config.retry_failed):
             plan.up_to_date.append(Outcome(item.video_id, item.uri, _finished(record), 0, 0.0, record.reason))
             continue
         holder = holders.get(key) if key and item.video_id not in catalog else None
@@ -167,15 +176,25 @@ def plan_sources(config: IngestConfig) -> IngestPlan:
     return plan
 
 
-def source_key(item: SourceItem, params: DecodeParams) -> str | None:
-    """The item's decode key, or None when it cannot be hashed here (the worker records why)."""
+def known_source(item: SourceItem, params: DecodeParams, record: VideoRecord | None = None,
+                 rehash: bool = False) -> tuple[SourceItem, str | None]:
+    """(the item with its content hash, size and stat fingerprint; its decode key), the key None
+    when it cannot be read here (the worker records why). An item whose fingerprint is the one its
+    record was hashed at is not read again (unless ``rehash``): a no-op run costs a stat per file."""
     if item.error is not None:
-        return None
-    try:
-        sha, size = hash_source(item)
-    except (OSError, ValueError):
-        return None
-    return decode_key(sha, params) if size else None
+        return item, None
+    fingerprint = source_fingerprint(item)
+    if (not rehash and fingerprint and record is not None and record.source_fingerprint == fingerprint
+            and record.sha256 and record.byte_size is not None):
+        sha, size = record.sha256, record.byte_size
+    else:
+        try:
+            sha, size = hash_source(item)
+        except (OSError, ValueError):
+            return item, None
+    # An empty file has a key too: it fails for good like any other bad input, not at every run.
+    return replace(item, sha256=sha, byte_size=size, fingerprint=fingerprint), decode_key(sha, params)
+
 
 
 def _finished(record: VideoRecord) -> str:
@@ -191,17 +210,15 @@ def retry_reason(record: VideoRecord | None) -> str:
     return f"{record.status.value} with another source content or decode parameters"
 
 
+class ExpectedFrames(int):
+    """What a worker reports through its frame callback once it has counted a video's packets: how
+    many frames it expects, not frames decoded (the progress bar's total grows by it)."""
+
+
 def expected_frames(item: SourceItem, params: DecodeParams) -> int:
-    """A frame estimate for the progress bar (0 when unknown or unreadable)."""
-    if item.error:
+    """The frames a frame folder holds; 0 for a video, whose worker reports its count
+    (``ExpectedFrames``) once it has read the packets: the plan opens no video, so its cost does
+    not grow with a probe per video."""
+    if item.error or item.kind is not SourceKind.frames:
         return 0
-    if item.kind is SourceKind.frames:
-        return len(item.frame_uris)
-    if is_url(item.uri):
-        return 0
-    try:
-        info = probe(item.uri)
-    except (VideoError, OSError):
-        return 0
-    # The container's index (or duration × rate) is only an estimate here: the decode counts.
-    return int(round(info.duration * (params.fps or info.fps)))
+    return len(item.frame_uris)

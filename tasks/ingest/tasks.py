@@ -76,8 +76,8 @@ def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[O
             label = "FAILED" if outcome.action == "failed" else "NOT STORED (retried next run)"
             logger.warning("%s %s (%s): %s", label, outcome.video_id, outcome.uri, outcome.reason)
         else:
-            logger.info("%s %s: %d frames in %.2fs", outcome.action, outcome.video_id, outcome.frames,
-                        outcome.seconds)
+            logger.info("%s %s: %d frames in %.2fs%s", outcome.action, outcome.video_id, outcome.frames,
+                        outcome.seconds, f" ({outcome.reason})" if outcome.reason else "")
 
     def link_dashboard(link: str, workers: int) -> None:
         create_link_artifact(link, link_text="Dask dashboard", key=DASHBOARD_ARTIFACT_KEY,

@@ -5,9 +5,10 @@ Pure functions on what ffmpeg reported frame by frame (``tasks.io.ffmpeg.FfmpegD
   display aspect differs from that size by more than a pixel would be stretched, so the video
   fails naming the frame where the shape changes. Changes that keep the shape (a stream that
   switches resolution) are stored and recorded.
-- ``continuous_clock``: presentation times that go back or repeat (two recordings joined, a clock
-  reset) start a new segment, placed one frame interval after the frame before; each jump is
-  recorded. Forward gaps are the file's own timing (a variable-rate clip) and stay.
+- ``continuous_clock``: presentation times that go back (two recordings joined, a clock reset)
+  start a new segment, placed one frame interval after the frame before; a repeated time is placed
+  half-way to the next; each is recorded. Forward gaps are the file's own timing (a variable-rate
+  clip) and stay.
 - ``frame_rate``: constant or variable, and the mean rate, from the stored clock.
 """
 
@@ -55,9 +56,10 @@ def check_geometry(geometry: list[Geometry], width: int, height: int) -> list[Ge
 
 
 def continuous_clock(times_t: np.ndarray) -> tuple[np.ndarray, list[TimestampDiscontinuity]]:
-    """(seconds from the first frame, strictly increasing; the jumps). A time that is not after
-    its predecessor (or missing) starts a segment one median frame interval after the frame
-    before it."""
+    """(seconds from the first frame, strictly increasing; the jumps). A time before its
+    predecessor (or missing) starts a segment one median frame interval after the frame before it.
+    A time equal to its predecessor's (a repeated timestamp) is placed half-way to the next frame's
+    time, and nothing after it moves."""
     times_t = np.asarray(times_t, dtype=np.float64)
     if len(times_t) == 0:
         return times_t, []
@@ -71,6 +73,12 @@ def continuous_clock(times_t: np.ndarray) -> tuple[np.ndarray, list[TimestampDis
         here, before = times_t[k], times_t[k - 1]
         if np.isfinite(here) and np.isfinite(before) and here > before:
             out[k] = here + offset
+            continue
+        if np.isfinite(here) and here == before:
+            later = times_t[k + 1:][times_t[k + 1:] > here]
+            following = later[0] + offset if len(later) and np.isfinite(later[0]) else out[k - 1] + 2 * interval
+            out[k] = (out[k - 1] + following) / 2
+            jumps.append(TimestampDiscontinuity(frame=k, before=float(before), after=float(here)))
             continue
         # A missing time, or a clock that went back: one interval on, and a new segment from here.
         out[k] = out[k - 1] + interval

@@ -14,15 +14,15 @@ from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecor
 from storage_schemas.snapshots import CatalogEntry
 from tasks.ingest.commits import commit_outcomes
 from tasks.ingest.container import write_video
-from tasks.ingest.folder import write_frame_folder
+from tasks.ingest.folder import folder_notes, write_frame_folder
 from tasks.ingest.plan import Outcome, decode_key, is_up_to_date
 from tasks.io.faults import environment_reason, is_environmental, is_transient, reason_of
+from tasks.io.images import LayoutError
 from tasks.io.items import SourceItem
-from tasks.io.layouts import LayoutError
 from tasks.io.lineage import code_version
 from tasks.io.probe import VideoError
 from tasks.io.snapshots import commit, resolve
-from tasks.io.sources import hash_source
+from tasks.io.sources import hash_source, source_fingerprint
 from tasks.io.store import (
     new_version,
     open_store,
@@ -35,10 +35,11 @@ from tasks.io.uris import normalize
 
 
 def ingest_video(item: SourceItem, store: str, params: DecodeParams, run_id: str | None = None,
-                 on_frames: Callable[[int], None] | None = None) -> Outcome:
+                 on_frames: Callable[[int], None] | None = None, retry_failed: bool = False) -> Outcome:
     """Decode ``item`` into the store and commit it alone (``store_video``, then
     ``tasks.ingest.commits.commit_outcomes``); the outcome as committed."""
-    return commit_outcomes(store, [store_video(item, store, params, run_id, on_frames)], run_id)[0]
+    outcome = store_video(item, store, params, run_id, on_frames, retry_failed)
+    return commit_outcomes(store, [outcome], run_id)[0]
 
 
 def store_video(
@@ -47,9 +48,11 @@ def store_video(
     params: DecodeParams,
     run_id: str | None = None,
     on_frames: Callable[[int], None] | None = None,
+    retry_failed: bool = False,
 ) -> Outcome:
-    """Decode ``item`` into a new version folder unless the store's tip holds it with the same key;
-    nothing is committed here (the outcome carries the record to commit).
+    """Decode ``item`` into a new version folder unless the store's tip holds it with the same key
+    (complete, or failed for good unless ``retry_failed``); nothing is committed here (the outcome
+    carries the record to commit).
 
     The input's own faults (not a video, corrupt, truncated, labels that do not fit: VideoError,
     LayoutError) become a ``failed`` record with a one-line reason, which later runs skip. A fault
@@ -61,7 +64,7 @@ def store_video(
     try:
         if params.frame_codec is None:
             params = resolve_frame_codec(store, params)
-        return _ingest(item, store, params, run_id, on_frames, started)
+        return _ingest(item, store, params, run_id, on_frames, started, retry_failed)
     except Exception as exc:
         if not is_environmental(exc):
             raise
@@ -70,7 +73,7 @@ def store_video(
 
 
 def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | None,
-            on_frames: Callable[[int], None] | None, started: float) -> Outcome:
+            on_frames: Callable[[int], None] | None, started: float, retry_failed: bool = False) -> Outcome:
     base = VideoRecord(
         video_id=item.video_id,
         source_uri=item.uri,
@@ -85,15 +88,17 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
 
     def finish(record: VideoRecord, action: str, frames: int = 0, version: str | None = None,
                pending: bool = False) -> Outcome:
-        return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, record.reason,
+        # A stored frame folder's notes (gaps, orphan annotations) go where a failure's reason would.
+        note = record.reason if record.status is not Status.complete else folder_notes(record)
+        return Outcome(item.video_id, item.uri, action, frames, time.perf_counter() - started, note,
                        record=record if pending else None, version=version)
 
-    sha, size, reason = _hash(item)
+    sha, size, reason, fingerprint = _hash(item)
     key = decode_key(sha, params) if sha else None
-    base = replace_record(base, sha256=sha, byte_size=size, decode_key=key)
+    base = replace_record(base, sha256=sha, byte_size=size, decode_key=key, source_fingerprint=fingerprint)
     root = open_store(store, frame_codec=params.frame_codec)
     existing = read_catalog_entry(store, item.video_id)
-    if key and is_up_to_date(existing, key):
+    if key and is_up_to_date(existing, key, retry_failed):
         if existing.status is Status.complete and run_id is not None and existing.ingest_run_id == run_id:
             # Stored by this run before a retry of its task: report it as this run's work.
             return finish(existing, "decoded", existing.frame_count or 0)
@@ -111,6 +116,12 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
         with contextlib.suppress(Exception):
             remove_version(store, item.video_id, version)
         raise
+    if fingerprint and source_fingerprint(item) != fingerprint:
+        # The bytes decoded may not be the bytes hashed: nothing of it is kept.
+        with contextlib.suppress(Exception):
+            remove_version(store, item.video_id, version)
+        return Outcome(item.video_id, item.uri, "retry", 0, time.perf_counter() - started,
+                       "the source changed while vmac read it; nothing was recorded, so the next run reads it again")
     if record.status is Status.failed:
         remove_version(store, item.video_id, version)  # a failed video stores nothing
         return finish(record, "failed", pending=True)
@@ -179,19 +190,25 @@ def record_alias(item: SourceItem, store: str, params: DecodeParams, target: str
     return ingest_video(item, store, params, run_id)
 
 
-def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None]:
-    """(sha256, bytes, None), or (None, None, reason) for a source that cannot be read or is empty.
+def _hash(item: SourceItem) -> tuple[str | None, int | None, str | None, str | None]:
+    """(sha256, bytes, None or the reason it fails, stat fingerprint), or (None, None, reason, None)
+    for a source that cannot be read. The plan's hash is taken when the source's fingerprint is still
+    the one it was hashed at; else the source is read here.
 
     A read that fails for the machine's reason (permission, I/O, a timeout) propagates."""
     if item.error is not None:
-        return None, None, item.error
-    try:
-        sha, size = hash_source(item)
-    except (OSError, ValueError) as exc:
-        if is_environmental(exc):
-            raise
-        return None, None, f"unreadable: {reason_of(exc)}"
-    return (sha, size, "empty file (0 bytes)") if size == 0 else (sha, size, None)
+        return None, None, item.error, None
+    fingerprint = source_fingerprint(item)
+    if item.sha256 is not None and item.byte_size is not None and fingerprint and fingerprint == item.fingerprint:
+        sha, size = item.sha256, item.byte_size
+    else:
+        try:
+            sha, size = hash_source(item)
+        except (OSError, ValueError) as exc:
+            if is_environmental(exc):
+                raise
+            return None, None, f"unreadable: {reason_of(exc)}", None
+    return sha, size, "empty file (0 bytes)" if size == 0 else None, fingerprint
 
 
 def replace_record(record: VideoRecord, **changes) -> VideoRecord:

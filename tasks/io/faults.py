@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 
+from tasks.io.secrets import redact_text
+
 # Network faults: a retry a few seconds later may succeed.
 TRANSIENT_ERRNOS = frozenset({
     errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE,
@@ -60,12 +62,13 @@ def is_environmental(exc: BaseException) -> bool:
 
 def reason_of(exc: BaseException) -> str:
     """One line for a person: an OSError's own words and the path it names; otherwise the first
-    line of the message (the exception's class when it has none), at most 300 characters."""
+    line of the message (the exception's class when it has none), at most 300 characters. URLs
+    in it are redacted (``tasks.io.secrets``): a source's credentials never reach a record."""
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror}{where}"[:300]
+        return redact_text(f"{exc.strerror}{where}")[:300]
     text = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (text[0] if text else exc.__class__.__name__)[:300]
+    return redact_text(text[0] if text else exc.__class__.__name__)[:300]
 
 
 def environment_reason(exc: BaseException, where: str | None = None) -> str:
@@ -74,8 +77,8 @@ def environment_reason(exc: BaseException, where: str | None = None) -> str:
     happened when the error names no file; a bare timeout says it timed out."""
     for item in _chain(exc):
         if isinstance(item, OSError) and item.strerror:
-            return reason_of(item) if item.filename or not where else f"{item.strerror} ({where})"
+            return reason_of(item) if item.filename or not where else redact_text(f"{item.strerror} ({where})")
     reason = reason_of(exc)
     if is_transient(exc) and "time" not in reason.lower():
         reason = f"timed out ({reason})"
-    return f"{reason} ({where})" if where else reason
+    return redact_text(f"{reason} ({where})" if where else reason)

@@ -1,8 +1,8 @@
 """ffmpeg: locate the binary, stream-decode one video stream to RGB uint8 with timestamps, encode.
 
 ffmpeg is driven through ffmpeg-python with argument lists, never a shell. The binary is the
-system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel, which
-ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
+system ``ffmpeg`` when present, else the static one inside the ``imageio-ffmpeg`` wheel
+(``tasks.io.ffmpeg_binary``), which ships no ffprobe: probing uses PyAV (``tasks.io.probe``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import fcntl
 import functools
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -23,18 +22,8 @@ from fractions import Fraction
 import ffmpeg
 import numpy as np
 
+from tasks.io.ffmpeg_binary import ffmpeg_exe
 from tasks.io.probe import VideoError, one_line
-
-
-@functools.cache
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: the system one if on PATH, else imageio-ffmpeg's."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def output_size(display_w: int, display_h: int, short_side: int) -> tuple[int, int]:
@@ -91,6 +80,9 @@ _PICTURE = re.compile(r"\sfmt:(\S+).*?\ssar:(\d+)/(\d+)\s+s:(\d+)x(\d+)\s+i:(\S)
 # exactly (showinfo's printed pts_time keeps 6 significant digits: 0.1 s at 10,000 s).
 _CONFIG = re.compile(r"\[showinfo@(vin|vout) @ [^\]]+\] \[info\] config in time_base: (\d+)/(\d+)")
 _ERROR = re.compile(r"\[(error|fatal|panic)\] ")
+# ffmpeg's summary of each input stream at the end (verbose level), one line written after every
+# thread has finished: its count of decode errors cannot be lost to interleaved log lines.
+_SUMMARY = re.compile(r"Input stream #0:(\d+) \(video\): .*?(\d+) decode errors")
 MAX_KEPT_ERRORS = 20
 # A decode that delivers nothing (no frame, no log line) for this long is stopped: a source on a
 # stalled mount or a device must not hold a worker forever.
@@ -152,6 +144,7 @@ class FfmpegDecode:
         self.interlaced_frames = 0
         self.errors: list[str] = []
         self.error_count = 0
+        self.reported_decode_errors = 0  # ffmpeg's own count at the end (the decoder's failures)
         self.frames = 0
         self._counting = keep_from is None
         self._time_base: dict[str, Fraction | None] = {}
@@ -177,7 +170,7 @@ class FfmpegDecode:
                           **{"bsf:v": "setts=ts=N"})
             # Decode errors do not stop ffmpeg (it conceals and goes on); they are judged from the log
             # (``errors``), so ffmpeg must not turn them into its own exit code either.
-            .global_args("-nostdin", "-nostats", "-loglevel", "level+info", "-max_error_rate", "1",
+            .global_args("-nostdin", "-nostats", "-loglevel", "level+verbose", "-max_error_rate", "1",
                          # One thread for the filter graph too (scaling and RGB conversion would
                          # otherwise take a thread per core): a worker is one core's work.
                          "-filter_threads", str(self.threads),
@@ -194,7 +187,13 @@ class FfmpegDecode:
             line = raw.decode("utf-8", "replace").rstrip()
             if "[showinfo@v" in line:
                 self._frame_line(line)
-            elif _ERROR.search(line) and self._counting:
+            # showinfo ends its frame line with a second av_log call, so another thread's message can land
+            # inside it, without its level: every line is searched for errors, and ffmpeg's summary
+            # count and the demuxer's own errors (tasks.io.probe.count_packets) back the log up.
+            summary = _SUMMARY.search(line)
+            if summary and int(summary.group(1)) == self.stream_index:
+                self.reported_decode_errors = int(summary.group(2))
+            if _ERROR.search(line) and self._counting:
                 self.error_count += 1
                 if len(self.errors) < MAX_KEPT_ERRORS:
                     self.errors.append(line[:300])

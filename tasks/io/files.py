@@ -1,9 +1,9 @@
 """Whole files: streamed hashing, and atomic writes (a reader never sees half a file).
 
 An atomic write goes to a temporary name in the same folder, is flushed and fsynced, then
-renamed over the target (``os.replace``). A crash leaves at worst a ``.<name>.tmp-<pid>`` file,
-never a truncated target
-(``remove_stale_temporaries`` deletes those whose process is gone). On an object store (s3, gcs, memory) one PUT is already atomic: a
+renamed over the target (``os.replace``). A crash leaves at worst a ``.<stem>.vmac-tmp-<pid><suffix>``
+file, never a truncated target (``remove_stale_temporaries`` deletes those whose process is gone,
+and only those: of the names the caller writes, owned by this user). On an object store (s3, gcs, memory) one PUT is already atomic: a
 reader sees the old object or the new one, never part of it, so the object is written in place.
 """
 
@@ -21,8 +21,9 @@ from pathlib import Path
 from tasks.io.uris import filesystem, local_path, open_uri
 
 BLOCK = 1 << 20  # bytes read per hashing step: memory stays at one block whatever the file size
-# ``temporary_name``'s pattern: .<stem>.tmp-<pid><suffix>
-_TEMPORARY = re.compile(r"\.(?P<stem>.+)\.tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?")
+# ``temporary_name``'s pattern: .<stem>.vmac-tmp-<pid><suffix>; vmac's mark, so a user's own
+# ``.notes.tmp-123`` is never taken for one.
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)\.vmac-tmp-(?P<pid>\d+)(?P<suffix>\.[^.]*)?")
 
 
 # What a path names when it is not a regular file, by the kind ``os.stat`` reports.
@@ -83,8 +84,8 @@ def file_sha256(uri: str) -> str:
 
 def temporary_name(path: Path) -> Path:
     """The temporary sibling an atomic write of ``path`` uses in this process:
-    ``.<stem>.tmp-<pid><suffix>``, hidden, and with the suffix a writer may choose a format by."""
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    ``.<stem>.vmac-tmp-<pid><suffix>``, hidden, and with the suffix a writer may choose a format by."""
+    return path.with_name(f".{path.stem}.vmac-tmp-{os.getpid()}{path.suffix}")
 
 
 def is_temporary(name: str) -> bool:
@@ -102,16 +103,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the temporaries of atomic writes in ``folder`` whose writing process is gone (a
-    kill during the write leaves them); return what was deleted. A live writer's are kept."""
+def remove_stale_temporaries(folder: str | Path, targets: re.Pattern[str]) -> list[Path]:
+    """Delete the temporaries of atomic writes in ``folder`` that vmac left: of a file whose name
+    ``targets`` matches (the names the caller writes there), owned by this user, and whose writing
+    process is gone (a kill during the write leaves them); return what was deleted. A live
+    writer's, another user's and any other file are kept."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
     for path in sorted(folder.iterdir()):
         found = _TEMPORARY.fullmatch(path.name)
-        if found and path.is_file() and not _alive(int(found["pid"])):
+        if not found or not targets.fullmatch(found["stem"] + (found["suffix"] or "")):
+            continue
+        info = path.lstat()
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and not _alive(int(found["pid"])):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

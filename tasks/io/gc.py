@@ -21,9 +21,10 @@ from pydantic import ValidationError
 
 from storage_schemas.layout import VIDEOS_GROUP
 from storage_schemas.snapshots import SNAPSHOTS_DIR, VERSION_ID
+from tasks.io.names import inside
 from tasks.io.snapshots import forget_snapshots, list_tags, load_snapshot, read_tip
 from tasks.io.store import version_path
-from tasks.io.uris import filesystem, join, normalize
+from tasks.io.uris import filesystem, join, local_path, normalize
 
 # A version folder no snapshot names is left alone while anything in it is younger than this:
 # an ingest may still be writing it (the longest videos take hours; shards arrive all along).
@@ -124,7 +125,10 @@ def collect_garbage(store: str, older_than: timedelta, dry_run: bool = False,
     report.removed = doomed
     if not dry_run:
         fs, _ = filesystem(store)
+        local = local_path(store)
         for folder in doomed:
+            if local is not None:
+                inside(local, *folder.split("/"))  # never through a link planted in the store
             fs.rm(filesystem(join(store, folder))[1], recursive=True)
         for snapshot_id in report.expired:
             fs.rm_file(filesystem(join(store, SNAPSHOTS_DIR, f"{snapshot_id}.json"))[1])

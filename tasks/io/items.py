@@ -19,6 +19,9 @@ class SourceItem:
 
     URIs are absolute local paths or fsspec URLs. ``error`` is set when the source could not
     even be listed (a missing or unreadable path); such items become ``failed`` catalog rows.
+    What a dataset layout says about the labels rides along: annotation files whose frame the
+    folder lacks (``orphan_annotations``, file names), what a mask means (``mask_semantics``,
+    ``VideoRecord.mask_semantics``) and object categories (``object_categories``, id → name).
     """
 
     uri: str
@@ -30,6 +33,14 @@ class SourceItem:
     keypoints_uri: str | None = None
     split: str | None = None
     error: str | None = None
+    orphan_annotations: tuple[str, ...] = ()
+    mask_semantics: str | None = None
+    object_categories: tuple[tuple[int, str], ...] = ()
+    # What the plan knows of the content (None until it hashed or fingerprinted it): its sha256 and
+    # bytes, and the stat fingerprint they were taken at (``tasks.io.sources.source_fingerprint``).
+    sha256: str | None = None
+    byte_size: int | None = None
+    fingerprint: str | None = None
 
     @property
     def content_uris(self) -> tuple[str, ...]:

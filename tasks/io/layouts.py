@@ -1,51 +1,61 @@
-"""Frame-folder dataset layouts: detection, and reading frames, label masks and keypoints.
+"""Frame-folder dataset layouts, recognised by their defining files, never by a folder name alone.
 
-Recognised layouts (each sequence becomes one frame-folder video):
-- DAVIS-2016/2017: ``JPEGImages/480p/<seq>/*.jpg``, ``Annotations/480p/<seq>/*.png``, split lists in
-  ``ImageSets/2017/*.txt`` (one name a line) or ``ImageSets/480p/*.txt`` (DAVIS-2016 path pairs).
-- VIP: ``Images/<video>/*.jpg`` with ``Annotations/Category_ids/<video>/*.png``.
-- JHMDB: ``Rename_Images/<action>/<video>/*.png`` with ``joint_positions/<action>/<video>/joint_positions.mat``;
-  also a plain frame folder holding its own ``joint_positions.mat``.
+Each sequence becomes one frame-folder video (docs/ingest.md, "Dataset layouts"):
+- **DAVIS-2016/2017**: ``JPEGImages/`` with ``ImageSets/`` (split lists: ``ImageSets/2017/*.txt``
+  one name a line, or DAVIS-2016's ``ImageSets/480p/*.txt`` path pairs) or a resolution folder
+  (``JPEGImages/{480p,Full-Resolution,1080p}/<seq>``); ``Annotations/[<res>/]<seq>/*.png``.
+- **YouTube-VOS**: ``meta.json`` beside ``JPEGImages/<video>/`` and ``Annotations/<video>/``.
+  The split is the tree's folder name (``train``, ``valid``, ``test``, ``*_all_frames``);
+  ``train`` masks hold every object (``complete``), ``valid`` and ``test`` masks only the objects
+  that first appear in that frame (``first_appearance``: 0 there does not mean background).
+  Frames and annotations come every 5th frame; object ids need not start at 1 nor be in order.
+- **VIP**: ``Images/<video>/`` with ``Annotations/Category_ids/<video>/`` (split lists
+  ``lists/<split>_videos.txt``).
+- **JHMDB**: ``Rename_Images/<action>/<video>/`` with ``joint_positions/<action>/<video>/
+  joint_positions.mat`` (split lists ``splits/<action>_test_split1.txt``: 1 train, 2 test).
+- A ``JPEGImages/`` tree with none of these files: labelled frame folders (layout ``folder``).
 - A plain folder of two or more image files (``frame_folder``; the source walk decides).
 
-Label masks are uint8 ids: palette PNGs give their indices (DAVIS object ids, VIP classes),
-greyscale 0/255 masks become 0/1, greyscale+alpha uses the grey channel. ``NOT_ANNOTATED`` (255)
-marks frames that have no annotation file.
+Annotation files whose frame the folder lacks are listed on the item (``orphan_annotations``).
 """
 
 from __future__ import annotations
 
-import io
+import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from storage_schemas.layout import NOT_ANNOTATED
 from storage_schemas.records import SourceKind
-from tasks.io.faults import reason_of
+from tasks.io.frame_files import JHMDB_MAT
+from tasks.io.images import LayoutError
 from tasks.io.items import SourceItem, is_image, video_id_for
-from tasks.io.uris import open_uri
+
+__all__ = ["LayoutError", "detect", "frame_folder", "natural_key"]
 
 DAVIS_RESOLUTIONS = ("480p", "Full-Resolution", "1080p")
-JHMDB_MAT = "joint_positions.mat"
-
-
-class LayoutError(ValueError):
-    """A frame folder whose files cannot make one video (unreadable images, mixed sizes, labels
-    that do not fit): the input's own fault; the message is the one-line reason stored in the catalog."""
+YTVOS_META = "meta.json"
+# YouTube-VOS split (from the tree's folder name) → what an annotated frame's mask holds.
+YTVOS_SEMANTICS = {"train": "complete", "valid": "first_appearance", "test": "first_appearance"}
 
 
 def detect(fs, root: str, top: str, to_uri: Callable[[str], str]) -> list[SourceItem] | None:
-    """Items for ``root`` if it is a dataset layout (DAVIS, VIP, JHMDB), else None (keep walking)."""
+    """Items for ``root`` if its defining files make it a dataset layout, else None (keep walking)."""
     names = {os.path.basename(p.rstrip("/")): p for p in fs.ls(root, detail=False)}
-    if "JPEGImages" in names and fs.isdir(names["JPEGImages"]):
-        return _davis(fs, root, to_uri)
-    if "Images" in names and fs.isdir(names["Images"]):
+
+    def folder(*parts: str) -> bool:
+        return fs.isdir("/".join([root.rstrip("/"), *parts]))
+
+    if folder("JPEGImages"):
+        if YTVOS_META in names and not fs.isdir(names[YTVOS_META]):
+            return _youtube_vos(fs, root, to_uri)
+        res = next((r for r in DAVIS_RESOLUTIONS if folder("JPEGImages", r)), None)
+        if res or folder("ImageSets"):
+            return _sequences(fs, root, res, "davis", to_uri, _davis_splits(fs, root).get)
+        return _sequences(fs, root, None, "folder", to_uri, lambda seq: None)
+    if folder("Images") and folder("Annotations", "Category_ids"):
         return _vip(fs, root, to_uri)
-    if "Rename_Images" in names and fs.isdir(names["Rename_Images"]):
+    if folder("Rename_Images") and folder("joint_positions"):
         return _jhmdb(fs, root, to_uri)
     return None
 
@@ -61,7 +71,7 @@ def frame_folder(fs, root: str, top: str, to_uri: Callable[[str], str], images: 
                         to_uri(keypoints) if keypoints else None, None)
 
 
-def _frames_item(uri, name, layout, frames, masks, keypoints, split) -> SourceItem:
+def _frames_item(uri, name, layout, frames, masks, keypoints, split, **labels) -> SourceItem:
     return SourceItem(
         uri=uri,
         video_id=video_id_for(f"{layout}/{name}" if layout != "folder" else name, uri),
@@ -71,6 +81,7 @@ def _frames_item(uri, name, layout, frames, masks, keypoints, split) -> SourceIt
         mask_uris=tuple(masks),
         keypoints_uri=keypoints,
         split=split,
+        **labels,
     )
 
 
@@ -88,30 +99,38 @@ def _images_in(fs, folder: str) -> list[str]:
                   key=natural_key)
 
 
-def _match_masks(frames: list[str], mask_files: list[str]) -> list[str | None]:
-    """The annotation file for each frame by file stem, or None where a frame has none."""
-    by_stem = {os.path.splitext(os.path.basename(m))[0]: m for m in mask_files}
-    return [by_stem.get(os.path.splitext(os.path.basename(f))[0]) for f in frames]
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path.rstrip("/")))[0]
 
 
-def _davis(fs, root: str, to_uri) -> list[SourceItem]:
-    res = next((r for r in DAVIS_RESOLUTIONS if fs.isdir(f"{root}/JPEGImages/{r}")), None)
-    seq_root = f"{root}/JPEGImages/{res}" if res else f"{root}/JPEGImages"
-    splits = _davis_splits(fs, root)
+def _match_masks(frames: list[str], mask_files: list[str]) -> tuple[list[str | None], tuple[str, ...]]:
+    """(the annotation file of each frame by file stem, or None; the names of annotation files
+    whose frame is not in the folder)."""
+    by_stem = {_stem(m): m for m in mask_files}
+    frame_stems = {_stem(f) for f in frames}
+    orphans = tuple(os.path.basename(m) for m in mask_files if _stem(m) not in frame_stems)
+    return [by_stem.get(_stem(f)) for f in frames], orphans
+
+
+def _subfolders(fs, folder: str) -> list[str]:
+    return sorted(p for p in fs.ls(folder, detail=False) if fs.isdir(p)) if fs.isdir(folder) else []
+
+
+def _sequences(fs, root: str, res: str | None, layout: str, to_uri, split_of: Callable[[str], str | None],
+               labels: Callable[[str], dict] | None = None) -> list[SourceItem]:
+    """One item per ``JPEGImages/[<res>/]<seq>`` with its ``Annotations/[<res>/]<seq>`` masks, in
+    split ``split_of(seq)``; ``labels(seq)`` adds what the layout says about that sequence's labels."""
+    sub = f"/{res}" if res else ""
     out = []
-    for seq_dir in sorted(p for p in fs.ls(seq_root, detail=False) if fs.isdir(p)):
+    for seq_dir in _subfolders(fs, f"{root}/JPEGImages{sub}"):
         seq = os.path.basename(seq_dir.rstrip("/"))
         frames = _images_in(fs, seq_dir)
         if not frames:
             continue
-        ann_dir = f"{root}/Annotations/{res}/{seq}" if res else f"{root}/Annotations/{seq}"
-        masks = _match_masks(frames, _images_in(fs, ann_dir))
-        out.append(
-            _frames_item(
-                to_uri(seq_dir), seq, "davis",
-                [to_uri(f) for f in frames], [to_uri(m) if m else None for m in masks], None, splits.get(seq),
-            )
-        )
+        masks, orphans = _match_masks(frames, _images_in(fs, f"{root}/Annotations{sub}/{seq}"))
+        out.append(_frames_item(to_uri(seq_dir), seq, layout, [to_uri(f) for f in frames],
+                                [to_uri(m) if m else None for m in masks], None, split_of(seq),
+                                orphan_annotations=orphans, **(labels(seq) if labels else {})))
     return out
 
 
@@ -119,186 +138,99 @@ def _davis_splits(fs, root: str) -> dict[str, str]:
     """Sequence → split name from ImageSets (2017: names; 2016: '/JPEGImages/480p/seq/00000.jpg ...')."""
     splits: dict[str, str] = {}
     for sub in ("2017", "2016", "480p"):
-        folder = f"{root}/ImageSets/{sub}"
-        if not fs.isdir(folder):
-            continue
-        for path in sorted(fs.ls(folder, detail=False)):
-            if not path.endswith(".txt"):
-                continue
-            split = os.path.splitext(os.path.basename(path))[0]
-            for line in fs.cat_file(path).decode("utf-8", "replace").splitlines():
-                line = line.strip()
-                if not line:
-                    continue
+        for path in _text_files(fs, f"{root}/ImageSets/{sub}"):
+            split = _stem(path)
+            for line in _lines(fs, path):
                 seq = line.split()[0].strip("/").split("/")[2] if line.startswith("/JPEGImages") else line
                 splits.setdefault(seq, split)
     return splits
 
 
+def _text_files(fs, folder: str) -> list[str]:
+    return sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".txt")) if fs.isdir(folder) else []
+
+
+def _lines(fs, path: str) -> list[str]:
+    return [line.strip() for line in fs.cat_file(path).decode("utf-8", "replace").splitlines() if line.strip()]
+
+
+def _youtube_vos(fs, root: str, to_uri) -> list[SourceItem]:
+    """YouTube-VOS: the sequences, each with its split, mask semantics and object categories."""
+    try:
+        meta = json.loads(fs.cat_file(f"{root.rstrip('/')}/{YTVOS_META}"))
+        videos = meta["videos"]
+        if not isinstance(videos, dict):
+            raise TypeError("'videos' is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        return [SourceItem(uri=to_uri(root), video_id=video_id_for(os.path.basename(root.rstrip("/")), to_uri(root)),
+                           kind=SourceKind.frames, layout="youtube-vos",
+                           error=f"{YTVOS_META} beside JPEGImages/ is not YouTube-VOS's ({exc})")]
+    split = _ytvos_split(os.path.basename(root.rstrip("/")))
+
+    def labels(seq: str) -> dict:
+        objects = (videos.get(seq) or {}).get("objects") or {}
+        categories = tuple(sorted((int(k), str(v.get("category", ""))) for k, v in objects.items()
+                                  if str(k).isdigit() and isinstance(v, dict)))
+        return {"mask_semantics": YTVOS_SEMANTICS.get(split), "object_categories": categories}
+
+    return _sequences(fs, root, None, "youtube-vos", to_uri, lambda seq: split, labels) if split else [
+        SourceItem(uri=to_uri(root), video_id=video_id_for(os.path.basename(root.rstrip("/")), to_uri(root)),
+                   kind=SourceKind.frames, layout="youtube-vos",
+                   error=f"a YouTube-VOS tree ({YTVOS_META}) in a folder named {os.path.basename(root.rstrip('/'))!r}: "
+                         "its split (train, valid or test) decides what its masks mean; keep the official folder name")]
+
+
+def _ytvos_split(folder_name: str) -> str | None:
+    """train, valid or test from the words of the tree's folder name (``train``, ``valid_all_frames``,
+    ``ytvos2018-val``); None when none of them is there."""
+    words = set(re.split(r"[^a-z]+", folder_name.lower()))
+    for split, names in (("train", {"train"}), ("valid", {"valid", "val"}), ("test", {"test"})):
+        if words & names:
+            return split
+    return None
+
+
 def _vip(fs, root: str, to_uri) -> list[SourceItem]:
+    splits = {video: _stem(path).removesuffix("_videos") for path in _text_files(fs, f"{root}/lists")
+              for video in _lines(fs, path)}
     out = []
-    for video_dir in sorted(p for p in fs.ls(f"{root}/Images", detail=False) if fs.isdir(p)):
+    for video_dir in _subfolders(fs, f"{root}/Images"):
         video = os.path.basename(video_dir.rstrip("/"))
         frames = _images_in(fs, video_dir)
         if not frames:
             continue
-        masks = _match_masks(frames, _images_in(fs, f"{root}/Annotations/Category_ids/{video}"))
-        out.append(
-            _frames_item(to_uri(video_dir), video, "vip", [to_uri(f) for f in frames],
-                         [to_uri(m) if m else None for m in masks], None, None)
-        )
+        masks, orphans = _match_masks(frames, _images_in(fs, f"{root}/Annotations/Category_ids/{video}"))
+        out.append(_frames_item(to_uri(video_dir), video, "vip", [to_uri(f) for f in frames],
+                                [to_uri(m) if m else None for m in masks], None, splits.get(video),
+                                orphan_annotations=orphans))
+    return out
+
+
+def _jhmdb_splits(fs, root: str) -> dict[tuple[str, str], str]:
+    """(action, video) → train or test from ``splits/<action>_test_split1.txt`` ('<video>.avi 1|2')."""
+    out = {}
+    for path in _text_files(fs, f"{root}/splits"):
+        name = _stem(path)
+        if not name.endswith("_test_split1"):
+            continue
+        for line in _lines(fs, path):
+            video, _, flag = line.partition(" ")
+            out[(name.removesuffix("_test_split1"), _stem(video))] = {"1": "train", "2": "test"}.get(flag.strip())
     return out
 
 
 def _jhmdb(fs, root: str, to_uri) -> list[SourceItem]:
+    splits = _jhmdb_splits(fs, root)
     out = []
-    for action_dir in sorted(p for p in fs.ls(f"{root}/Rename_Images", detail=False) if fs.isdir(p)):
+    for action_dir in _subfolders(fs, f"{root}/Rename_Images"):
         action = os.path.basename(action_dir.rstrip("/"))
-        for video_dir in sorted(p for p in fs.ls(action_dir, detail=False) if fs.isdir(p)):
+        for video_dir in _subfolders(fs, action_dir):
             video = os.path.basename(video_dir.rstrip("/"))
             frames = _images_in(fs, video_dir)
             if not frames:
                 continue
             mat = f"{root}/joint_positions/{action}/{video}/{JHMDB_MAT}"
             keypoints = to_uri(mat) if fs.exists(mat) else None
-            out.append(
-                _frames_item(to_uri(video_dir), f"{action}/{video}", "jhmdb",
-                             [to_uri(f) for f in frames], [], keypoints, None)
-            )
+            out.append(_frames_item(to_uri(video_dir), f"{action}/{video}", "jhmdb", [to_uri(f) for f in frames], [],
+                                    keypoints, splits.get((action, video))))
     return out
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def _open_image(uri: str) -> Image.Image:
-    """The decoded image; LayoutError when its bytes are not an image PIL can read.
-
-    An OSError with an errno (permission denied, an I/O error) is the machine's and propagates.
-    """
-    with open_uri(uri) as handle:
-        data = handle.read()
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except UnidentifiedImageError:
-        raise LayoutError(f"{os.path.basename(uri)} is not an image (no image format recognises its bytes)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        # PIL reports damaged data ("image file is truncated") as OSErrors without an errno;
-        # some broken PNGs raise SyntaxError.
-        raise LayoutError(f"{os.path.basename(uri)} is not a readable image ({reason_of(exc)})") from None
-    return image
-
-
-def first_frame_size(item: SourceItem) -> tuple[int, int]:
-    """(width, height) of the first frame file."""
-    return _open_image(item.frame_uris[0]).size
-
-
-def frame_names(item: SourceItem) -> list[str]:
-    """Each frame file's name, in stored order."""
-    return [os.path.basename(uri) for uri in item.frame_uris]
-
-
-def read_frames(item: SourceItem, width: int, height: int, chunk_frames: int) -> Iterator[np.ndarray]:
-    """RGB uint8 chunks (t, H, W, 3) of a frame folder, resized bicubically to (width, height).
-
-    Raises LayoutError when a frame's size differs from the first frame's: a sequence has one size,
-    and resizing one odd frame silently would store something the folder does not show.
-    """
-    first = None
-    buf: list[np.ndarray] = []
-    for uri in item.frame_uris:
-        image = _open_image(uri).convert("RGB")
-        first = first or (image.size, uri)
-        if image.size != first[0]:
-            raise LayoutError(f"frame {os.path.basename(uri)} is {_size(image.size)}, the first frame "
-                             f"{os.path.basename(first[1])} is {_size(first[0])}")
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.Resampling.BICUBIC)
-        buf.append(np.asarray(image))
-        if len(buf) == chunk_frames:
-            yield np.stack(buf)
-            buf = []
-    if buf:
-        yield np.stack(buf)
-
-
-def _size(size: tuple[int, int]) -> str:
-    return f"{size[0]}×{size[1]}"
-
-
-def label_array(image: Image.Image) -> np.ndarray:
-    """Ids (H, W) uint8 from an annotation PNG (palette, greyscale 0/255, grey+alpha or bilevel)."""
-    if image.mode == "P":
-        return np.asarray(image, dtype=np.uint8)
-    if image.mode in ("L", "LA", "1", "I", "I;16"):
-        grey = np.asarray(image.getchannel(0) if image.mode == "LA" else image).astype(np.int64)
-        if image.mode == "1":
-            return grey.astype(np.uint8)
-        values = np.unique(grey)
-        if set(values.tolist()) <= {0, 255}:
-            return (grey > 0).astype(np.uint8)
-        if values.max() >= NOT_ANNOTATED:
-            raise LayoutError(f"label ids must be below {NOT_ANNOTATED}, found {values.max()}")
-        return grey.astype(np.uint8)
-    raise LayoutError(f"unsupported annotation image mode {image.mode!r}")
-
-
-def read_masks(item: SourceItem, source_size: tuple[int, int], width: int, height: int,
-               chunk_frames: int) -> Iterator[np.ndarray]:
-    """Id masks (t, H, W) uint8, nearest-resized as the frames are; frames without an annotation
-    file are NOT_ANNOTATED.
-
-    Raises LayoutError when an annotation's size differs from its frame's (``source_size``, width ×
-    height): labels that do not cover their frame pixel for pixel are never resampled to fit.
-    """
-    buf: list[np.ndarray] = []
-    for uri in item.mask_uris:
-        if uri is None:
-            buf.append(np.full((height, width), NOT_ANNOTATED, np.uint8))
-        else:
-            image = _open_image(uri)
-            if image.size != tuple(source_size):
-                raise LayoutError(f"annotation {os.path.basename(uri)} is {_size(image.size)}, "
-                                 f"its frames are {_size(source_size)}")
-            try:
-                ids = label_array(image)
-            except LayoutError as exc:
-                raise LayoutError(f"annotation {os.path.basename(uri)}: {exc}") from None
-            if ids.shape != (height, width):
-                ids = np.asarray(Image.fromarray(ids).resize((width, height), Image.Resampling.NEAREST))
-            buf.append(ids)
-        if len(buf) == chunk_frames:
-            yield np.stack(buf)
-            buf = []
-    if buf:
-        yield np.stack(buf)
-
-
-def read_keypoints(item: SourceItem, scale_x: float, scale_y: float, width: int, height: int) -> np.ndarray:
-    """Keypoints (T, J, 3) float32 (x, y, visible) from JHMDB's ``pos_img`` (2, J, T), rescaled.
-
-    JHMDB has no visibility flag; a joint outside the frame is marked not visible. Raises
-    LayoutError when the file has no ``pos_img`` of that shape, or when its T differs from the
-    folder's frame count (keypoints of another clip, or a frame too many or too few).
-    """
-    from scipy.io import loadmat
-
-    with open_uri(item.keypoints_uri) as handle:
-        data = handle.read()
-    try:
-        mat = loadmat(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - scipy raises several classes for a damaged .mat; all mean the same
-        raise LayoutError(f"{JHMDB_MAT} is not a readable MATLAB file ({reason_of(exc)})") from None
-    if "pos_img" not in mat:
-        raise LayoutError(f"{JHMDB_MAT} has no pos_img")
-    pos = np.asarray(mat["pos_img"], dtype=np.float64)
-    if pos.ndim != 3 or pos.shape[0] != 2:
-        raise LayoutError(f"{JHMDB_MAT}: pos_img must be 2 × joints × frames, not {' × '.join(map(str, pos.shape))}")
-    if pos.shape[2] != len(item.frame_uris):
-        raise LayoutError(f"{JHMDB_MAT} has keypoints for {pos.shape[2]} frames, the folder has "
-                         f"{len(item.frame_uris)} frames")
-    xy = pos.transpose(2, 1, 0) * np.array([scale_x, scale_y])  # (T, J, 2)
-    inside = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
-    return np.concatenate([xy, inside[..., None]], axis=-1).astype(np.float32)

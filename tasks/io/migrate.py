@@ -30,9 +30,10 @@ from storage_schemas.records import StoreInfo
 from storage_schemas.snapshots import CatalogEntry
 from storage_schemas.validation import VALIDATION_ATTR
 from tasks.io.lineage import code_version
+from tasks.io.names import inside
 from tasks.io.snapshots import commit
 from tasks.io.store import open_root, open_store, store_info, version_path
-from tasks.io.uris import filesystem, join, normalize
+from tasks.io.uris import filesystem, join, local_path, normalize
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def _convert_video(store: str, root: zarr.Group, video_id: str) -> CatalogEntry 
         return CatalogEntry(version=None, record=raw)
     version = legacy_version_id(video_id, raw)
     target = version_path(video_id, version)
+    if local_path(store) is not None:
+        inside(local_path(store), VIDEOS_GROUP, video_id, version)  # never through a link planted in the store
     if target not in root:
         root.create_group(target, attributes={VIDEO_RECORD_ATTR: raw})
     fs, _ = filesystem(store)

@@ -6,8 +6,10 @@ record and gets both formats. Each event goes to two places:
 - the client's file transport, into ``<lineage folder>/openlineage/`` beside the records (local
   paths and fsspec URLs alike); a record that cannot be mirrored there is an error, as the record is;
 - the transport the user configured with the client's own conventions (``OPENLINEAGE_URL`` for
-  Marquez or DataHub, ``openlineage.yml`` in the working directory or ``$OPENLINEAGE_CONFIG``, or
-  ``OPENLINEAGE__TRANSPORT__*`` variables). Sending is best effort: a backend that is down costs a
+  Marquez or DataHub, ``$OPENLINEAGE_CONFIG`` or ``~/.openlineage/openlineage.yml``, or
+  ``OPENLINEAGE__TRANSPORT__*`` variables). An ``openlineage.yml`` in the working folder, which
+  the client would also read, is not: anyone may have put it there (a cloned repository, a shared
+  folder), and it would send every event elsewhere (docs/security.md); vmac warns and names it. Sending is best effort: a backend that is down costs a
   warning, never the run; the events on disk stay.
 
 ``OPENLINEAGE_DISABLED=true`` turns both off (the client's switch); the lineage records remain.
@@ -176,14 +178,30 @@ def emit_record(lineage_folder: str, record: LineageRecord) -> None:
                     record.kind, event.run.runId, client.transport.kind, exc)
 
 
+class UsersClient(OpenLineageClient):
+    """The client, reading a config file only where the user put one: ``$OPENLINEAGE_CONFIG`` or
+    ``~/.openlineage/openlineage.yml``, never the working folder."""
+
+    @staticmethod
+    def _find_yaml_config_path() -> str | None:
+        for path in (os.environ.get("OPENLINEAGE_CONFIG"), os.path.expanduser("~/.openlineage/openlineage.yml")):
+            if path and os.path.isfile(path) and os.access(path, os.R_OK):
+                return path
+        return None
+
+
 def configured_client() -> OpenLineageClient | None:
-    """A client on the transport the user configured (``OPENLINEAGE_URL``, ``openlineage.yml``,
-    ``OPENLINEAGE__TRANSPORT__*``), or None when there is none: the client would otherwise fall
-    back to printing every event on the console."""
-    probe = OpenLineageClient(transport=NoopTransport(NoopConfig()))
+    """A client on the transport the user configured (``OPENLINEAGE_URL``, ``$OPENLINEAGE_CONFIG``,
+    ``~/.openlineage/openlineage.yml``, ``OPENLINEAGE__TRANSPORT__*``), or None when there is none:
+    the client would otherwise fall back to printing every event on the console."""
+    here = os.path.join(os.getcwd(), "openlineage.yml")
+    if os.path.isfile(here) and not os.environ.get("OPENLINEAGE_CONFIG"):
+        log.warning("%s is not read: an openlineage.yml in the working folder could be anyone's; set "
+                    "OPENLINEAGE_CONFIG=%s to send lineage events where it says", here, here)
+    probe = UsersClient(transport=NoopTransport(NoopConfig()))
     if not (os.environ.get("OPENLINEAGE_URL") or probe.config.transport.get("type")):
         return None
-    return OpenLineageClient()
+    return UsersClient()
 
 
 def read_events(lineage_folder: str) -> list[dict]:

@@ -14,29 +14,24 @@ the one file named: a playlist or a concat list would decode bytes vmac never ha
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import av.logging
 
-from tasks.io.files import not_regular_reason
+from tasks.io.containers import (
+    VideoError,
+    check_format,
+    check_still,
+    list_kind,
+    mp4_without_index,
+    one_line,
+    open_container,
+    refuse_lists,
+)
 
-
-class VideoError(RuntimeError):
-    """A source that cannot be decoded; the message is the one-line reason stored in the catalog."""
-
-
-# Demuxers that read files other than the one named (playlists, concat lists, image sequences,
-# manifests, disc folders) or run scripts: the bytes they decode are not the bytes vmac hashed.
-MULTI_FILE_FORMATS = frozenset({
-    "hls", "applehttp", "dash", "concat", "image2", "imf", "webm_dash_manifest", "dvdvideo", "avisynth",
-    "vapoursynth", "lavfi", "sdp", "rtp", "rtsp", "srtp",
-})
-# Demuxers that render text as pictures (ANSI art, .nfo and .txt files): not videos.
-TEXT_ART_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
-# What vmac's own opens allow a demuxer to open besides the file it was handed: nothing. ffmpeg's
-# decode gets ``file`` alone, and the demuxer the probe found (tasks.io.ffmpeg).
-CLOSED_OPTIONS = {"protocol_whitelist": "none"}
 # A frame larger than this (pixels) is refused before anything is allocated for it (16K × 16K):
 # a damaged or crafted header may claim any size.
 MAX_FRAME_PIXELS = 1 << 28
@@ -130,6 +125,7 @@ class Probe:
     color_space: str | None = None
     field_order: str | None = None
     interlaced: bool = False  # the first frame is coded interlaced, or the stream's field order says so
+    mirrored: bool = False  # the display matrix flips the picture (besides rotating it)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -170,29 +166,15 @@ class PacketCount:
     first_key_time: float | None = None
     jumps_back: bool = False
     key_times: tuple[float, ...] = ()  # presentation times of the keyframes, sorted (seconds)
+    end_time: float | None = None  # where the last shown packet ends: its time plus its duration (seconds)
+    # Errors the demuxer itself logged while reading (a file that ends early, a broken structure), first
+    # few, and how many: read in-process, so none is lost to ffmpeg's interleaved log lines.
+    demux_errors: tuple[str, ...] = ()
+    demux_error_count: int = 0
 
     @property
     def frames(self) -> int:
         return self.delivered - self.discarded
-
-
-def open_container(path: str, container_format: str | None = None, probesize: int | None = None, handle=None):
-    """``av.open`` of a regular local file (or an open binary ``handle``, e.g. an fsspec file),
-    read through a Python file object with every protocol refused: a demuxer that would open other
-    files (a playlist's segments, a list's entries, a reference movie's media) cannot, so nothing
-    is read but the file named. Raises VideoError for anything but a regular file (a FIFO or a
-    device would block or never end)."""
-    if handle is None:
-        problem = not_regular_reason(path)
-        if problem:
-            raise VideoError(f"not a regular file ({problem})")
-        handle = open(path, "rb")
-    options = dict(CLOSED_OPTIONS, probesize=str(probesize)) if probesize else CLOSED_OPTIONS
-    try:
-        return av.open(handle, format=container_format, options=options, metadata_errors="ignore")
-    except BaseException:
-        handle.close()
-        raise
 
 
 @dataclass(frozen=True)
@@ -211,9 +193,10 @@ class Sniffed:
 SNIFF_BYTES = 1 << 20
 
 
-def sniff(handle) -> Sniffed:
+def sniff(handle, path: str | None = None) -> Sniffed:
     """Whether the open binary ``handle`` holds a video vmac takes (it is closed here). Reads at most
-    about ``SNIFF_BYTES`` besides the container's own header structures."""
+    about ``SNIFF_BYTES`` besides the container's own header structures. ``path``: the local file
+    it reads, so an animation PyAV takes for a still image is told apart (``check_still``)."""
     head = b""
     try:
         head = handle.read(4096)
@@ -223,9 +206,9 @@ def sniff(handle) -> Sniffed:
         handle.seek(0)
         with open_container("", probesize=SNIFF_BYTES, handle=handle) as container:
             try:
-                check_format(container.format.name)
+                check_still(path, container.format.name) if path else check_format(container.format.name)
             except VideoError as exc:
-                return Sniffed(False, str(exc), "reads other files" in str(exc))
+                return Sniffed(False, str(exc), "still image" not in str(exc) and "text rendered" not in str(exc))
             streams = [_stream_info(s) for s in container.streams.video]
             if not streams:
                 kinds = sorted({s.type for s in container.streams}) or ["no streams"]
@@ -260,52 +243,18 @@ def _stream_info(stream) -> StreamInfo:
         attached_pic=bool(disposition & av.stream.Disposition.attached_pic))
 
 
-def check_format(name: str) -> None:
-    """Refuse demuxers that read other files, still images and text art, in the field's words."""
-    names = set(name.split(","))
-    if names & MULTI_FILE_FORMATS:
-        raise VideoError(f"a {name} file reads other files (a playlist, list or image sequence): vmac decodes only "
-                         "bytes it hashed; ingest the media files it names instead")
-    if names & TEXT_ART_FORMATS:
-        raise VideoError(f"text rendered as pictures ({name} demuxer), not a video")
-    if any(n.endswith("_pipe") for n in names):
-        raise VideoError(f"a still image ({name}), not a video: put frames in a folder to ingest a frame folder")
-
-
-# Text files that name other files for a demuxer to read, told by their first bytes.
-_LIST_MARKERS = ((b"#EXTM3U", "an HLS playlist (m3u8)"), (b"ffconcat version", "an ffconcat list"),
-                 (b"<MPD", "a DASH manifest (mpd)"), (b"[playlist]", "a PLS playlist"))
-
-
-def list_kind(head: bytes) -> str | None:
-    """What a file whose first bytes are ``head`` is, when it is a playlist or list of other files."""
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:64]
-    return next((kind for marker, kind in _LIST_MARKERS if start.startswith(marker) or
-                 (marker == b"<MPD" and start.startswith(b"<?xml") and marker in head[:4096])), None)
-
-
-def refuse_lists(path: str) -> None:
-    """VideoError for a playlist or list of files, named as what it is."""
-    if not_regular_reason(path):
-        return  # open_container says what it is
-    with open(path, "rb") as handle:
-        kind = list_kind(handle.read(4096))
-    if kind:
-        raise VideoError(f"{kind} reads other files: vmac decodes only bytes it hashed; ingest the media files it "
-                         "names instead")
-
-
 def probe(path: str) -> Probe:
     """Probe a local video file with PyAV; raises VideoError with a one-line reason."""
     try:
         refuse_lists(path)
         with open_container(path) as container:
-            check_format(container.format.name)
+            check_still(path, container.format.name)
             streams = [_stream_info(s) for s in container.streams.video]
             chosen, why = choose_stream(streams)
             stream = container.streams[chosen.index]
             if chosen.width <= 0 or chosen.height <= 0:
-                raise VideoError("video stream has no frame size")
+                raise VideoError("video stream has no frame size: its parameter sets are missing (a stream cut before "
+                                 "its first keyframe?)")
             if chosen.width * chosen.height > MAX_FRAME_PIXELS:
                 raise VideoError(f"the header claims {chosen.width}×{chosen.height} frames, more than vmac decodes "
                                  f"({MAX_FRAME_PIXELS} pixels)")
@@ -318,6 +267,9 @@ def probe(path: str) -> Probe:
     except VideoError:
         raise
     except av.error.FFmpegError as exc:
+        if mp4_without_index(path):
+            raise VideoError("truncated: an MP4/MOV whose index (moov atom) is missing, as a recording cut off before "
+                             "it was finalised leaves it") from exc
         raise VideoError(f"not a readable video: {exc.strerror or one_line(exc)}") from exc
     except (OSError, ValueError) as exc:
         raise VideoError(f"cannot open as video: {one_line(exc)}") from exc
@@ -344,7 +296,19 @@ def _probe_of(container, stream, chosen: StreamInfo, streams: list[StreamInfo], 
         color_transfer=COLOR_TRANSFERS.get(int(first.color_trc or ctx.color_trc or 2)),
         color_space=COLOR_SPACES.get(int(first.colorspace or ctx.colorspace or 2)),
         field_order=field_order, interlaced=bool(first.interlaced_frame) or field_order in ("tt", "bb", "tb", "bt"),
+        mirrored=_mirrored(first),
     )
+
+
+def _mirrored(frame) -> bool:
+    """True when the frame's display matrix (9 little-endian int32, the 2×2 part in 16.16 fixed
+    point) has a negative determinant: players show it flipped. ffmpeg's autorotate applies the
+    flip as it applies the rotation; ``rotation`` alone does not say it."""
+    for data in getattr(frame, "side_data", ()):
+        if getattr(data, "type", None) == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            a, b, _, c, d = struct.unpack("<5i", bytes(data)[:20])
+            return a * d - b * c < 0
+    return False
 
 
 # Presentation times that go back by more than this are a new timeline, not frame reordering (B-frames
@@ -358,11 +322,14 @@ def count_packets(path: str, stream_index: int, container_format: str | None = N
     the times are not one timeline."""
     delivered = discarded = 0
     shown: list[int] = []
-    keys: list[int] = []  # presentation times of keyframes, delivered (edit-list cuts included)
-    starts_with_key: bool | None = None
-    jumps_back, latest = False, None
+    keys: list[int] = []  # presentation times of keyframes, in decode order (edit-list cuts included)
+    jumps_back, latest, end = False, None, None
+    previous_level, previous_skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # the same error of another file, earlier in this process, counts again
     try:
-        with open_container(path, container_format) as container:
+        with av.logging.Capture() as logged, open_container(path, container_format) as container:
+            demuxer = container.format.name
             stream = container.streams[stream_index]
             base = stream.time_base
             back = int(JUMP_BACK_SECONDS / base) if base else 0
@@ -371,33 +338,42 @@ def count_packets(path: str, stream_index: int, container_format: str | None = N
                     continue
                 delivered += 1
                 discarded += bool(packet.is_discard)
-                if starts_with_key is None:
-                    starts_with_key = bool(packet.is_keyframe)
                 if packet.is_keyframe and packet.pts is not None:
                     keys.append(packet.pts)
                 if not packet.is_discard and packet.pts is not None:
                     shown.append(packet.pts)
                     jumps_back |= latest is not None and packet.pts < latest - back
                     latest = packet.pts if latest is None else max(latest, packet.pts)
+                    end = max(end or packet.pts, packet.pts + (packet.duration or 0))
     except av.error.FFmpegError as exc:
         raise VideoError(f"container breaks after {delivered} video packets: {exc.strerror or one_line(exc)}") from exc
-    leading, first_key = _leading(shown, keys, starts_with_key)
+    finally:
+        av.logging.set_level(previous_level)
+        av.logging.set_skip_repeated(previous_skip)
+    # The demuxer's own messages (a codec parser's, about pictures, are the decode's to judge), which
+    # it logs under its full name ("matroska,webm") however it was asked for.
+    names = set(demuxer.split(","))
+    errors = [message.strip() for level, name, message in logged
+              if level <= av.logging.ERROR and names & set(name.split(","))]
+    leading, first_key = _leading(shown, keys)
     times = () if jumps_back or len(shown) != delivered - discarded else tuple(float(p * base) for p in sorted(shown))
+    end_time = float(end * base) if end is not None and not jumps_back else None
     return PacketCount(delivered, discarded, times, leading, float(first_key * base) if first_key is not None else None,
-                       jumps_back, tuple(float(p * base) for p in sorted(keys)) if times else ())
+                       jumps_back, tuple(float(p * base) for p in sorted(keys)) if times else (), end_time,
+                       tuple(errors[:5]), len(errors))
 
 
-def _leading(shown: list[int], keys: list[int], starts_with_key: bool | None) -> tuple[int, int | None]:
-    """(shown packets before the first keyframe's time, that time) when the first packet delivered
-    is not a keyframe (a file cut mid-GOP); (0, None) otherwise, and when no packet is marked a
-    keyframe at all (a demuxer that does not say: the decode decides)."""
-    if starts_with_key or not keys or not shown:
+def _leading(shown: list[int], keys: list[int]) -> tuple[int, int | None]:
+    """(shown packets before the first keyframe's time, that time), or (0, None) when there are
+    none. They reference pictures the file does not hold: the frames of a GOP a cut went into
+    (the file starts before its first keyframe), or the leading pictures of an open GOP whose
+    keyframe the file starts with (HEVC RASL, H.264 pictures before a recovery point), which
+    decoders drop. When no packet is marked a keyframe (a demuxer that does not say) the decode
+    decides."""
+    if not keys or not shown:
         return 0, None
     first_key = keys[0]
-    return sum(pts < first_key for pts in shown), first_key
+    leading = sum(pts < first_key for pts in shown)
+    return (leading, first_key) if leading else (0, None)
 
 
-def one_line(text) -> str:
-    """The last non-empty line of an error text, trimmed: catalog reasons are one line."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""

@@ -44,7 +44,9 @@ from storage_schemas.snapshots import (
     TagInfo,
 )
 from tasks.io.files import write_atomic
-from tasks.io.uris import filesystem, join, normalize
+from tasks.io.names import inside
+from tasks.io.secrets import redact_json, redact_text
+from tasks.io.uris import filesystem, join, local_path, normalize
 
 Videos = dict[str, CatalogEntry]
 # An edit: the catalog and validation stamp of the tip → what they become. It may be called more
@@ -99,20 +101,30 @@ def split_ref(store: str) -> tuple[str, str | None]:
     return store, None
 
 
-def _commit_uri(store: str, seq: int) -> str:
-    return join(store, REFS_DIR, BRANCH, f"{seq:012d}.json")
+def _in_store(store: str, *parts: str, writing: bool = False) -> str:
+    """``store/parts…``. For a write into a local store, checked by ``tasks.io.names.inside``:
+    OutsideError for a path through a symbolic link planted in the store (vmac writes only inside
+    the folder named)."""
+    path = local_path(store) if writing else None
+    if path is not None:
+        inside(path, *parts)
+    return join(store, *parts)
 
 
-def _hint_uri(store: str) -> str:
-    return join(store, REFS_DIR, f"{BRANCH}.json")
+def _commit_uri(store: str, seq: int, writing: bool = False) -> str:
+    return _in_store(store, REFS_DIR, BRANCH, f"{seq:012d}.json", writing=writing)
 
 
-def _snapshot_uri(store: str, snapshot_id: str) -> str:
-    return join(store, SNAPSHOTS_DIR, f"{snapshot_id}.json")
+def _hint_uri(store: str, writing: bool = False) -> str:
+    return _in_store(store, REFS_DIR, f"{BRANCH}.json", writing=writing)
 
 
-def _tag_uri(store: str, name: str) -> str:
-    return join(store, REFS_DIR, TAGS_DIR, f"{name}.json")
+def _snapshot_uri(store: str, snapshot_id: str, writing: bool = False) -> str:
+    return _in_store(store, SNAPSHOTS_DIR, f"{snapshot_id}.json", writing=writing)
+
+
+def _tag_uri(store: str, name: str, writing: bool = False) -> str:
+    return _in_store(store, REFS_DIR, TAGS_DIR, f"{name}.json", writing=writing)
 
 
 def _read(uri: str) -> bytes | None:
@@ -258,19 +270,20 @@ def commit(store: str, edit: Edit, command: str, message: str = "", run_id: str 
             videos, validation = edit(dict(base.videos), base.validation)
             if videos == base.videos and validation == base.validation and seq >= 0:
                 return None, base
+            videos, validation = _redacted(base, videos, validation)
             snapshot = SnapshotData(id=new_snapshot_id(), parent=base.id or None, created_at=now_iso(),
                                     videos=videos, validation=validation)
-            write_atomic(_snapshot_uri(store, snapshot.id), snapshot.model_dump_json(), exclusive=True, sync=False)
+            write_atomic(_snapshot_uri(store, snapshot.id, writing=True), snapshot.model_dump_json(), exclusive=True, sync=False)
             added, changed, removed = diff(base.videos, videos)
             info = CommitInfo(seq=seq + 1, snapshot=snapshot.id, parent=snapshot.parent,
-                              time=snapshot.created_at, command=command, message=message, run_id=run_id,
+                              time=snapshot.created_at, command=command, message=redact_text(message), run_id=run_id,
                               host=socket.gethostname(), code_version=code_version, added=added, changed=changed,
                               removed=removed)
             try:
-                write_atomic(_commit_uri(store, info.seq), info.model_dump_json(indent=1), exclusive=True, sync=False)
+                write_atomic(_commit_uri(store, info.seq, writing=True), info.model_dump_json(indent=1), exclusive=True, sync=False)
             except FileExistsError:
                 # Another writer made this commit first: our snapshot was never referenced.
-                _remove(_snapshot_uri(store, snapshot.id))
+                _remove(_snapshot_uri(store, snapshot.id, writing=True))
                 time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 20)))
                 continue
             _write_hint(store, info.seq)
@@ -278,10 +291,20 @@ def commit(store: str, edit: Edit, command: str, message: str = "", run_id: str 
     raise CommitConflictError(f"commit to {store} lost the race for the tip {COMMIT_TRIES} times; try again")
 
 
+def _redacted(base: SnapshotData, videos: Videos, validation: dict | None) -> tuple[Videos, dict | None]:
+    """What an edit made, every URL in a new or changed record (and the stamp) redacted
+    (``tasks.io.secrets``): a source's credentials never reach a snapshot. Entries carried over
+    from ``base`` were redacted when they were committed."""
+    redacted = {video_id: entry if base.videos.get(video_id) == entry
+                else CatalogEntry(version=entry.version, record=redact_json(entry.record))
+                for video_id, entry in videos.items()}
+    return redacted, (validation if validation == base.validation else redact_json(validation))
+
+
 def _write_hint(store: str, seq: int) -> None:
     """Record ``seq`` as the latest commit number, without fsync: a hint that a crash leaves stale
     or torn costs readers a few more existence checks, or one listing (``read_tip``)."""
-    fs, path = filesystem(_hint_uri(store))
+    fs, path = filesystem(_hint_uri(store, writing=True))
     fs.pipe_file(path, str(seq).encode("ascii"))
 
 
@@ -334,7 +357,7 @@ def create_tag(store: str, name: str, snapshot_id: str, message: str = "") -> Ta
     load_snapshot(store, snapshot_id)
     tag = TagInfo(name=name, snapshot=snapshot_id, created_at=now_iso(), message=message)
     try:
-        write_atomic(_tag_uri(store, name), tag.model_dump_json(indent=1), exclusive=True)
+        write_atomic(_tag_uri(store, name, writing=True), tag.model_dump_json(indent=1), exclusive=True)
     except FileExistsError:
         held = read_tag(store, name)
         if held is None or held.snapshot != snapshot_id:

@@ -20,17 +20,22 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import fsspec
 
 from storage_schemas.layout import VIDEO_EXTENSIONS
 from storage_schemas.records import SourceKind
 from tasks.io import layouts
+from tasks.io.faults import reason_of
 from tasks.io.files import hash_file, not_regular_reason
 from tasks.io.items import SourceItem, is_image, video_id_for
 from tasks.io.probe import sniff
+from tasks.io.secrets import keep_out, redact
 from tasks.io.uris import filesystem, is_url, local_path
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -65,7 +70,8 @@ def scan_sources(sources: list[str]) -> SourceScan:
     items: dict[str, SourceItem] = {}
     skipped: list[Skipped] = []
     for source in sources:
-        for item in _expand_one(source, skipped):
+        # A URL's credentials stay in memory (``tasks.io.secrets``); items name it redacted.
+        for item in _expand_one(keep_out(source), skipped):
             items.setdefault(item.uri, item)
     return SourceScan(sorted(items.values(), key=lambda item: item.uri), skipped)
 
@@ -89,24 +95,10 @@ def describe_skipped(skipped: list[Skipped]) -> str:
 
 def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
     if is_url(source):
-        fs, root = filesystem(source)
-        protocol = source.split("://", 1)[0]
-
-        def to_uri(path: str) -> str:
-            return f"{protocol}://{path.lstrip('/')}" if protocol != "memory" else f"memory://{path}"
-
-        matches = fs.glob(root) if _GLOB_CHARS.search(root) else [root]
-        out: list[SourceItem] = []
-        for path in matches:
-            if fs.isdir(path):
-                out.extend(_walk(fs, path, path, to_uri, skipped))
-            elif fs.exists(path):
-                uri = to_uri(path)
-                out.append(_video_item(uri, os.path.basename(path)))
-            else:
-                out.append(_missing(source))
-        return out
-
+        try:
+            return _expand_url(source, skipped)
+        except Exception as exc:  # noqa: BLE001 - each remote filesystem raises its own classes (aiohttp, paramiko, ftplib)
+            return [_unreadable_source(redact(source), exc)]
     fs = fsspec.filesystem("file")
     path = local_path(source)
     matches = sorted(glob.glob(path, recursive=True)) if _GLOB_CHARS.search(path) else [path]
@@ -121,6 +113,51 @@ def _expand_one(source: str, skipped: list[Skipped]) -> list[SourceItem]:
         else:
             out.append(_missing(match))
     return out
+
+
+def _expand_url(source: str, skipped: list[Skipped]) -> list[SourceItem]:
+    """The items of a source URL (``source`` redacted: ``uris.filesystem`` opens it as given)."""
+    fs, root = filesystem(source)
+    to_uri = _url_namer(source, root)
+    where = urlsplit(root).path if "://" in root else root
+    matches = fs.glob(root) if _GLOB_CHARS.search(where) else [root]
+    out: list[SourceItem] = []
+    for path in matches:
+        if fs.isdir(path):
+            out.extend(_walk(fs, path, path, to_uri, skipped))
+        elif fs.exists(path):
+            uri = to_uri(path)
+            out.append(_video_item(uri, posixpath.basename(urlsplit(uri).path)))
+        else:
+            out.append(_missing(redact(source)))
+    return out
+
+
+def _url_namer(source: str, root: str) -> Callable[[str], str]:
+    """How a path of ``source``'s filesystem (as it lists it) is named as a URL, redacted: HTTP
+    paths are URLs already; FTP and SFTP paths leave out the host, which ``source`` names;
+    object-store paths start with the bucket."""
+    scheme, netloc = urlsplit(source).scheme, urlsplit(source).netloc
+    host = urlsplit(source).hostname or ""
+    hostless = bool(host) and "://" not in root and not root.lstrip("/").startswith(host)
+
+    def to_uri(path: str) -> str:
+        if "://" in path:
+            return redact(path)
+        if scheme == "memory":
+            return f"memory://{path}"
+        if hostless:
+            return redact(f"{scheme}://{netloc}/{path.lstrip('/')}")
+        return redact(f"{scheme}://{path.lstrip('/')}")
+
+    return to_uri
+
+
+def _unreadable_source(source: str, exc: Exception) -> SourceItem:
+    """A source URL that could not be listed (unreachable, refused, not found): a failed row."""
+    name = posixpath.basename(urlsplit(source).path.rstrip("/")) or source
+    return SourceItem(uri=source, video_id=video_id_for(os.path.splitext(name)[0], source), kind=SourceKind.video,
+                      layout="file", error=f"unreadable source {source}: {reason_of(exc)}")
 
 
 def _missing(path: str) -> SourceItem:
@@ -168,6 +205,8 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
     out: list[SourceItem] = []
     if len(images) > 1:
         out.append(layouts.frame_folder(fs, root, top, to_uri, images))
+    elif images and sniff(fs.open(images[0], "rb")).video:  # an animated PNG (APNG) is a video
+        out.append(_video_item(to_uri(images[0]), os.path.relpath(images[0], top)))
     elif images:
         skipped.append(Skipped(to_uri(images[0]), "a single image, not a video (a frame folder holds two or more)",
                                counts=False))
@@ -205,12 +244,15 @@ def _left_out(fs, entry: dict, base: str) -> tuple[str, bool] | None:
             return "symbolic link to a folder, not followed (give the folder itself as a source)", True
     if entry["type"] == "directory":
         return None
-    if entry["type"] != "file":
-        return f"not a regular file ({not_regular_reason(path) or entry['type']}): vmac reads only regular files", True
+    # A local entry's kind after its links (fsspec reports a link itself as "other"); a remote one's as listed.
+    local = fs.protocol in ("file", ("file", "local"))
+    kind = not_regular_reason(path) if local else (None if entry["type"] == "file" else entry["type"])
+    if kind is not None:
+        return f"not a regular file ({kind}): vmac reads only regular files", True
     if base.lower().endswith(VIDEO_EXTENSIONS):
         return None
     try:
-        found = sniff(fs.open(path, "rb"))
+        found = sniff(fs.open(path, "rb"), path if local else None)
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc.__class__.__name__}", True
     return None if found.video else (found.reason or "not a video", found.counts)
@@ -226,11 +268,45 @@ def _unreadable_dir(root: str, to_uri, exc: Exception) -> SourceItem:
     )
 
 
+# What tells one version of a remote object from the next, by filesystem (s3, gcs, http).
+_REMOTE_VERSION_KEYS = ("VersionId", "version_id", "ETag", "etag", "generation", "md5Hash", "LastModified", "mtime")
+
+
+def source_fingerprint(item: SourceItem) -> str | None:
+    """A digest of what the filesystem says of the source's files, read without their bytes: size,
+    modification and status-change times (ns), inode and device locally (an edit that restores the
+    modification time still moves the change time); size and version tag (or ETag, or modification
+    time) on object stores. None when a file cannot be listed or a remote one has no version:
+    then the source is hashed. A fingerprint unchanged since the store recorded it means the bytes
+    are the ones hashed then (``vmac ingest --rehash`` and ``vmac audit`` read them again)."""
+    lines = []
+    try:
+        for uri in item.content_uris:
+            path = local_path(uri)
+            if path is not None:
+                st = os.stat(path)
+                lines.append(f"{uri}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\t{st.st_dev}")
+                continue
+            fs, remote = filesystem(uri)
+            info = fs.info(remote)
+            version = next((info[k] for k in _REMOTE_VERSION_KEYS if info.get(k) is not None), None)
+            if version is None:
+                return None
+            lines.append(f"{uri}\t{info.get('size')}\t{version}")
+    except (OSError, ValueError):
+        return None
+    if item.mask_semantics or item.object_categories:
+        # What the layout says of the labels is part of the hash (``hash_source``): so of this too.
+        lines.append(repr((item.mask_semantics, item.object_categories)))
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest() if lines else None
+
+
 def hash_source(item: SourceItem) -> tuple[str, int]:
     """(sha256 hex, total bytes) of the source's content, streamed.
 
     A frame folder's hash covers every file's relative name and bytes, so renaming or editing any
-    frame, mask or keypoint file changes it.
+    frame, mask or keypoint file changes it, and what its layout says about the labels (mask
+    semantics, categories: from a YouTube-VOS meta.json, which is not hashed whole).
     """
     total = hashlib.sha256()
     size = 0
@@ -243,4 +319,6 @@ def hash_source(item: SourceItem) -> tuple[str, int]:
             return digest, nbytes
         rel = os.path.relpath(uri, base) if base else os.path.basename(uri)
         total.update(rel.encode("utf-8") + b"\0" + bytes.fromhex(digest))
+    if item.mask_semantics or item.object_categories:
+        total.update(repr((item.mask_semantics, item.object_categories)).encode("utf-8"))
     return total.hexdigest(), size

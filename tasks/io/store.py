@@ -34,6 +34,8 @@ from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
 from storage_schemas.snapshots import CatalogEntry, SnapshotData
 from storage_schemas.validation import catalog_fingerprint
 from tasks.io import snapshots
+from tasks.io.names import inside
+from tasks.io.secrets import redact_json, reveal
 from tasks.io.snapshots import LegacyStoreError
 from tasks.io.uris import exists, filesystem, join, local_path, normalize, storage_options
 
@@ -44,7 +46,7 @@ def _zarr_store(store: str, read_only: bool = False):
     path = local_path(store)
     if path is not None:
         return LocalStore(path, read_only=read_only)
-    return FsspecStore.from_url(store, read_only=read_only, storage_options=storage_options(store))
+    return FsspecStore.from_url(reveal(store), read_only=read_only, storage_options=storage_options(store))
 
 
 def open_root(store: str, read_only: bool = False) -> zarr.Group:
@@ -201,15 +203,23 @@ def read_catalog(store: str | Snapshot) -> dict[str, VideoRecord | None]:
 def new_version(root: zarr.Group, video_id: str) -> zarr.Group:
     """A new, empty version folder for ``video_id`` (``videos/<video_id>/<version>``), which no
     reader sees until a commit names it."""
+    version = snapshots.new_version_id()
+    if isinstance(root.store, LocalStore):
+        # A link planted in the store (videos/<id> → elsewhere) is not written through.
+        inside(str(root.store.root), VIDEOS_GROUP, video_id, version)
     with contextlib.suppress(zarr.errors.ContainsGroupError):
         root.require_group(f"{VIDEOS_GROUP}/{video_id}")
-    return root.create_group(version_path(video_id, snapshots.new_version_id()))
+    return root.create_group(version_path(video_id, version))
 
 
 def remove_version(store: str, video_id: str, version: str) -> None:
     """Delete a version folder this process made and no snapshot names (a decode the machine
-    failed, or one another writer's commit made redundant)."""
-    fs, path = filesystem(join(normalize(store), version_path(video_id, version)))
+    failed, or one another writer's commit made redundant). In a local store, OutsideError when
+    the path goes through a symbolic link (``tasks.io.names.inside``): nothing is deleted there."""
+    store = normalize(store)
+    if local_path(store) is not None:
+        inside(local_path(store), VIDEOS_GROUP, video_id, version)
+    fs, path = filesystem(join(store, version_path(video_id, version)))
     if fs.exists(path):
         fs.rm(path, recursive=True)
 
@@ -288,5 +298,6 @@ def frames_sha256(array) -> str:
 
 
 def write_record(group: zarr.Group, record: VideoRecord) -> None:
-    """Write ``record`` into a version folder's attributes (a version still being written)."""
-    group.attrs[VIDEO_RECORD_ATTR] = record.model_dump(mode="json")
+    """Write ``record`` into a version folder's attributes (a version still being written), every
+    URL in it redacted (``tasks.io.secrets``)."""
+    group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))

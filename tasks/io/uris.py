@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import fsspec
 
+from tasks.io.secrets import reader_uri
+
 
 def is_url(uri: str) -> bool:
     """True for an fsspec URL other than ``file://`` (those are local paths)."""
@@ -65,13 +67,16 @@ def storage_options(uri: str) -> dict:
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """(filesystem, path within it) of a local path or fsspec URL, with ``storage_options``."""
-    return fsspec.core.url_to_fs(uri, **storage_options(uri))
+    """(filesystem, path within it) of a local path or fsspec URL, with ``storage_options``; a
+    redacted URL is opened as it was given when this process was (``tasks.io.secrets.reader_uri``),
+    else without its masked parts (the user's own fsspec configuration supplies credentials), so
+    the path may hold credentials: name it to a person only through ``secrets.redact``."""
+    return fsspec.core.url_to_fs(reader_uri(uri), **storage_options(uri))
 
 
 def open_uri(uri: str, mode: str = "rb"):
-    """``fsspec.open`` of a local path or fsspec URL, with ``storage_options``."""
-    return fsspec.open(uri, mode, **storage_options(uri))
+    """``fsspec.open`` of a local path or fsspec URL, with ``storage_options`` (revealed as ``filesystem`` is)."""
+    return fsspec.open(reader_uri(uri), mode, **storage_options(uri))
 
 
 def exists(uri: str) -> bool:

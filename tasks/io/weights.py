@@ -21,16 +21,22 @@ class WeightsFileError(ValueError):
     """A file that is not a checkpoint vmac will load; the message names the file and why."""
 
 
-def load_weights_only(path: str | Path) -> object:
-    """``torch.load(path, weights_only=True)`` on the CPU.
+def load_weights_only(path: str | Path, allowed: tuple[type, ...] = ()) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU; ``allowed``: classes of plain values the
+    unpickler may also build (the official checkpoints' ``argparse.Namespace``).
 
     Raises WeightsFileError for a file that holds objects other than tensors and plain
     containers (refused, never loaded), and for one that is not a readable torch file
-    (truncated, damaged, another format). A missing or unreadable file raises its OSError.
+    (truncated, damaged, another format); its message never repeats torch's advice to load
+    with ``weights_only=False``. A missing or unreadable file raises its OSError.
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # no class refused: bytes that are no pickle torch can read
+            raise WeightsFileError(f"{path}: not a readable torch checkpoint (truncated, damaged or another "
+                                   "format)") from None
         found = _GLOBAL.search(str(exc))
         what = f" (it references {found[1]})" if found else ""
         raise WeightsFileError(

@@ -36,9 +36,18 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 
 def save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary sibling, fsync, then rename over ``path``."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temporary sibling, fsync, then rename over ``path``. Written through a
+    Python file so that a full disk raises OSError (ENOSPC, "No space left on device"): torch's own
+    writer reports it as a RuntimeError about positions in a zip file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as exc:
+            # torch's zip writer, closing after the failed write, raises its own error over the disk's.
+            disk = exc.__context__ or exc.__cause__
+            if isinstance(disk, OSError):
+                raise disk from None
+            raise
 
 
 def load_checkpoint(path: Path) -> dict:

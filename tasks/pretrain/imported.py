@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from tasks.io import lineage
 from tasks.io.files import file_sha256, hash_file
+from tasks.io.weights import load_weights_only
 from tasks.pretrain.checkpoints import save_atomic
 from vmac_core.architectures import ENCODER_NAMES
 from vmac_core.encoders import build_encoder
@@ -50,12 +50,7 @@ def load_official(path: str) -> dict:
     plain values); that one class is allowed by name, nothing else. Raises ValueError with one
     line for a file that is not such a pickle.
     """
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: not a weights file torch.load(weights_only=True) can read: {first}") from None
+    blob = load_weights_only(path, allowed=(argparse.Namespace,))  # WeightsFileError in vmac's words
     if not isinstance(blob, dict):
         raise ValueError(f"{path}: holds a {type(blob).__name__}, not a checkpoint or state dict")
     return blob

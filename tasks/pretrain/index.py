@@ -2,7 +2,9 @@
 
 - ``PairIndex``: every valid (video, t) of every ``complete`` video, from one snapshot of each
   store's catalog (``tasks.io.store.open_snapshot``): each video's frames are read from the version
-  folder that snapshot names, which no later commit changes.
+  folder that snapshot names, which no later commit changes. The videos that snapshot's validation
+  stamp quarantined (its content heuristics marked them: frozen, black or flat) are left out and
+  listed by name (``quarantined``).
 - ``PairSampler``: the order. A seeded permutation of the index per epoch, sharded across DDP
   ranks, cut into batches; it yields ``BatchRequest``s and remembers how many batches the
   training loop has *received* (not how many workers have prefetched), so ``state_dict()``
@@ -21,6 +23,7 @@ from torch.utils.data import Sampler
 
 from storage_schemas.config import DataParams
 from storage_schemas.records import Status
+from tasks.io.stamp import stamp_of
 from tasks.io.store import open_snapshot
 
 Gap = int | tuple[int, int]
@@ -41,6 +44,25 @@ class VideoEntry:
     snapshot: str = ""
 
 
+@dataclass(frozen=True)
+class QuarantinedVideo:
+    """A complete video pre-training leaves out because its store's validation marked it."""
+
+    store: str
+    video_id: str
+    rules: tuple[str, ...]  # 'rule: what was measured', as the stamp records them
+
+
+def describe_quarantined(videos: list[QuarantinedVideo], shown: int = 10) -> str | None:
+    """One line naming the videos left out and why; None when there are none."""
+    if not videos:
+        return None
+    names = "; ".join(f"{v.video_id} ({', '.join(r.split(':')[0] for r in v.rules)})" for v in videos[:shown])
+    more = f"; … {len(videos) - shown} more" if len(videos) > shown else ""
+    return (f"skipping {len(videos)} video(s) validation quarantined: {names}{more} "
+            "(the validation report says what was measured)")
+
+
 def gap_of(data: DataParams) -> Gap:
     """The config's gap: fixed, or the range ``(gap, gap_max)`` drawn from per pair."""
     return (data.gap, data.gap_max) if data.gap_max else data.gap
@@ -56,7 +78,8 @@ def _gap_range(gap: Gap) -> tuple[int, int]:
 class PairIndex:
     """Every (video, t) with t + gap_low inside the video, over the complete videos of ``stores``
     (each ``STORE``, read at its tip, or ``STORE@SNAPSHOT``; ``snapshots`` holds each one's
-    snapshot as read, so every process reads the same data).
+    snapshot as read, so every process reads the same data), except those the validation stamp of
+    that snapshot quarantined (those are in ``quarantined``).
 
     ``video_of[i]`` indexes ``videos``; ``t_of[i]`` is the first frame of pair i. Videos shorter
     than gap_low + 1 frames contribute nothing. Arrays, not lists: a YouTube-VOS-sized index
@@ -67,10 +90,16 @@ class PairIndex:
         self.stores = tuple(stores)
         self.gap_low, self.gap_high = _gap_range(gap)
         videos: list[VideoEntry] = []
+        self.quarantined: list[QuarantinedVideo] = []
         self.snapshots = [open_snapshot(store) for store in self.stores]
         for snapshot in self.snapshots:
+            stamp = stamp_of(snapshot)
+            marked = stamp.quarantined if stamp is not None else {}
             for video_id, record in snapshot.records().items():
                 if record is None or record.status is not Status.complete or not record.frame_count:
+                    continue
+                if video_id in marked:
+                    self.quarantined.append(QuarantinedVideo(snapshot.store, video_id, tuple(marked[video_id])))
                     continue
                 videos.append(VideoEntry(snapshot.store, video_id, record.frame_count, record.height, record.width,
                                          record.has_motion, snapshot.path(video_id), snapshot.id))

@@ -269,7 +269,8 @@ def make_pair_loader(
     every video must have one (``require_motion``: ValueError naming ``vmac ingest --motion``)."""
     index = PairIndex(stores, gap)
     if not len(index):
-        raise ValueError(f"no frame pairs with gap ≥ {index.gap_low} in the complete videos of {list(stores)}")
+        left_out = f"; {len(index.quarantined)} quarantined by validation" if index.quarantined else ""
+        raise ValueError(f"no frame pairs with gap ≥ {index.gap_low} in the complete videos of {list(stores)}{left_out}")
     if motion_grid:
         require_motion(index)
     sampler = PairSampler(len(index), batch_size, seed, rank, world_size, drop_last)

@@ -20,7 +20,16 @@ from storage_schemas.config import PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status
-from storage_schemas.run import CHECKPOINTS_DIR, CONFIG, LOSS_CURVE, METRICS, PREVIEWS_DIR, preview_name
+from storage_schemas.run import (
+    CHECKPOINT_NAMES,
+    CHECKPOINTS_DIR,
+    CONFIG,
+    LOSS_CURVE,
+    METRICS,
+    PREVIEWS_DIR,
+    RUN_FILE_NAMES,
+    preview_name,
+)
 from tasks.io import lineage
 from tasks.io.files import file_sha256, remove_stale_temporaries, write_atomic
 from tasks.io.store import fingerprint_of, open_snapshot
@@ -34,7 +43,7 @@ from tasks.pretrain.checkpoints import (
     save_encoder,
 )
 from tasks.pretrain.data import pin_stores, tag_snapshots
-from tasks.pretrain.index import gap_of
+from tasks.pretrain.index import describe_quarantined, gap_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
 from tasks.pretrain.plan import batch_geometry, milestone_steps, motion_grid, step_schedule
@@ -69,6 +78,14 @@ class TrainResult:
     resumed_from: int
 
 
+def remove_leftovers(run_dir: Path, log: Log) -> None:
+    """Remove the temporaries of this run directory's writes that a kill interrupted (only vmac's
+    own, of the names a run writes, whose writer is gone), saying which."""
+    for leftover in (remove_stale_temporaries(run_dir / CHECKPOINTS_DIR, CHECKPOINT_NAMES)
+                     + remove_stale_temporaries(run_dir, RUN_FILE_NAMES)):
+        log(f"removed {leftover}: the temporary of a write that was killed")
+
+
 def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = None,
           on_progress: Progress | None = None) -> TrainResult:
     """Pre-train VideoMAC per ``config``; resume from the run directory's last checkpoint if asked.
@@ -85,8 +102,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     torch.manual_seed(config.run.seed)
     run_dir = Path(config.out)
     if world.is_main:
-        for leftover in remove_stale_temporaries(run_dir / CHECKPOINTS_DIR) + remove_stale_temporaries(run_dir):
-            log(f"removed {leftover}: the temporary of a write that was killed")
+        remove_leftovers(run_dir, log)
     training = build(config, world)
     restore(training, config, log)
     wrap(training, config, world)
@@ -95,6 +111,8 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
         start_run_directory(config, run_dir, training.step, record, log)
     board = open_tensorboard(config, run_dir, training.step) if world.is_main else None
     s = training.schedule
+    if skipped := describe_quarantined(training.batches.loader.dataset.index.quarantined):
+        log(skipped)
     log(f"pretrain: {s.pairs} pairs/epoch, {s.steps_per_epoch} steps/epoch, {s.total_steps} steps, "
         f"batch {config.optimiser.batch_size} = {training.geometry.micro_batch} x {training.geometry.accumulation} "
         f"accumulation x {world.size} processes, lr {s.lr:.2e}, device {world.device}, {threads} torch threads "

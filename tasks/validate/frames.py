@@ -41,19 +41,21 @@ def sample_windows(frame_count: int, config: ValidateConfig) -> list[tuple[int, 
     return [(int(s), int(s) + length) for s in starts]
 
 
-def longest_frozen_run(windows: list[tuple[int, np.ndarray]], max_mean_abs_diff: float) -> tuple[int, int | None]:
-    """(length in frames, first frame index) of the longest run of identical consecutive frames
-    within one window; ``windows`` as in ``frame_statistics``. (0, None) without frames."""
+def longest_frozen_run(windows: list[tuple[int, np.ndarray]], level_max: float) -> tuple[int, int | None]:
+    """(length in frames, first frame index) of the longest run of frames showing the same picture
+    within one window: each frame of a run differs from the run's first frame by at most
+    ``level_max`` levels at every sample. Compared with the run's first frame, not the frame
+    before, so a slow fade or pan that moves each sample by a level a frame ends its run within a
+    few frames. ``windows`` as in ``frame_statistics``; (0, None) without frames."""
     longest, longest_at = 0, None
     for start, block_thwc in windows:
         flat_tn = block_thwc.reshape(len(block_thwc), -1)
-        run = 1
+        anchor = 0
         for t in range(len(block_thwc)):
-            if t:
-                diff = np.abs(flat_tn[t].astype(np.int16) - flat_tn[t - 1]).mean()
-                run = run + 1 if diff <= max_mean_abs_diff else 1
-            if run > longest:
-                longest, longest_at = run, start + t - run + 1
+            if t and np.abs(flat_tn[t].astype(np.int16) - flat_tn[anchor]).max() > level_max:
+                anchor = t
+            if t - anchor + 1 > longest:
+                longest, longest_at = t - anchor + 1, start + anchor
     return longest, longest_at
 
 
@@ -61,9 +63,9 @@ def frame_statistics(windows: list[tuple[int, np.ndarray]], thresholds: Validati
     """Statistics of sampled frames; ``windows`` holds (first frame index, frames (t, H, W, 3) uint8).
 
     A frame is black when its mean is at most ``black_mean_max``; constant when it is not black
-    and its std is at most ``constant_std_max``. Consecutive frames are identical when their mean
-    absolute difference is at most ``frozen_mean_abs_diff_max``; a frozen run is a maximal stretch
-    of identical consecutive frames, counted in frames (1 = no freeze).
+    and its std is at most ``constant_std_max``. A frozen run is a maximal stretch of frames
+    showing the same picture (``longest_frozen_run`` with ``frozen_level_max``), counted in
+    frames (1 = no freeze).
     """
     if not windows:
         return {}
@@ -71,7 +73,7 @@ def frame_statistics(windows: list[tuple[int, np.ndarray]], thresholds: Validati
     mean_t = np.concatenate([flat_tn.mean(axis=1, dtype=np.float64) for _, flat_tn in flats])
     std_t = np.concatenate([flat_tn.std(axis=1, dtype=np.float64) for _, flat_tn in flats])
     index_t = np.concatenate([np.arange(start, start + len(flat_tn)) for start, flat_tn in flats])
-    longest, longest_at = longest_frozen_run(windows, thresholds.frozen_mean_abs_diff_max)
+    longest, longest_at = longest_frozen_run(windows, thresholds.frozen_level_max)
     black_t = mean_t <= thresholds.black_mean_max
     constant_t = ~black_t & (std_t <= thresholds.constant_std_max)
     return {

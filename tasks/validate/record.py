@@ -30,17 +30,20 @@ from storage_schemas.validation import (
 from tasks.io import lineage
 from tasks.io.files import file_sha256, write_atomic
 from tasks.io.lineage import code_version
+from tasks.io.names import inside
 from tasks.io.snapshots import commit
 from tasks.io.store import open_snapshot
-from tasks.io.uris import join, normalize
+from tasks.io.uris import join, local_path, normalize
 from tasks.validate.report import report_markdown
 from tasks.validate.suites import rule_outcomes
 from tasks.validate.tables import ValidationTables
 
 
 def result_uri(store: str, name: str) -> str:
-    """``<store>/validation/<name>``: an absolute path for a local store, else a URL."""
-    return join(normalize(store), VALIDATION_DIR, name)
+    """``<store>/validation/<name>``: an absolute path for a local store, else a URL. OutsideError
+    when a local path would leave the store (``validation`` a link to elsewhere)."""
+    path = local_path(store)
+    return str(inside(path, VALIDATION_DIR, name)) if path is not None else join(normalize(store), VALIDATION_DIR, name)
 
 
 def write_new(uri: str, text: str) -> None:
@@ -51,8 +54,19 @@ def write_new(uri: str, text: str) -> None:
         raise FileExistsError(f"{uri} exists; validation results are append-only") from None
 
 
+def quarantined_videos(rules: list[RuleOutcome]) -> dict[str, list[str]]:
+    """video_id → each quarantine rule it broke, with what was measured ('rule: detail')."""
+    marked: dict[str, list[str]] = {}
+    for rule in rules:
+        if rule.success or rule.severity is not Severity.quarantine:
+            continue
+        for video, detail in zip(rule.videos, rule.details):
+            marked.setdefault(video, []).append(f"{rule.rule}: {detail.removeprefix(video).strip(' ()')}")
+    return dict(sorted(marked.items()))
+
+
 def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> ValidationCounts:
-    """Videos by status (from the catalog table) and failed rules by severity."""
+    """Videos by status (from the catalog table), failed rules by severity, videos quarantined."""
     status = catalog["status"]
     return ValidationCounts(
         videos=len(catalog),
@@ -62,6 +76,7 @@ def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> Valida
         expectations=len(rules),
         critical_failures=sum(not r.success and r.severity is Severity.critical for r in rules),
         warnings=sum(not r.success and r.severity is Severity.warning for r in rules),
+        quarantined=len(quarantined_videos(rules)),
     )
 
 
@@ -75,8 +90,8 @@ def not_complete_videos(catalog: pd.DataFrame) -> list[FailedVideo]:
 
 def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[SuiteDefinition],
                rules: list[RuleOutcome], flow_run_id: str | None) -> ValidationStamp:
-    """The stamp of a validation run now: passed when no critical rule failed; names the result
-    and report files it is about to be written beside."""
+    """The stamp of a validation run now: passed when no critical rule failed, with the videos
+    quarantine rules marked; names the result and report files it is about to be written beside."""
     now = datetime.now(timezone.utc)
     validation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     counts = validation_counts(tables.catalog, rules)
@@ -89,6 +104,7 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
         catalog_fingerprint=tables.fingerprint,
         snapshot=tables.snapshot,
         counts=counts,
+        quarantined=quarantined_videos(rules),
         result_path=result_uri(config.store, f"{validation_id}.json"),
         report_path=result_uri(config.store, f"{validation_id}.md"),
         config=config,

@@ -32,6 +32,7 @@ def report_markdown(stamp: ValidationStamp, rules: list[RuleOutcome], not_comple
     lines = [
         *_header_lines(stamp),
         *_rule_lines(rules),
+        *_quarantine_lines(stamp),
         *_not_complete_lines(not_complete),
         *_complete_video_lines(tables),
     ]
@@ -42,10 +43,11 @@ def _header_lines(stamp: ValidationStamp) -> list[str]:
     """Title, verdict, and a table of what was validated, with which suites, thresholds and sampling."""
     counts = stamp.counts
     t = stamp.config.thresholds
+    marked = f", {counts.quarantined} video(s) quarantined (pre-training skips them)" if counts.quarantined else ""
     verdict = (
-        f"**PASSED**: all critical expectations met, {counts.warnings} warning(s)."
+        f"**PASSED**: all critical expectations met{marked}, {counts.warnings} warning(s)."
         if stamp.passed
-        else f"**FAILED**: {counts.critical_failures} critical rule(s) failed, {counts.warnings} warning(s)."
+        else f"**FAILED**: {counts.critical_failures} critical rule(s) failed{marked}, {counts.warnings} warning(s)."
     )
     suites = ", ".join(f"{s.name} v{s.version} (`{s.sha256[:12]}`)" for s in stamp.suites)
     return [
@@ -63,8 +65,8 @@ def _header_lines(stamp: ValidationStamp) -> list[str]:
         f"| full GE result | `{stamp.result_path}` |",
         f"| thresholds | fps {t.fps_min:g}–{t.fps_max:g}; height {t.height_min}–{t.height_max}; "
         f"width {t.width_min}–{t.width_max}; frame-count tolerance {t.frame_count_tolerance:g}; "
-        f"frozen run ≤ {t.max_frozen_run}; black ≤ {t.max_black_frame_fraction:g}, "
-        f"constant ≤ {t.max_constant_frame_fraction:g} of sampled frames |",
+        f"frozen run ≤ {t.max_frozen_run} frames (same picture: within {t.frozen_level_max:g} levels); "
+        f"black ≤ {t.max_black_frame_fraction:g}, constant ≤ {t.max_constant_frame_fraction:g} of sampled frames |",
         f"| sampling | {stamp.config.sample_windows} window(s) of {stamp.config.window_frames} frames "
         f"(whole video up to {stamp.config.sample_frames_per_video} frames) |",
     ]
@@ -79,12 +81,26 @@ def _rule_lines(rules: list[RuleOutcome]) -> list[str]:
         "| result | severity | rule | what it checks | offending videos |",
         "|---|---|---|---|---|",
     ]
-    for rule in sorted(rules, key=lambda r: (r.success, r.severity is not Severity.critical)):
-        result = "pass" if rule.success else ("**FAIL**" if rule.severity is Severity.critical else "warn")
+    order = {Severity.critical: 0, Severity.quarantine: 1, Severity.warning: 2}
+    shown_as = {Severity.critical: "**FAIL**", Severity.quarantine: "marks", Severity.warning: "warn"}
+    for rule in sorted(rules, key=lambda r: (r.success, order[r.severity])):
+        result = "pass" if rule.success else shown_as[rule.severity]
         shown = "<br>".join(_md(d, limit=False) for d in rule.details[:LISTED_DETAILS])
         if len(rule.details) > LISTED_DETAILS:
             shown += f"<br>… {len(rule.details) - LISTED_DETAILS} more"
         lines.append(f"| {result} | {rule.severity.value} | `{rule.rule}` | {_md(rule.description, limit=False)} | {shown} |")
+    return lines
+
+
+def _quarantine_lines(stamp: ValidationStamp) -> list[str]:
+    """The videos quarantine rules marked, each with what it broke; nothing when there are none."""
+    if not stamp.quarantined:
+        return []
+    lines = ["", "## Quarantined videos", "",
+             "Pre-training skips these videos and names them; the store passes.", "",
+             "| video_id | rules broken |", "|---|---|"]
+    for video, broken in stamp.quarantined.items():
+        lines.append(f"| {_md(video)} | {_md('; '.join(broken), limit=False)} |")
     return lines
 
 

@@ -47,7 +47,9 @@ def record_validation(config: ValidateConfig, tables: ValidationTables, results:
     logger = get_run_logger()
     logger.info("validation %s of %s: %s; report %s", summary.stamp.validation_id, config.store,
                 "passed" if summary.passed else "FAILED", summary.stamp.report_path)
-    for rule in summary.critical_failures + summary.warnings:
+    if summary.stamp.quarantined:
+        logger.warning("quarantined (pre-training skips them): %s", ", ".join(summary.stamp.quarantined))
+    for rule in summary.critical_failures + summary.quarantines + summary.warnings:
         log = logger.error if rule.severity is Severity.critical else logger.warning
         log("[%s] %s: %s", rule.severity.value, rule.rule, "; ".join(rule.details))
     return summary

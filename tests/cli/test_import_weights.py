@@ -69,4 +69,4 @@ def test_a_file_that_does_not_fit_fails_naming_the_key(tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "lineage").exists()
     path.write_bytes(b"not a pickle")
     assert main(["import-weights", str(path), "--encoder", "resnet18", "--out", str(out)]) == 2
-    assert "not a weights file torch.load(weights_only=True) can read" in capsys.readouterr().err
+    assert "not a readable torch checkpoint" in capsys.readouterr().err

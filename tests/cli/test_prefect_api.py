@@ -6,6 +6,7 @@ Real processes: the ``vmac`` console script, Prefect's API under uvicorn, SQLite
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -31,9 +32,11 @@ def _vmac(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([VMAC, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def _flow_runs(port: int) -> list[dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/flow_runs/filter", data=b"{}",
-                                     headers={"Content-Type": "application/json"}, method="POST")
+def _flow_runs(state: dict) -> list[dict]:
+    """The server's flow runs, asked with the secret of its record (it refuses requests without)."""
+    auth = "Basic " + base64.b64encode(state["auth"].encode()).decode()
+    request = urllib.request.Request(f"http://127.0.0.1:{state['port']}/api/flow_runs/filter", data=b"{}",
+                                     headers={"Content-Type": "application/json", "Authorization": auth}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -58,7 +61,7 @@ def test_commands_share_one_server_record_in_it_and_it_stops_when_idle(tmp_path,
         assert "0 decoded (0 frames), 1 up to date" in again.stdout
         assert read_state(home) == state, "the second command started another server"
         assert "Starting temporary server" not in first.stderr + again.stderr
-        runs = [r for r in _flow_runs(state["port"]) if r["state_type"] == "COMPLETED"]
+        runs = [r for r in _flow_runs(state) if r["state_type"] == "COMPLETED"]
         assert len(runs) == 2, f"expected both ingest_flow runs in the shared server, got {len(runs)}"
         status = _vmac(env, "server", "status")
         assert f"127.0.0.1:{state['port']}" in status.stdout

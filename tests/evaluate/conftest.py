@@ -128,3 +128,62 @@ def davis_store(tmp_path):
     """(store, truth): two DAVIS sequences (2 objects and 1 object, 6 frames, 76x100) ingested."""
     truth = write_davis(tmp_path / "davis", {"blobs": 2, "single": 1})
     return ingest_folder(tmp_path / "davis", tmp_path / "davis.zarr"), truth
+
+
+# Flat colours a raw-pixel feature tells apart: background, then objects 1, 2, 3.
+FLAT_COLOURS = np.array([[40, 40, 220], [220, 40, 40], [40, 220, 40], [230, 230, 40]], np.uint8)
+
+
+def flat_objects(frames: int, height: int, width: int, first: dict[int, int]) -> np.ndarray:
+    """ids (T, H, W) uint8: object k (appearing from frame ``first[k]``) a box moving 2 px right a frame."""
+    ids = np.zeros((frames, height, width), np.uint8)
+    for slot, (k, start) in enumerate(sorted(first.items())):
+        for t in range(start, frames):
+            top, left = 4 + 22 * slot, 4 + 2 * t
+            ids[t, top:top + 18, left:left + 24] = k
+    return ids
+
+
+def write_ytvos(root: Path, split: str, videos: dict[str, dict[int, int]], frames: int = 6,
+                size=(72, 96)) -> dict[str, np.ndarray]:
+    """A YouTube-VOS tree ``root/<split>``: meta.json, JPEGImages and palette Annotations every 5th
+    frame (00000, 00005, …). ``videos``: name → object id → the frame it first appears in. train
+    annotates every object in every frame; valid only each object's first frame, with that object
+    alone. Frames are flat colours (objects are ids' colours), so raw pixels track them. Returns
+    name → the true ids (T, H, W)."""
+    import json
+
+    folder = root / split
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{5 * t:05d}" for t in range(frames)]
+    meta = {"videos": {v: {"objects": {str(k): {"category": f"thing{k}", "frames": names[f:]}
+                                       for k, f in first.items()}} for v, first in videos.items()}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    truth = {}
+    for video, first in videos.items():
+        ids = flat_objects(frames, *size, first)
+        (folder / "JPEGImages" / video).mkdir(parents=True)
+        (folder / "Annotations" / video).mkdir(parents=True)
+        for t, name in enumerate(names):
+            Image.fromarray(FLAT_COLOURS[ids[t]]).save(folder / "JPEGImages" / video / f"{name}.jpg", quality=95)
+            shown = ids[t] if split == "train" else np.where(np.isin(ids[t], [k for k, f in first.items() if f == t]),
+                                                               ids[t], 0).astype(np.uint8)
+            if split == "train" or shown.any():
+                _save_png_ids(shown, folder / "Annotations" / video / f"{name}.png", palette=True)
+        truth[video] = ids
+    return truth
+
+
+def write_davis_trainval(root: Path, splits: dict[str, str], frames: int = 5, size=(72, 96)) -> None:
+    """DAVIS-2017 trainval: flat-coloured sequences with objects 1 and 2 from frame 0, listed in
+    ImageSets/2017/<split>.txt (``splits``: sequence → train or val)."""
+    for seq in splits:
+        ids = flat_objects(frames, *size, {1: 0, 2: 0})
+        (root / "JPEGImages/480p" / seq).mkdir(parents=True)
+        (root / "Annotations/480p" / seq).mkdir(parents=True)
+        for t in range(frames):
+            Image.fromarray(FLAT_COLOURS[ids[t]]).save(root / "JPEGImages/480p" / seq / f"{t:05d}.jpg", quality=95)
+            _save_png_ids(ids[t], root / "Annotations/480p" / seq / f"{t:05d}.png", palette=True)
+    (root / "ImageSets/2017").mkdir(parents=True)
+    for split in sorted(set(splits.values())):
+        (root / "ImageSets/2017" / f"{split}.txt").write_text("".join(f"{s}\n" for s, p in splits.items() if p == split))

@@ -37,7 +37,7 @@ def test_every_knob_reaches_propagation():
 
 
 def test_benchmark_fields_and_the_schema_version():
-    assert bm.BENCHMARK_SCHEMA_VERSION == 2 and bm.BENCHMARKS == ("davis", "vip", "jhmdb")
+    assert bm.BENCHMARK_SCHEMA_VERSION == 2 and bm.BENCHMARKS == ("davis", "youtube-vos", "vip", "jhmdb")
     for model in (bm.VideoInput, bm.SequenceResult, bm.BenchmarkSummary):
         assert "benchmark" in model.model_fields and "task" not in model.model_fields
     assert BenchmarkReport.model_fields["schema_version"].default == 2

@@ -194,7 +194,7 @@ def test_vip_parts_scored_by_one_confusion_matrix(tmp_path):
     saved = sorted(p.name for p in (tmp_path / "out" / "masks" / report.name / "v1").iterdir())
     assert saved == [f"{t + 1:012d}.png" for t in range(len(parts))]
     row = next(line for line in markdown.splitlines() if line.startswith("| random-init-convnextv2_atto |"))
-    assert row.count("| – ") == 5  # DAVIS J&F, J, F and both PCKs: no such videos
+    assert row.count("| – ") == 6  # DAVIS J&F, J, F, YouTube-VOS J&F and both PCKs: no such videos
 
 
 def test_jhmdb_keypoints_scored_by_pck(tmp_path):

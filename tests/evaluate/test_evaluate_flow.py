@@ -71,10 +71,12 @@ def test_evaluate_command_on_a_davis_folder(prefect_harness, tmp_path, capsys):
 
     # The comparison went out as a Prefect artifact too.
     async def artifact():
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["evaluation-comparison"])))
+        async with get_client() as client:  # this run's: other tests write the same key to the same server
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["evaluation-comparison"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[trained.flow_run_id])))
             return found[0].data if found else None
 
     assert asyncio.run(artifact()) == (out / "comparison.md").read_text()

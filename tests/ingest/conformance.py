@@ -104,6 +104,37 @@ class CutTs:
 
 
 @dataclass(frozen=True)
+class CutTsAtKey:
+    """``out`` is ``src`` from its ``key``-th keyframe's packet on: a capture or a segment that starts
+    exactly at a keyframe of an open GOP, whose leading pictures reference the GOP before."""
+
+    src: str
+    out: str
+    key: int
+
+    def run(self, folder: Path) -> None:
+        import av
+
+        with av.open(str(folder / self.src)) as container:
+            positions = [p.pos for p in container.demux(video=0) if p.size and p.is_keyframe]
+        start = positions[self.key] // 188 * 188
+        (folder / self.out).write_bytes((folder / self.src).read_bytes()[start:])
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """``out`` is the first ``fraction`` of ``src``'s bytes: a recording cut off."""
+
+    src: str
+    out: str
+    fraction: float
+
+    def run(self, folder: Path) -> None:
+        data = (folder / self.src).read_bytes()
+        (folder / self.out).write_bytes(data[: int(len(data) * self.fraction)])
+
+
+@dataclass(frozen=True)
 class Text:
     out: str
     text: str
@@ -122,7 +153,7 @@ class Fifo:
         os.mkfifo(folder / self.out)
 
 
-Step = Encode | Join | CutTs | Text | Fifo
+Step = Encode | Join | CutTs | CutTsAtKey | Truncate | Text | Fifo
 
 
 @dataclass(frozen=True)
@@ -161,7 +192,9 @@ AV1 = ("-c:v", "libaom-av1", "-cpu-used", "8")
 CODECS: dict[str, tuple[str, ...]] = {
     "h264": X264, "hevc": X265, "vp8": VP8, "vp9": VP9, "av1": AV1, "svtav1": ("-c:v", "libsvtav1", "-preset", "12"),
     "rav1e": ("-c:v", "librav1e", "-speed", "10"), "mpeg2": ("-c:v", "mpeg2video",), "mpeg1": ("-c:v", "mpeg1video",),
-    "mpeg4": ("-c:v", "mpeg4",), "mjpeg": ("-c:v", "mjpeg",), "ffv1": ("-c:v", "ffv1",), "png": ("-c:v", "png",),
+    "mpeg4": ("-c:v", "mpeg4",), "xvid": ("-c:v", "libxvid"), "apng": ("-c:v", "apng"),
+    "webp_anim": ("-c:v", "libwebp_anim"), "mjpeg": ("-c:v", "mjpeg",), "ffv1": ("-c:v", "ffv1",),
+    "png": ("-c:v", "png",),
     "qtrle": ("-c:v", "qtrle",), "prores": ("-c:v", "prores_ks",), "h263": ("-c:v", "h263",), "flv1": ("-c:v", "flv",),
     "gif": ("-c:v", "gif",), "huffyuv": ("-c:v", "huffyuv",), "utvideo": ("-c:v", "utvideo",),
     "rawvideo": ("-c:v", "rawvideo",), "x264rgb": ("-c:v", "libx264rgb",),
@@ -844,4 +877,35 @@ def cases() -> list[Case]:
         Encode((*lavfi(), *X264, "a.mp4")), Encode((*lavfi(vf="hflip"), *X264, "b.mp4")),
         Text("clip.ffconcat", "ffconcat version 1.0\nfile a.mp4\nfile b.mp4\n"))), Fails("reads other files"))
     add("mp4-fifo", Source("mp4-fifo", "clip.mp4", (Fifo("clip.mp4"),)), Fails("not a regular file"))
+
+    # Found by trying files as a new user would (docs/ingest.md, "The decoder contract").
+    # An AVI whose index lists dropped frames (empty chunks, as capture tools write): not truncated.
+    add("avi-mpeg4-dropped-frames", encoded("avi-mpeg4-dropped-frames", "avi", "mpeg4", "-fps_mode", "passthrough",
+                                            vf="setpts='if(gt(N,3),PTS+2,PTS)'"))
+    # Xvid with packed B-frames: placeholder packets, and ffmpeg's decoder shows what it shows.
+    add("avi-xvid-packed-b-frames", encoded("avi-xvid-packed-b-frames", "avi", "xvid", "-bf", "2", "-vtag", "XVID",
+                                            frames=12))
+    # Open GOPs cut exactly at a keyframe: its leading pictures reference the GOP before and are dropped.
+    for codec, extra in (("h264", ("-g", "6", "-bf", "3", "-x264opts", "open-gop=1")),
+                         ("hevc", ("-x265-params", "log-level=error:pools=none:keyint=6:open-gop=1:bframes=3:"
+                                                   "repeat-headers=1"))):
+        key = f"ts-{codec}-cut-at-open-gop-keyframe"
+        add(key, Source(key, "clip.ts", (Encode((*lavfi(frames=18), *CODECS[codec], *extra, "full.ts")),
+                                         CutTsAtKey("full.ts", "clip.ts", 1))),
+            Oracle(from_keyframe=True), leading_frames_dropped=positive())
+    # A display matrix that mirrors as well as rotates: applied as ffmpeg applies it, and recorded.
+    for key, flags in (("mp4-h264-hflip", ("-display_hflip",)),
+                       ("mp4-h264-rot90-vflip", ("-display_rotation", "90", "-display_vflip"))):
+        add(key, Source(key, "clip.mp4", (Encode((*lavfi(), *X264, "plain.mp4")),
+                                          Encode((*flags, "-i", "plain.mp4", "-c", "copy", "clip.mp4")))),
+            mirrored=True)
+    # Animated images are videos whatever their name; a still image named .mp4 is not.
+    add("apng-animated", encoded("apng-animated", "png", "apng", "-plays", "0", "-f", "apng"))
+    add("webp-animated", encoded("webp-animated", "webp", "webp_anim", "-loop", "0"), Fails("an animated image"))
+    add("mp4-still-jpeg", Source("mp4-still-jpeg", "clip.mp4", (
+        Encode((*lavfi(frames=1), "-f", "image2", "-c:v", "mjpeg", "clip.mp4")),)), Fails("a still image"))
+    # An MP4 recording cut off before its index (moov at the end) was written.
+    add("mp4-moov-missing", Source("mp4-moov-missing", "clip.mp4", (
+        Encode((*lavfi(frames=50), *X264, "full.mp4")), Truncate("full.mp4", "clip.mp4", 0.6))),
+        Fails("moov atom) is missing"))
     return out

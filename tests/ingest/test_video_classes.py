@@ -95,6 +95,26 @@ def test_a_folder_walk_decides_by_content_and_lists_what_it_leaves_out(mixed_fol
         assert outcome.frames == ffmpeg_frames(Path(item.uri)), item.uri
 
 
+def test_a_walk_takes_symlinked_videos_and_a_lone_animated_png(tmp_path):
+    """A link to a video file is the video (fsspec lists the link itself as "other"); a folder's
+    only image is a video when its content is an animation (APNG), and ignored when it is a still."""
+    elsewhere, folder, stills = tmp_path / "elsewhere", tmp_path / "walked", tmp_path / "stills"
+    for made in (elsewhere, folder, stills):
+        made.mkdir()
+    ffmpeg(*LAVFI, "-c:v", "libx264", "-pix_fmt", "yuv420p", str(elsewhere / "real.mp4"))
+    (folder / "link.mp4").symlink_to(elsewhere / "real.mp4")
+    (folder / "relative.mp4").symlink_to(Path("..") / "elsewhere" / "real.mp4")
+    ffmpeg(*LAVFI, "-c:v", "apng", "-plays", "0", "-f", "apng", str(folder / "anim.png"))
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=64x48", "-frames:v", "1", str(stills / "still.png"))
+    scan = scan_sources([str(folder), str(stills)])
+    assert sorted(Path(item.uri).name for item in scan.items) == ["anim.png", "link.mp4", "relative.mp4"]
+    assert [(Path(e.uri).name, e.counts) for e in scan.skipped] == [("still.png", False)]
+    store = str(tmp_path / "s.zarr")
+    outcomes = {Path(item.uri).name: ingest_video(item, store, DecodeParams(short_side=0)) for item in scan.items}
+    assert outcomes["anim.png"].action == "decoded" and outcomes["anim.png"].frames == 8
+    assert outcomes["link.mp4"].action == outcomes["relative.mp4"].action == "decoded"
+
+
 def test_a_source_named_explicitly_that_is_not_a_regular_file_fails_at_once(tmp_path):
     fifo = tmp_path / "clip.mp4"
     os.mkfifo(fifo)

@@ -114,14 +114,23 @@ def lineage_backend():
     thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("configured_by", ["OPENLINEAGE_URL", "openlineage.yml"])
+def _user_config(tmp_path, text: str) -> None:
+    """``~/.openlineage/openlineage.yml`` of the (test's) user."""
+    (tmp_path / "home" / ".openlineage").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "home" / ".openlineage" / "openlineage.yml").write_text(text)
+
+
+@pytest.mark.parametrize("configured_by", ["OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "~/.openlineage"])
 def test_events_go_to_the_backend_the_user_configured(tmp_path, openlineage_env, lineage_backend, monkeypatch,
                                                       configured_by):
     url, received = lineage_backend
     if configured_by == "OPENLINEAGE_URL":
         monkeypatch.setenv("OPENLINEAGE_URL", url)
+    elif configured_by == "OPENLINEAGE_CONFIG":
+        (tmp_path / "mine.yml").write_text(f"transport:\n  type: http\n  url: {url}\n")
+        monkeypatch.setenv("OPENLINEAGE_CONFIG", str(tmp_path / "mine.yml"))
     else:
-        (tmp_path / "openlineage.yml").write_text(f"transport:\n  type: http\n  url: {url}\n")
+        _user_config(tmp_path, f"transport:\n  type: http\n  url: {url}\n")
     folder = str(tmp_path / "lineage")
     _run(folder)
     assert [path for path, _ in received] == ["/api/v1/lineage"] * 2
@@ -134,13 +143,25 @@ def test_a_backend_that_is_down_costs_a_warning_not_the_run(tmp_path, openlineag
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    (tmp_path / "openlineage.yml").write_text(
-        f"transport:\n  type: http\n  url: http://127.0.0.1:{port}\n  retry:\n    total: 0\n")
+    _user_config(tmp_path, f"transport:\n  type: http\n  url: http://127.0.0.1:{port}\n  retry:\n    total: 0\n")
     folder = str(tmp_path / "lineage")
     with caplog.at_level("WARNING", logger="vmac.lineage"):
         _run(folder)
     assert len(read_events(folder)) == 2 and len(lineage.read_records(folder)) == 2
     assert "not sent (http transport)" in caplog.text
+
+
+def test_an_openlineage_yml_in_the_working_folder_redirects_nothing(tmp_path, openlineage_env, lineage_backend,
+                                                                   caplog):
+    """Finding 8: the working folder may be anyone's (a cloned repository, a shared folder); its
+    openlineage.yml is named in a warning, and no event goes where it says."""
+    url, received = lineage_backend
+    (tmp_path / "openlineage.yml").write_text(f"transport:\n  type: http\n  url: {url}\n")
+    folder = str(tmp_path / "lineage")
+    with caplog.at_level("WARNING", logger="vmac.lineage"):
+        _run(folder)
+    assert received == [] and len(read_events(folder)) == 2
+    assert f"{tmp_path / 'openlineage.yml'} is not read" in caplog.text
 
 
 def test_openlineage_disabled_keeps_the_records(tmp_path, openlineage_env, monkeypatch):

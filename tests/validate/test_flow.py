@@ -9,22 +9,33 @@ from tests.validate.conftest import clip, encode, ingest
 
 
 @pytest.mark.slow
-def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harness, store, tmp_path, capsys):
+def test_flow_publishes_report_stamps_quarantines_and_fails_on_critical_rules(prefect_harness, store, tmp_path, capsys):
     from prefect.artifacts import Artifact
 
     from cli.main import build_parser
     from flows.validate import ValidationFailedError, validate_flow
+    from storage_schemas.layout import FRAMES, VIDEOS_GROUP
     from tasks.io.stamp import validation_status
+    from tasks.io.store import open_store
 
     passed = validate_flow(ValidateConfig(store=store))
     assert passed.passed and validation_status(store) == passed.stamp
 
+    # A mostly black video is quarantined: the flow completes, the store passes, the video is named.
     frames = clip(seed=21)
-    frames[5:8] = 0
+    frames[:15] = 0
     [black] = ingest([encode(tmp_path / "in", "black.mp4", frames)], store)
+    marked = validate_flow(ValidateConfig(store=store))
+    assert marked.passed and black in marked.stamp.quarantined
+    artifact = Artifact.get("validation-report")
+    assert "## Quarantined videos" in artifact.data and black in artifact.data
+
+    # A stored frame changed after ingest breaks the store's integrity: the flow fails.
+    stored = open_store(store)[f"{VIDEOS_GROUP}/{black}/{FRAMES}"]
+    stored[20] = stored[20] // 2
     state = validate_flow(ValidateConfig(store=store), return_state=True)
     assert state.is_failed()
-    with pytest.raises(ValidationFailedError, match="no_black_frames") as failure:
+    with pytest.raises(ValidationFailedError, match="frames_match_record") as failure:
         state.result()
     assert black in str(failure.value) and "report:" in str(failure.value)
 
@@ -33,14 +44,14 @@ def test_flow_publishes_report_stamps_and_fails_on_critical_rules(prefect_harnes
     assert stamp.passed is False and stamp.flow_run_id == str(state.state_details.flow_run_id)
     artifact = Artifact.get("validation-report")
     assert artifact.flow_run_id == state.state_details.flow_run_id
-    assert "**FAILED**" in artifact.data and "`no_black_frames`" in artifact.data and black in artifact.data
+    assert "**FAILED**" in artifact.data and "`frames_match_record`" in artifact.data and black in artifact.data
 
     # The CLI handler prints the summary and exits non-zero on critical failures.
     parser = build_parser()
     args = parser.parse_args(["validate", "--store", store, "--max-frozen-run", "10"])
     assert args.func(args) == 1
     out = capsys.readouterr().out
-    assert "no_black_frames" in out and black in out and "FAILED" in out
+    assert "frames_match_record" in out and black in out and "FAILED" in out
     from cli.main import main
 
     assert main(["validate", "--store", str(tmp_path / "nowhere.zarr")]) == 2
