@@ -273,14 +273,16 @@ def commit(store: str, edit: Edit, command: str, message: str = "", run_id: str 
             videos, validation = _redacted(base, videos, validation)
             snapshot = SnapshotData(id=new_snapshot_id(), parent=base.id or None, created_at=now_iso(),
                                     videos=videos, validation=validation)
-            write_atomic(_snapshot_uri(store, snapshot.id, writing=True), snapshot.model_dump_json(), exclusive=True, sync=False)
+            commit_uri = _commit_uri(store, seq + 1, writing=True)  # a refused path before anything is written
+            write_atomic(_snapshot_uri(store, snapshot.id, writing=True), snapshot.model_dump_json(), exclusive=True,
+                         sync=False)
             added, changed, removed = diff(base.videos, videos)
             info = CommitInfo(seq=seq + 1, snapshot=snapshot.id, parent=snapshot.parent,
                               time=snapshot.created_at, command=command, message=redact_text(message), run_id=run_id,
                               host=socket.gethostname(), code_version=code_version, added=added, changed=changed,
                               removed=removed)
             try:
-                write_atomic(_commit_uri(store, info.seq, writing=True), info.model_dump_json(indent=1), exclusive=True, sync=False)
+                write_atomic(commit_uri, info.model_dump_json(indent=1), exclusive=True, sync=False)
             except FileExistsError:
                 # Another writer made this commit first: our snapshot was never referenced.
                 _remove(_snapshot_uri(store, snapshot.id, writing=True))

@@ -3,13 +3,17 @@
 - two ingests started together into one store (a local folder, and a bucket on moto's S3 server)
   over overlapping videos both succeed, and each video is stored once;
 - a re-decode committed while a pre-training process trains changes nothing it reads: it ends with
-  the metrics a run on the earlier snapshot has (``STORE@SNAPSHOT``, run after the re-decode).
+  the metrics a run on the earlier snapshot has (``STORE@SNAPSHOT``, run after the re-decode);
+- the issue's own trial, with the ``vmac`` commands a user types: ``vmac ingest --short-side``
+  re-decodes the video ``vmac pretrain`` is reading; pre-training finishes on its snapshot, and
+  ``vmac audit RUN`` afterwards re-hashes the frames the run read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +32,7 @@ from tests.io.test_cloud_store import BUCKET, s3, upload  # noqa: F401 - the s3 
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+VMAC = shutil.which("vmac", path=os.path.dirname(sys.executable))
 
 INGEST = """
 import json, sys
@@ -131,3 +136,49 @@ def test_a_redecode_during_pretraining_changes_nothing_it_reads(tmp_path, make_v
     config = json.loads((tmp_path / "during" / "config.json").read_text())
     assert config["stores"] == [before.ref]  # the run names the snapshot it read
     assert {tag.snapshot for tag in list_tags(store)} == {before.id}  # both runs tagged it
+
+
+def _vmac(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([VMAC, *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.mark.skipif(VMAC is None, reason="the vmac console script is not installed beside this Python")
+def test_vmac_ingest_redecodes_what_vmac_pretrain_reads_and_vmac_audit_finds_the_old_frames(tmp_path, make_video):
+    make_video("clip.mp4", frames=16, height=48, width=64)
+    videos, store, run = str(tmp_path / "videos"), str(tmp_path / "s.zarr"), tmp_path / "run"
+    first = _vmac("ingest", videos, "--store", store, "--short-side", "32", "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = open_snapshot(store)
+    steps = 300  # long enough for the re-decode below (a Dask cluster's start) to land mid-run
+    settings = {"model.input_size": 32, "model.decoder_dim": 32, "optimiser.batch_size": 4, "optimiser.max_steps": steps,
+                "optimiser.warmup_epochs": 0, "data.loader_workers": 1, "run.threads": 1, "run.progress": "false",
+                "run.checkpoint_every": 1000, "run.preview_every": 1000, "run.plot_every": 1000,
+                "run.log_every": 1000, "run.tensorboard": "false"}
+    training = subprocess.Popen(
+        [VMAC, "pretrain", "--store", store, "--out", str(run), "--preset", "tiny-cpu", "--skip-validation-check",
+         *[arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while not (metrics.exists() and metrics.read_text().strip()) and training.poll() is None:
+        assert time.monotonic() < deadline, "pre-training never wrote its first step"
+        time.sleep(0.1)
+    # The same video decoded again at another size into the same store, while the run reads it.
+    redo = _vmac("ingest", videos, "--store", store, "--short-side", "24", "--no-progress")
+    steps_at_commit = len(metrics.read_text().splitlines())
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    out, err = training.communicate(timeout=600)
+    assert training.returncode == 0, err[-3000:]
+    assert steps_at_commit < steps, "the re-decode must land while the run still trains"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(1, steps + 1))
+
+    tip = open_snapshot(store)
+    [video] = tip.entries
+    assert tip.entries[video].version != before.entries[video].version
+    assert tip.group(video)[FRAMES].shape[1] == 24 and before.group(video)[FRAMES].shape[1] == 32
+    assert json.loads((run / "config.json").read_text())["stores"] == [before.ref]  # the snapshot it read
+    audit = _vmac("audit", str(run), "--json", "--no-progress")
+    assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
+    report = json.loads(audit.stdout)
+    assert not report["drifts"] and report["checked"]["frames"] == 1  # the 32-px frames, re-hashed
