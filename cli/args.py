@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ from storage_schemas.config import (
     nest_overrides,
 )
 from storage_schemas.validation import ValidateConfig
-from tasks.io.secrets import keep_out
+from tasks.io.secrets import keep_out, redact_text
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,18 @@ class ConfigError(ValueError):
 def default_of(model: type[BaseModel], name: str):
     """The default of ``model``'s field ``name`` (for help texts)."""
     return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def choices_of(model: type[BaseModel], name: str) -> list:
+    """The values a ``Literal`` field of ``model`` allows (an optional Literal's too), for ``choices=``:
+    the parser offers what the config accepts, never a list kept by hand beside it."""
+    annotation = model.model_fields[name].annotation
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is not typing.Literal:
+        args = [value for arg in args if typing.get_origin(arg) is typing.Literal for value in typing.get_args(arg)]
+    if not args:
+        raise TypeError(f"{model.__name__}.{name} is not a Literal field")
+    return list(args)
 
 
 def given(**values) -> dict:
@@ -85,11 +98,31 @@ def parse_overrides(items: list[str], model: type[BaseModel] = PretrainConfig) -
 
 
 def validated(model: type[BaseModel], values: Mapping[str, Any]):
-    """``model.model_validate(values)``; a ValidationError becomes a ConfigError."""
+    """``model.model_validate(values)``; a ValidationError becomes a ConfigError.
+
+    Every string of ``values`` (every location option of every command, ``--set`` values
+    included) first passes ``keep_out``: a URL's credentials stay in this process's memory and
+    never reach the config, so neither Prefect's flow parameters nor anything written from the
+    config. An ``out`` that is a URL is refused: outputs go to a local folder the user names."""
     try:
-        return model.model_validate(values)
+        config = model.model_validate(kept_out_all(values))
     except ValidationError as exc:
         raise ConfigError(error_lines(exc, model)) from None
+    out = getattr(config, "out", None)
+    if isinstance(out, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", out) and not out.startswith("file://"):
+        raise ConfigError([f"out: vmac writes its outputs to a local folder you name, not to a URL (got {out!r})"])
+    return config
+
+
+def kept_out_all(value: Any) -> Any:
+    """``value`` (a config's values: dicts, lists, strings...) with ``keep_out`` applied to every string."""
+    if isinstance(value, str):
+        return keep_out(value)
+    if isinstance(value, Mapping):
+        return {key: kept_out_all(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [kept_out_all(item) for item in value]
+    return value
 
 
 def error_lines(error: ValidationError, model: type[BaseModel]) -> list[str]:
@@ -107,7 +140,7 @@ def error_lines(error: ValidationError, model: type[BaseModel]) -> list[str]:
         message = item["msg"].removeprefix("Value error, ")
         # A whole section (a dict) as the value says nothing the message does not.
         lines.append(f"{where}: {message}" + ("" if isinstance(value, Mapping) else f" (got {value!r})"))
-    return lines
+    return [redact_text(line) for line in lines]  # a value given may be a URL with its credentials
 
 
 def _allowed(model: type[BaseModel], loc: tuple) -> str:
@@ -160,30 +193,41 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
         sources=kept_out(args.source), eval_sources=kept_out(args.eval_source), out=args.out,
         store=args.store and keep_out(args.store), eval_store=args.eval_store and keep_out(args.eval_store),
         sample_seed=args.sample_seed, sample_small=args.small_sample or None,
-        preset=args.preset, pretrain=parse_overrides(args.set), decode=decode_values(args),
+        preset=args.preset, **pipeline_overrides(args.set), decode=decode_values(args),
         dask_address=args.dask_address, dask_workers=args.dask_workers, progress=not args.no_progress,
         on_new_data=args.on_new_data, pretrain_on=args.pretrain_on, reevaluate=args.reevaluate or None,
     ))
 
 
+def pipeline_overrides(items: list[str]) -> dict:
+    """``vmac run``'s --set items: ``evaluate.``-prefixed ones as EvaluateConfig overrides (the
+    pipeline's ``evaluate`` section), the others as PretrainConfig overrides (``pretrain``)."""
+    evaluation = [item.removeprefix("evaluate.") for item in items if item.startswith("evaluate.")]
+    training = [item for item in items if not item.startswith("evaluate.")]
+    return given(pretrain=parse_overrides(training) or None,
+                 evaluate=parse_overrides(evaluation, EvaluateConfig) or None)
+
+
 def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
+    """The ValidateConfig: defaults, then named flags, then --set [SECTION.]FIELD=VALUE."""
     thresholds = given(max_frozen_run=args.max_frozen_run, frame_count_tolerance=args.frame_count_tolerance)
     if args.fps_range is not None:
         thresholds["fps_min"], thresholds["fps_max"] = args.fps_range
-    return validated(ValidateConfig, given(
-        store=args.store, thresholds=thresholds, sample_frames_per_video=args.sample_frames,
-        sample_windows=args.sample_windows,
-    ))
+    flags = given(store=args.store, thresholds=thresholds, sample_frames_per_video=args.sample_frames,
+                  sample_windows=args.sample_windows)
+    return validated(ValidateConfig, merge(flags, parse_overrides(args.set, ValidateConfig)))
 
 
 def evaluate_config_from_args(args: argparse.Namespace) -> EvaluateConfig:
     checkpoints = [path for group in args.checkpoint for path in (group if isinstance(group, list) else [group])]
-    return validated(EvaluateConfig, given(
-        checkpoints=checkpoints, random_init=(args.random_init or "random-init" in args.baseline) or None,
+    flags = given(
+        checkpoints=checkpoints, random_init="random-init" in args.baseline or None,
         pixels="pixels" in args.baseline or None, pixel_floor=False if args.no_pixel_floor else None,
         encoder=args.encoder,
-        random_init_seed=args.seed, data=keep_out(args.data), out=args.out, split=args.split,
+        random_init_seed=args.random_init_seed, data=keep_out(args.data), out=args.out, split=args.split,
         save_masks=args.save_masks or None, device=args.device, threads=args.threads, dask_workers=args.dask_workers,
+        floor_cache=args.floor_cache, reuse_floors=False if args.rescore_floors else None,
         propagation=given(context=args.context, radius=args.radius, topk=args.topk, temperature=args.temperature),
         features=given(stage_stride=args.stage_stride, short_side=args.short_side, batch_size=args.batch_size),
-    ))
+    )
+    return validated(EvaluateConfig, merge(flags, parse_overrides(args.set, EvaluateConfig)))

@@ -16,6 +16,7 @@ import tempfile
 from cli.args import ConfigError
 from storage_schemas.codecs import LEGACY_FRAME_CODEC
 from storage_schemas.layout import LEGACY_STORE_FORMAT, STORE_FORMAT, STORE_INFO_ATTR, VIDEOS_GROUP
+from tasks.io.secrets import redact
 from tasks.io.snapshots import LegacyStoreError, split_ref
 from tasks.io.uris import local_path
 
@@ -47,6 +48,12 @@ def writable_folder(option: str, uri: str) -> None:
     os.close(handle)
     with contextlib.suppress(OSError):
         os.unlink(probe)
+
+
+def local_output(option: str, uri: str) -> None:
+    """ConfigError when an output ``uri`` is a URL: vmac writes outputs to local folders the user names."""
+    if local_path(uri) is None:
+        raise ConfigError([f"{option} {redact(uri)}: vmac writes its outputs to a local folder you name, not to a URL"])
 
 
 def in_memory(uri: str) -> bool:

@@ -26,7 +26,7 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
-from cli.checks import existing_path, existing_store, same_frame_codec, tip_only, writable_folder
+from cli.checks import existing_path, existing_store, local_output, same_frame_codec, tip_only, writable_folder
 from cli.examples import BENCHMARKS
 from cli.prefect_api import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
 from tasks.io.names import is_clean_name
@@ -42,6 +42,7 @@ def is_store_ref(uri: str) -> bool:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    local_output("DIR", args.dir)
     writable_folder("DIR", args.dir)
     record_in_prefect()
     from flows.sample import sample_flow
@@ -184,6 +185,7 @@ def cmd_import_weights(args: argparse.Namespace) -> int:
     """Write the official weights file as a vmac encoder.pt; 2 when it cannot be read or does not fit."""
     from tasks.pretrain.imported import import_weights
 
+    local_output("--out", args.out)
     try:
         result = import_weights(args.source, args.encoder, args.out)
     except (OSError, ValueError) as exc:

@@ -54,7 +54,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "evaluate": [
         "vmac evaluate --checkpoint runs/tiny/encoder.pt --data data/sample --out eval/tiny --save-masks",
-        "vmac evaluate --random-init --encoder resnet18 --data /data/DAVIS --out eval/floor",
+        "vmac evaluate --baseline random-init --encoder resnet18 --data /data/DAVIS --out eval/floor",
         "vmac evaluate --checkpoint weights/r50/encoder.pt --data /data/DAVIS --out eval/official-r50",
         "vmac evaluate --baseline pixels --data /data/DAVIS --out eval/pixels          # the raw-pixel floor alone",
         "vmac evaluate --checkpoint runs/real/checkpoints/ckpt-*.pt runs/real/encoder.pt --data eval.zarr --out eval/curve",

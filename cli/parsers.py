@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.args import (
-    default_of,
-)
+from cli.args import choices_of, default_of
 from cli.commands import (
     cmd_audit,
     cmd_bench,
@@ -27,12 +25,14 @@ from cli.commands import (
     cmd_validate,
 )
 from cli.examples import BENCHMARKS, bench_description, epilog
-from storage_schemas.benchmark import FeatureParams, PropagationParams
+from storage_schemas.benchmark import FLOOR_ENCODER, EvaluateConfig, FeatureParams
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS
-from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig
+from storage_schemas.config import DEFAULT_PRESET, PRETRAIN_PRESETS, PipelineConfig, RunParams
 from storage_schemas.records import DecodeParams
+from storage_schemas.validation import ValidateConfig, ValidationThresholds
 from tasks.io.lineage import code_version, git_sha
 from vmac_core.architectures import ENCODER_NAMES
+from vmac_core.propagation_config import PropagationConfig
 
 # --- parsers -------------------------------------------------------------------------------------
 
@@ -44,9 +44,9 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: native)")
     p.add_argument("--shard-frames", type=int, default=None,
                    help=f"frames per shard along time (default {default_of(DecodeParams, 'shard_frames')})")
-    p.add_argument("--on-decode-error", default=None, choices=["fail", "keep"],
-                   help="a video whose decode logged errors (ffmpeg conceals them) fails (default), or is kept "
-                        "with the error count in its record")
+    p.add_argument("--on-decode-error", default=None, choices=choices_of(DecodeParams, "on_decode_error"),
+                   help="a video whose decode logged errors (ffmpeg conceals them) fails, or is kept with the error "
+                        f"count in its record (default {default_of(DecodeParams, 'on_decode_error')})")
     p.add_argument("--motion", action="store_true",
                    help="keep a motion map beside the frames (codec motion vectors, else frame differences): "
                         "what --set mask_strategy=motion masks by")
@@ -62,7 +62,8 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
 def add_sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="write the embedded synthetic sample dataset")
     p.add_argument("dir")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the embedded sample: the same seed, the same bytes "
+                   "(default %(default)s)")
     p.add_argument("--small", action="store_true", help="a smaller, faster variant (for tests)")
     p.set_defaults(func=cmd_sample)
 
@@ -90,17 +91,20 @@ def add_run_parser(sub) -> None:
     p.add_argument("--store", default=None, help=f"training store (default {out}/train.zarr)")
     p.add_argument("--eval-store", default=None, help=f"evaluation store (default {out}/eval.zarr)")
     p.add_argument("--out", default=None, help=f"output folder (default {out})")
-    p.add_argument("--sample-seed", "--seed", dest="sample_seed", type=int, default=None,
+    p.add_argument("--seed", "--sample-seed", dest="sample_seed", type=int, default=None,
                    help=f"seed of the embedded sample (default {default_of(PipelineConfig, 'sample_seed')})")
     p.add_argument("--small-sample", action="store_true", help="the small embedded sample (a quick smoke run)")
     p.add_argument("--preset", default=None, choices=list(PRETRAIN_PRESETS),
                    help=f"pre-training preset (default {default_of(PipelineConfig, 'preset')})")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
-                   help="override a pre-training field, as for vmac pretrain, e.g. --set optimiser.base_lr=5e-4")
-    p.add_argument("--on-new-data", default=None, choices=["continue", "new-run"],
-                   help="after new data: warm-start from the last checkpoint (default) or start a new run")
-    p.add_argument("--pretrain-on", default=None, choices=["local", "deployment"],
-                   help="train here (default), or hand over to the pretrain_flow deployment (gpu work pool)")
+                   help="override a pre-training field, as for vmac pretrain (--set optimiser.base_lr=5e-4), or an "
+                        "evaluation field under evaluate. (--set evaluate.propagation.topk=5)")
+    p.add_argument("--on-new-data", default=None, choices=choices_of(PipelineConfig, "on_new_data"),
+                   help="after new data: warm-start a new run from the last checkpoint (continue) or start from "
+                        f"scratch (default {default_of(PipelineConfig, 'on_new_data')})")
+    p.add_argument("--pretrain-on", default=None, choices=choices_of(PipelineConfig, "pretrain_on"),
+                   help="train here, or hand over to the pretrain_flow deployment (gpu work pool) "
+                        f"(default {default_of(PipelineConfig, 'pretrain_on')})")
     p.add_argument("--reevaluate", action="store_true", help="evaluate again even if this encoder was evaluated")
     add_decode_options(p)
     p.set_defaults(func=cmd_run)
@@ -112,11 +116,20 @@ def add_validate_parser(sub) -> None:
         help="run the expectation suites on a store; stamp the result into it (pretraining checks the stamp)",
     )
     p.add_argument("--store", required=True, help="store path or fsspec URL")
-    p.add_argument("--sample-frames", type=int, default=None, help="frames sampled per video (default 64)")
-    p.add_argument("--sample-windows", type=int, default=None, help="contiguous windows the sample is split into (default 4)")
-    p.add_argument("--max-frozen-run", type=int, default=None, metavar="K", help="longest frozen run allowed (default 8)")
-    p.add_argument("--fps-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"), help="accepted stored fps (default 1 240)")
-    p.add_argument("--frame-count-tolerance", type=float, default=None, help="relative frame-count slack vs the probe (default 0.05)")
+    limits = ValidationThresholds()
+    p.add_argument("--sample-frames", type=int, default=None, help="frames sampled per video "
+                   f"(default {default_of(ValidateConfig, 'sample_frames_per_video')})")
+    p.add_argument("--sample-windows", type=int, default=None, help="contiguous windows the sample is split into "
+                   f"(default {default_of(ValidateConfig, 'sample_windows')})")
+    p.add_argument("--max-frozen-run", type=int, default=None, metavar="K",
+                   help=f"longest frozen run allowed (default {limits.max_frozen_run})")
+    p.add_argument("--fps-range", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help=f"accepted stored fps (default {limits.fps_min:g} {limits.fps_max:g})")
+    p.add_argument("--frame-count-tolerance", type=float, default=None,
+                   help=f"relative frame-count slack vs the probe (default {limits.frame_count_tolerance:g})")
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
+                   help="override any ValidateConfig field (a bare FIELD for a threshold), e.g. "
+                        "--set max_black_frame_fraction=0.8")
     p.set_defaults(func=cmd_validate)
 
 
@@ -137,7 +150,7 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="optimiser.max_steps")
     p.add_argument("--epochs", type=float, default=None, help="optimiser.epochs")
     p.add_argument("--loader-workers", type=int, default=None, help="data.loader_workers: DataLoader workers per process")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="run.device")
+    p.add_argument("--device", default=None, choices=choices_of(RunParams, "device"), help="run.device")
     p.add_argument("--pretrain-seed", type=int, default=None, help="run.seed")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
                    help="override any PretrainConfig field (sections model, data, optimiser, run; a bare FIELD when "
@@ -146,7 +159,7 @@ def add_pretrain_parser(sub) -> None:
 
 
 def add_evaluate_parser(sub) -> None:
-    prop = PropagationParams()
+    prop = PropagationConfig()
     p = sub.add_parser(
         "evaluate", help="label propagation (DAVIS J&F, VIP mIoU, JHMDB PCK) with random-init and raw-pixel floors",
         description="Evaluate encoders by CRW label propagation; every architecture is also run with "
@@ -154,15 +167,14 @@ def add_evaluate_parser(sub) -> None:
     )
     p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
                    help="RUN/encoder.pt or RUN/checkpoints/ckpt-*.pt (repeatable; several per flag allowed)", nargs="+")
-    p.add_argument("--random-init", action="store_true",
-                   help="evaluate a random-init --encoder even without checkpoints (= --baseline random-init)")
     p.add_argument("--baseline", action="append", default=[], choices=["random-init", "pixels"],
                    help="evaluate this floor even without checkpoints (repeatable): random-init (--encoder with "
                         "random weights) or pixels (Lab colour averaged over each stride cell)")
     p.add_argument("--no-pixel-floor", action="store_true",
                    help="leave the raw-pixel floor out (it is evaluated beside every random-init floor)")
-    p.add_argument("--encoder", default=None, help="architecture of the random-init floor (default convnextv2_atto)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the random-init weights (default 0)")
+    p.add_argument("--encoder", default=None, help=f"architecture of the random-init floor (default {FLOOR_ENCODER})")
+    p.add_argument("--random-init-seed", type=int, default=None,
+                   help=f"seed of the random-init weights (default {default_of(EvaluateConfig, 'random_init_seed')})")
     p.add_argument("--data", required=True, help="a vmac store, or a folder of DAVIS/VIP/JHMDB layouts to ingest")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--split", default=None, help="only videos of this split (e.g. val, train), or 'all'; default: "
@@ -172,15 +184,23 @@ def add_evaluate_parser(sub) -> None:
     p.add_argument("--radius", type=float, default=None, help=f"spatial radius in feature cells (default {prop.radius:g})")
     p.add_argument("--topk", type=int, default=None, help=f"affinities kept per site (default {prop.topk})")
     p.add_argument("--temperature", type=float, default=None, help=f"softmax temperature (default {prop.temperature:g})")
-    p.add_argument("--stage-stride", type=int, default=None, choices=[8, 16, 32],
+    p.add_argument("--stage-stride", type=int, default=None, choices=choices_of(FeatureParams, "stage_stride"),
                    help="read this encoder stage and upsample it to stride 8 (default: the stride-8 stage)")
     p.add_argument("--short-side", type=int, default=None, help="resize frames (default: stored resolution)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"frames per encoder forward (default {default_of(FeatureParams, 'batch_size')})")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
+    p.add_argument("--device", default=None, choices=choices_of(EvaluateConfig, "device"),
+                   help=f"default {default_of(EvaluateConfig, 'device')}")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--workers", "--dask-workers", dest="dask_workers", type=int, default=None,
                    help="Dask workers that ingest a folder given as --data (default: one per core)")
+    p.add_argument("--floor-cache", default=None, metavar="DIR",
+                   help="keep scored floors in DIR/floor-cache and reuse them on the same data and protocol "
+                        "(default: --out)")
+    p.add_argument("--rescore-floors", action="store_true", help="score the floors again instead of reusing them")
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
+                   help="override any EvaluateConfig field (sections propagation, features; a bare FIELD when one "
+                        "section has it), e.g. --set propagation.pad_context=false --set vip_classes=20")
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -14,11 +14,15 @@ import base64
 import json
 import os
 import stat
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import psutil
+
+from tasks.io.files import check_path
+from tasks.io.names import OutsideError
 
 STATE_FILE = "vmac-server.json"
 # What the command lines of the supervisor and of Prefect's server hold (``ours``).
@@ -77,29 +81,52 @@ def verified(state: dict | None, timeout: float = 2.0) -> bool:
 
 def private_home(home: Path) -> None:
     """``home`` as a folder only this user can enter (0700), made if missing; Prefect's SQLite
-    files in it 0600. Raises RuntimeError for a home that belongs to another user."""
+    files in it 0600. Raises RuntimeError for a home that belongs to another user, that is a
+    symbolic link (a planted one would send the server's database and secret elsewhere) or is
+    reached through another user's link, or whose parent folder others can write without the
+    sticky bit (they could swap the home for their own)."""
+    try:
+        check_path(home)
+    except OutsideError as exc:
+        raise RuntimeError(f"PREFECT_HOME {home}: {exc}") from None
+    if home.is_symlink():
+        raise RuntimeError(f"PREFECT_HOME {home} is a symbolic link (to {os.readlink(home)}): vmac keeps its Prefect "
+                           "server's database and secret only in a real folder (set PREFECT_HOME to its target)")
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = home.stat()
+    info = home.lstat()
     if info.st_uid != os.getuid():
         raise RuntimeError(f"PREFECT_HOME {home} belongs to uid {info.st_uid}, not to you: vmac runs no Prefect "
                            "server over another user's folder (set PREFECT_HOME to a folder of your own)")
+    parent = home.parent.stat()
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        raise RuntimeError(f"PREFECT_HOME {home} is in {home.parent}, which other users can write (no sticky bit): "
+                           "they could replace it; set PREFECT_HOME to a folder inside one of your own")
     if info.st_mode & 0o077:
         home.chmod(0o700)
     for database in home.glob("prefect.db*"):
         database.chmod(0o600)
+    # Task results the commands themselves persist (Prefect writes them with the command's umask, 0644
+    # by default): their folder is made 0700 and earlier results 0600, so they stay the user's even
+    # if the home's own mode is opened later.
+    storage = home / "storage"
+    if not storage.is_symlink():
+        storage.mkdir(mode=0o700, exist_ok=True)
+        storage.chmod(0o700)
+        for result in storage.iterdir():
+            if result.is_file() and not result.is_symlink() and result.stat().st_mode & 0o077:
+                result.chmod(0o600)
 
 
 def private_file(path: Path) -> int:
     """Open ``path`` for appending, created 0600 (and made so), whatever the umask."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)
     return fd
 
 
 def write_state(home: Path, state: dict) -> None:
     """The record, 0600, replacing the old one in one rename (readers never see half of it)."""
-    tmp = home / f".{STATE_FILE}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=home)  # 0600, O_EXCL: a fresh file
     with os.fdopen(fd, "w") as handle:
         handle.write(json.dumps(state))
         handle.flush()

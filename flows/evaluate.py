@@ -1,6 +1,6 @@
 """evaluate_flow: label propagation with frozen encoders on DAVIS, VIP and JHMDB-style videos.
 
-``vmac evaluate --checkpoint CKPT... [--random-init] --data STORE_OR_FOLDER --out DIR`` writes::
+``vmac evaluate --checkpoint CKPT... [--baseline random-init|pixels] --data STORE_OR_FOLDER --out DIR`` writes::
 
     DIR/benchmark-<name>.json            one per encoder (storage_schemas.benchmark.BenchmarkReport)
     DIR/comparison.md                    every encoder side by side, random-init floor included;

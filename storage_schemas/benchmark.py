@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vmac_core.propagation_config import PropagationConfig
+
 # 2: a video's metric family is its ``benchmark`` (was ``task``), summaries are BenchmarkSummary,
 # the propagation knobs include ``tile``, and the normalisation is the one the code used.
 BENCHMARK_SCHEMA_VERSION = 2
@@ -51,6 +53,7 @@ LEARNING_CURVE = "learning_curve.png"  # with two or more checkpoints of one pre
 OVERLAYS_DIR = "overlays"
 MASKS_DIR = "masks"
 LINEAGE_DIR = "lineage"
+FLOOR_CACHE_DIR = "floor-cache"  # under floor_cache (default OUT): one <key>.json per scored floor
 COMPARISON_ARTIFACT_KEY = "evaluation-comparison"
 COMPARISON_TABLE_ARTIFACT_KEY = "evaluation-comparison-table"
 
@@ -59,24 +62,12 @@ def benchmark_filename(name: str) -> str:
     return f"benchmark-{name}.json"
 
 
+# The random-init floor's architecture when no checkpoint names one: the tiny-cpu preset's encoder
+# (tests/cli/test_args.py holds the two together).
+FLOOR_ENCODER = "convnextv2_atto"
+
+
 # --- config -----------------------------------------------------------------------------------
-
-
-class PropagationParams(BaseModel):
-    """The CRW label-propagation protocol: the knobs of ``vmac_core.propagation.PropagationConfig``
-    (same names, defaults and bounds; tests/evaluate/test_benchmark_schema.py checks them), as a
-    config model. Two definitions because storage_schemas does not import vmac_core."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    context: int = Field(20, ge=0, description="previous frames (with predicted labels) in the context")
-    radius: float = Field(12.0, gt=0, description="spatial radius in feature cells (strict <)")
-    topk: int = Field(10, ge=1, description="context sites averaged per target site")
-    temperature: float = Field(0.05, gt=0, description="softmax temperature on cosine affinities")
-    restrict_first_frame: bool = Field(False, description="also restrict frame 0 to the radius (CRW: no)")
-    pad_context: bool = Field(True, description="fill the context with copies of frame 0 at the start (CRW: yes)")
-    tile: int = Field(8, ge=1, description="target tile size of the blockwise radius restriction (speed and "
-                      "memory only, not results)")
 
 
 class FeatureParams(BaseModel):
@@ -124,8 +115,8 @@ class EvaluateConfig(BaseModel):
     random_init: bool = Field(False, description="evaluate a random-init `encoder` even without checkpoints")
     encoder: str | None = Field(
         None,
-        description="architecture of the random-init floor when no checkpoint is given (default "
-        "convnextv2_atto, the tiny-cpu preset's); with checkpoints, must match theirs",
+        description=f"architecture of the random-init floor when no checkpoint is given (default "
+        f"{FLOOR_ENCODER}, the tiny-cpu preset's); with checkpoints, must match theirs",
     )
     random_init_seed: int = 0
     pixels: bool = Field(False, description="evaluate the raw-pixel floor even without checkpoints (--baseline pixels)")
@@ -143,7 +134,8 @@ class EvaluateConfig(BaseModel):
         "Without OMP_WAIT_POLICY=PASSIVE (vmac sets it), OpenMP threads spin while they wait, and on a shared, "
         "loaded machine 1 thread can then be several times faster than 2",
     )
-    propagation: PropagationParams = PropagationParams()
+    propagation: PropagationConfig = Field(
+        default_factory=PropagationConfig, description="the CRW protocol's knobs (vmac_core.propagation_config)")
     features: FeatureParams = FeatureParams()
     vip_classes: int = Field(VIP_CLASSES, ge=2)
     pck_thresholds: tuple[float, ...] = (0.1, 0.2)
@@ -151,6 +143,11 @@ class EvaluateConfig(BaseModel):
     keypoint_topk: int = Field(3, ge=1, description="cells averaged to read a keypoint off its heatmap (CRW: 3)")
     overlay_frames: int = Field(4, ge=1, description="frames shown per sequence overlay")
     dask_workers: int | None = Field(None, ge=1, description="Dask workers when ingesting a folder")
+    floor_cache: str | None = Field(
+        None, description="folder whose floor-cache/ keeps every floor scored (random-init, raw pixels): a floor "
+        "already scored there on the same data with the same protocol, architecture and seed is reused, not run "
+        "again (None: OUT); pipeline runs share one")
+    reuse_floors: bool = Field(True, description="reuse cached floors; false scores them again (and re-caches them)")
 
     @model_validator(mode="after")
     def _something_to_evaluate(self) -> EvaluateConfig:
@@ -163,7 +160,7 @@ class EvaluateConfig(BaseModel):
     @property
     def floor_encoder(self) -> str:
         """The architecture of the random-init floor when no checkpoint names one."""
-        return self.encoder or "convnextv2_atto"
+        return self.encoder or FLOOR_ENCODER
 
 
 # --- the benchmark JSON ----------------------------------------------------------------------
@@ -184,6 +181,17 @@ class CheckpointInfo(_Frozen):
     weights_config: dict = Field(default_factory=dict, description="the ModelConfig stored with the weights")
     seed: int | None = Field(None, description="torch seed of a random initialisation")
     parameters: int = Field(0, description="encoder parameter count")
+
+
+class FloorCacheInfo(_Frozen):
+    """How a floor's result relates to the floor cache (docs/evaluate.md, "Floors are cached")."""
+
+    key: str = Field(description="sha256 of (data fingerprint, protocol, architecture, seed)")
+    data_fingerprint: str = Field(description="the evaluated data: tasks.evaluate.floors.data_fingerprint")
+    reused: bool = Field(description="true: copied from the cache, not run again; run_id, created_at, timing and "
+                         "environment are those of the run that scored it")
+    source: str | None = Field(None, description="the cache file it was reused from, or stored to")
+    reused_by_run_id: str | None = Field(None, description="the run that reused it")
 
 
 class VideoInput(_Frozen):
@@ -209,6 +217,8 @@ class DataInfo(_Frozen):
     source: str = Field(description="what --data named (a store, or the folder ingested into `store`)")
     videos: list[VideoInput]
     skipped: list[SkippedVideo] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what the selection of videos did that a reader "
+                             "must know, e.g. 'davis: no val split in this tree (its lists: dev): all 10 sequences'")
 
 
 class FeatureProtocol(_Frozen):
@@ -227,7 +237,7 @@ class FeatureProtocol(_Frozen):
 
 
 class Protocol(_Frozen):
-    propagation: PropagationParams
+    propagation: PropagationConfig
     features: FeatureProtocol
     label_downsampling: str
     label_upsampling: str
@@ -327,6 +337,8 @@ class BenchmarkReport(_Frozen):
     flow_run_id: str | None = None
     created_at: str
     config: EvaluateConfig
+    floor_cache: FloorCacheInfo | None = Field(None, description="floors only: the cache key, and whether the "
+                                               "result was reused")
 
     @model_validator(mode="before")
     @classmethod

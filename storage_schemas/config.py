@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from storage_schemas.benchmark import EvaluateConfig
 from storage_schemas.records import DecodeParams
 from vmac_core.model_config import ModelConfig
 
@@ -59,12 +60,19 @@ class IngestConfig(BaseModel):
 
 
 class DataParams(BaseModel):
-    """Which frame pairs the loader draws, and how many processes load them."""
+    """Which frame pairs the loader draws, how it crops them, and how many processes load them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     gap: int = Field(1, ge=1, description="frame gap t -> t+gap")
     gap_max: int | None = Field(None, ge=1, description="sample the gap uniformly in [gap, gap_max]")
+    crop_scale: tuple[float, float] = Field(
+        (0.2, 1.0), description="area of the random resized crop as a fraction of the frame, (low, high) "
+        "(the paper's 0.2-1)")
+    inner_crop_scale: tuple[float, float] | None = Field(
+        None, description="crop-in-crop views (CropMAE's global-to-local): frame t+gap's crop is drawn inside "
+        "frame t's, its area this fraction (low, high) of frame t's crop; None: both frames share one crop "
+        "(VideoMAC's)")
     loader_workers: int = Field(2, ge=0, description="DataLoader workers per process")
 
     @model_validator(mode="after")
@@ -72,6 +80,14 @@ class DataParams(BaseModel):
         if self.gap_max is not None and self.gap_max < self.gap:
             raise ValueError(f"gap_max {self.gap_max} is below gap {self.gap}")
         return self
+
+    @field_validator("crop_scale", "inner_crop_scale")
+    @classmethod
+    def _area_fractions(cls, scale: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
+        if scale is not None and not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"{info.field_name} is an area fraction (low, high) with 0 < low <= high <= 1, "
+                             f"got {tuple(scale)}")
+        return scale
 
 
 class OptimiserParams(BaseModel):
@@ -285,7 +301,13 @@ def _nest(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 # --- the pipeline --------------------------------------------------------------------------------
 
 # PretrainConfig fields the pipeline sets for each run it plans: an override would be replaced.
-PIPELINE_OWNED = ("preset", "stores", "out", "run.resume", "run.init_from", "run.progress")
+PIPELINE_PER_RUN = ("out", "run.resume", "run.init_from", "run.progress")
+PIPELINE_OWNED = ("preset", "stores", *PIPELINE_PER_RUN)
+# PretrainConfig fields that say where or how a run goes, not what it computes: two configs that
+# differ only in these train the same model, so the pipeline reuses the run.
+RUN_ONLY_FIELDS = (*PIPELINE_PER_RUN, "run.skip_validation_check", "run.tensorboard")
+# EvaluateConfig fields the pipeline sets for each evaluation: the run's encoder, the store, the folder.
+EVALUATION_OWNED = ("checkpoints", "data", "out")
 
 
 class PipelineConfig(BaseModel):
@@ -337,6 +359,17 @@ class PipelineConfig(BaseModel):
         if taken:
             raise ValueError(f"{', '.join(taken)} is set by the pipeline for each run; leave it out")
         build_pretrain_config(info.data.get("preset"), {**overrides, "stores": ["(train store)"], "out": "(run)"})
+        return overrides
+
+    @field_validator("evaluate")
+    @classmethod
+    def _valid_evaluate(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Validate the evaluation settings now, as the pre-training ones: a typo in a nightly run's
+        evaluation must fail before ingest, not after hours of pre-training."""
+        taken = [name for name in EVALUATION_OWNED if name in overrides]
+        if taken:
+            raise ValueError(f"evaluate.{', evaluate.'.join(taken)} is set by the pipeline for each run; leave it out")
+        EvaluateConfig.model_validate({**overrides, "checkpoints": ["(encoder)"], "data": "(store)", "out": "(eval)"})
         return overrides
 
     def train_store(self) -> str:

@@ -73,13 +73,11 @@ LEGACY_LOCKS_DIR = ".vmac-locks"
 LEGACY_STORE_FORMAT = 1
 STORE_FORMAT = 2
 
-# Blosc zstd level 3 without shuffle: bitshuffle (Blosc's uint8 default) compresses frames worse
-# (docs/architecture.md, "Store layout").
-COMPRESSOR = {"cname": "zstd", "clevel": 3, "shuffle": "noshuffle"}
-
 # Mask value of a frame that has no annotation file (DAVIS test-dev style sparse labels).
 NOT_ANNOTATED = 255
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 # Frame files a folder walk takes (PIL reads them; tasks/io/images.py decodes them).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+# .jfif and .jpe are JPEG's other extensions; a .gif with one picture is a still image (an
+# animated one is a video: the folder walk tells them apart).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")

@@ -168,9 +168,17 @@ class VideoRecord(BaseModel):
         "and mirroring); frames stored as their pixels lie (orientation 1 or none) are not counted")
     numbering_step: int | None = Field(None, description="the step of the frame files' numbers (1; 5 for "
                                        "YouTube-VOS); None when the names carry no increasing numbers")
-    numbering_gaps: list[NumberingGap] = Field(default_factory=list, description="where frame numbers are missing")
+    numbering_gaps: list[NumberingGap] = Field(default_factory=list, description="where frame numbers are missing "
+                                               "(by the folder's own step, beyond rounding)")
+    image_notes: dict[str, int] = Field(
+        default_factory=dict, description="what frame files needed → how many files: an MPO's further pictures "
+        "(the first stored), a JPEG without its end marker (read whole)")
+    source_notes: list[str] = Field(default_factory=list, description="what the dataset layout says of this "
+                                    "source a person should know (e.g. a YouTube-VOS video meta.json does not list)")
     orphan_annotations: list[str] = Field(default_factory=list, description="annotation files whose frame is not "
                                           "in the folder: not stored")
+    label_reading: str | None = Field(None, description="how grey annotation levels became ids (one object; "
+                                      "ids; one soft-edged object); None for palette annotations")
     mask_semantics: Literal["complete", "first_appearance"] | None = Field(
         None, description="what an annotated frame's mask holds: every object in it (complete: DAVIS, VIP, "
         "YouTube-VOS train), or only the objects that first appear in it (first_appearance: YouTube-VOS valid "
@@ -205,7 +213,12 @@ class VideoRecord(BaseModel):
         "vectors in stored pixels, or frame differences in 0-255 levels")
     motion_cell: int | None = Field(None, description="side of a motion-map cell in stored pixels")
     motion_sha256: str | None = Field(None, description="sha256 of the stored motion-map bytes, C order")
-    split: str | None = None
+    split: str | None = Field(None, description="the dataset split the source is in: of several split lists "
+                              "naming it, the most specific (not a union such as trainval; then the smallest)")
+    splits: list[str] = Field(default_factory=list, description="every split list of its dataset that names it")
+    dataset_splits: list[str] | None = Field(
+        None, description="the split lists its dataset tree holds ([]: none); None in records written before "
+        "vmac kept them. Evaluation's default split applies only where the tree lists it")
     ingest_run_id: str | None = None
     written_at: str | None = None
     code_version: str | None = None

@@ -27,9 +27,8 @@ VALIDATION_ATTR = "vmac_validation"
 VALIDATION_DIR = "validation"
 SUITES_FOLDER = "suites"
 
-# Columns of the two tables the suites run on (``tasks/validate/tables.py`` builds them).
+# The catalog table the catalog suite runs on (``tasks/validate/tables.py`` builds it and the frame statistics table).
 CATALOG_TABLE = "catalog"
-FRAME_STATS_TABLE = "frame_stats"
 
 
 class Severity(str, Enum):

@@ -6,13 +6,14 @@ Reuse rules:
 - pre-training is reused when the newest run of the preset completed with the same config on the
   same catalog; an interrupted run is resumed; after new data the next run warm-starts from the
   last checkpoint (``on_new_data: continue``) or starts from scratch (``new-run``);
-- evaluation is reused when this run's encoder was evaluated already, unless ``reevaluate``.
+- evaluation is reused when this run's encoder was evaluated already, unless ``reevaluate``; the
+  floors (random-init, raw pixels) of every run share the cache ``{out}/eval/floor-cache``, so a new
+  encoder on the same data costs one encoder's evaluation.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 
 from storage_schemas.benchmark import COMPARISON, EvaluateConfig
-from storage_schemas.config import PipelineConfig, PretrainConfig
+from storage_schemas.config import RUN_ONLY_FIELDS, PipelineConfig, PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.run import ENCODER, LOSS_CURVE, METRICS, PREVIEWS_DIR
 from tasks.io import lineage
-from tasks.io.files import file_sha256
+from tasks.io.files import file_sha256, make_folder, write_atomic
+from tasks.io.metrics_file import metric_rows
 from tasks.io.snapshots import split_ref
 from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
 from tasks.io.store import fingerprint_of, open_snapshot
@@ -38,9 +40,6 @@ from tasks.sample.write import MANIFEST_NAME, write_sample
 RUNS_DIR = "runs"
 EVAL_DIR = "eval"
 REPORT = "report.md"
-# PretrainConfig fields that say where or how a run goes, not what it computes.
-_RUN_ONLY_FIELDS = ("out", "run.resume", "run.init_from", "run.progress", "run.skip_validation_check",
-                    "run.tensorboard")
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,11 @@ def check_validation_needed(store: str) -> bool:
 
 
 def _what_it_computes(values: dict) -> dict:
-    """A dumped PretrainConfig without the ``_RUN_ONLY_FIELDS``, its stores without the snapshots a
+    """A dumped PretrainConfig without the ``RUN_ONLY_FIELDS``, its stores without the snapshots a
     run pinned them to (``tasks.pretrain.data``; whether the data is the same is the fingerprints')."""
     kept = copy.deepcopy(values)
     kept["stores"] = [normalize(split_ref(store)[0]) for store in kept.get("stores") or []]
-    for path in _RUN_ONLY_FIELDS:
+    for path in RUN_ONLY_FIELDS:
         *sections, name = path.split(".")
         holder = kept
         for section in sections:
@@ -166,7 +165,9 @@ def run_pretrain_deployment(config: PipelineConfig, pretrain: PretrainConfig) ->
 def build_evaluation_config(config: PipelineConfig, plan: PretrainPlan, store: str):
     """The EvaluateConfig for this run's encoder, and whether it still needs evaluating."""
     out = Path(config.out) / EVAL_DIR / Path(plan.run_dir).name
-    values = {**config.evaluate, "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
+    # Every run's evaluation shares one floor cache: the floors are scored once per data and protocol.
+    values = {"floor_cache": str(Path(config.out) / EVAL_DIR), **config.evaluate,
+              "checkpoints": [str(Path(plan.run_dir) / ENCODER)], "data": store, "out": str(out)}
     eval_config = EvaluateConfig.model_validate(values)
     encoder = Path(plan.run_dir) / ENCODER
     needed = config.reevaluate or not (out / COMPARISON).exists() or _evaluated_encoder(out) != file_sha256(str(encoder))
@@ -200,10 +201,9 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
     stamp = validation_status(train_store)
     eval_out = Path(config.out) / EVAL_DIR / run_dir.name
     comparison = (eval_out / COMPARISON).read_text() if (eval_out / COMPARISON).exists() else "_(no evaluation)_"
-    metrics = run_dir / METRICS
-    last = json.loads(metrics.read_text().splitlines()[-1]) if metrics.exists() and metrics.read_text().strip() else {}
+    last = (metric_rows(run_dir / METRICS) or [{}])[-1]
     report = Path(config.out) / REPORT
-    report.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(report.parent)
     figures = _figures(run_dir, report.parent)
     head = [
         "# vmac pipeline report",
@@ -223,7 +223,7 @@ def write_pipeline_report(config: PipelineConfig, ingested, plan: PretrainPlan, 
     tail = ["## Label propagation", "", comparison]
     in_file = [line for caption, rel in figures for line in (f"![{caption}]({rel})", "")]
     named = [f"Figures beside `{report}`: " + ", ".join(f"{c} `{rel}`" for c, rel in figures) + ".", ""] if figures else []
-    report.write_text("\n".join(head + in_file + tail) + "\n")
+    write_atomic(report, "\n".join(head + in_file + tail) + "\n")
     create_markdown_artifact(key="pipeline-report", markdown="\n".join(head + named + tail), description=str(report))
     return PipelineResult(str(report), train_store, eval_store, str(run_dir), plan.action, ingested.frames_decoded,
                           str(eval_out) if evaluated else None)

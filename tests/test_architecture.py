@@ -25,7 +25,7 @@ ALLOWED = {
 }
 # The method's config dataclass is the model section of the pre-training config (one definition):
 # storage_schemas may import these vmac_core modules, and they import no torch.
-TORCH_FREE = {"vmac_core.model_config", "vmac_core.architectures", "vmac_core"}
+TORCH_FREE = {"vmac_core.model_config", "vmac_core.architectures", "vmac_core.propagation_config", "vmac_core"}
 # Third-party packages the method packages may use: the method is torch and numpy only.
 THIRD_PARTY = {"vmac_core": {"torch", "numpy", "MinkowskiEngine", "MinkowskiEngineBackend"}, "vmac_synthetic": {"numpy"}}
 MAX_MODULE_LINES = 400

@@ -12,6 +12,10 @@ to the ratio range), from an explicit ``torch.Generator``. Cropping and flipping
 copies of uint8 frames; the bicubic resize (antialiased, as PIL's) runs on the uint8 crop only, and
 conversion to float plus normalisation is the last step, over the small resized output (a loader
 ships the uint8 output of ``resize_pair_batch`` and normalises where training runs).
+
+Two levers beyond the paper (``ViewParams``, docs/learning.md): the crop's area range, and
+crop-in-crop views, where frame 2's crop is drawn inside frame 1's (``PairCrop.inner``) and
+``view2_box`` says where it lies in frame 1's view, for ``vmac_core.views`` to align the two.
 """
 
 from __future__ import annotations
@@ -32,13 +36,33 @@ CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
 @dataclass(frozen=True)
 class PairCrop:
-    """One pair's augmentation: a crop box in source pixels and whether to flip horizontally."""
+    """One pair's augmentation: a crop box in source pixels and whether to flip horizontally.
+
+    inner: crop-in-crop only (``ViewParams.inner_scale``), frame 2's own box (top, left, height,
+    width) in source pixels, inside the crop box; None: frame 2 shares frame 1's crop. The flip
+    applies to both frames.
+    """
 
     top: int
     left: int
     height: int
     width: int
     flip: bool
+    inner: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """How a pair's two views are drawn (``DataParams.crop_scale`` and ``inner_crop_scale``).
+
+    scale: area of frame 1's crop as a fraction of the frame (RandomResizedCrop's scale).
+    inner_scale: crop-in-crop (CropMAE's global-to-local views, Eymaël et al., ECCV 2024): frame
+        2's crop is drawn inside frame 1's, its area this fraction of frame 1's crop, with the
+        same ratio range; None: frame 2 shares frame 1's crop (VideoMAC's).
+    """
+
+    scale: tuple[float, float] = CROP_SCALE
+    inner_scale: tuple[float, float] | None = None
 
 
 def sample_crop_box(
@@ -75,11 +99,27 @@ def sample_crop_box(
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
-def sample_pair_crop(height: int, width: int, generator: torch.Generator) -> PairCrop:
-    """The crop box, then the flip (probability 0.5), in that order from ``generator``."""
-    top, left, crop_h, crop_w = sample_crop_box(height, width, generator)
+def sample_pair_crop(height: int, width: int, generator: torch.Generator, views: ViewParams = ViewParams()) -> PairCrop:
+    """The crop box, then the flip (probability 0.5), then with ``views.inner_scale`` frame 2's box
+    inside the crop, in that order from ``generator`` (shared crops draw nothing more)."""
+    top, left, crop_h, crop_w = sample_crop_box(height, width, generator, views.scale)
     flip = bool(torch.rand(1, generator=generator).item() < 0.5)
-    return PairCrop(top, left, crop_h, crop_w, flip)
+    inner = None
+    if views.inner_scale is not None:
+        in_top, in_left, in_h, in_w = sample_crop_box(crop_h, crop_w, generator, views.inner_scale)
+        inner = (top + in_top, left + in_left, in_h, in_w)
+    return PairCrop(top, left, crop_h, crop_w, flip, inner)
+
+
+def view2_box(crop: PairCrop) -> tuple[float, float, float, float]:
+    """Frame 2's view inside frame 1's: (y0, x0, y1, x1) as fractions of frame 1's resized, flipped
+    crop (0 top/left, 1 bottom/right); (0, 0, 1, 1) when the frames share the crop."""
+    if crop.inner is None:
+        return 0.0, 0.0, 1.0, 1.0
+    top, left, height, width = crop.inner
+    y0, y1 = (top - crop.top) / crop.height, (top - crop.top + height) / crop.height
+    x0, x1 = (left - crop.left) / crop.width, (left - crop.left + width) / crop.width
+    return (y0, 1.0 - x1, y1, 1.0 - x0) if crop.flip else (y0, x0, y1, x1)
 
 
 def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,15 +142,28 @@ def normalize(frames_u8_nchw: torch.Tensor) -> torch.Tensor:
 
 
 def crop_resize_pair(pair_2hwc: torch.Tensor, crop: PairCrop, size: int) -> torch.Tensor:
-    """Crop and flip both frames of ``pair_2hwc`` (uint8 RGB) identically, then resize the crop
-    bicubically (antialiased) to ``size``: uint8 (2, 3, size, size), channels-last in memory."""
+    """Crop and flip both frames of ``pair_2hwc`` (uint8 RGB) identically (frame 2 through
+    ``crop.inner`` when set), then resize the crop bicubically (antialiased) to ``size``: uint8
+    (2, 3, size, size), channels-last in memory."""
     if pair_2hwc.dtype != torch.uint8 or pair_2hwc.ndim != 4 or pair_2hwc.shape[0] != 2 or pair_2hwc.shape[3] != 3:
         raise ValueError(f"expected a uint8 (2, H, W, 3) pair, got {tuple(pair_2hwc.shape)} {pair_2hwc.dtype}")
-    crop_2hwc = pair_2hwc[:, crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
-    if crop.flip:
-        crop_2hwc = crop_2hwc.flip(2)
+    outer = (crop.top, crop.left, crop.height, crop.width)
+    if crop.inner is None:
+        return _crop_resize(pair_2hwc, outer, crop.flip, size)
+    # Crop-in-crop: frame 1 through the crop, frame 2 through its box inside it.
+    return torch.cat([_crop_resize(pair_2hwc[:1], outer, crop.flip, size),
+                      _crop_resize(pair_2hwc[1:], crop.inner, crop.flip, size)])
+
+
+def _crop_resize(frames_nhwc: torch.Tensor, box: tuple[int, int, int, int], flip: bool, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) → (N, 3, size, size): the box (top, left, height, width), flipped when
+    asked, resized bicubically (antialiased)."""
+    top, left, height, width = box
+    crop_nhwc = frames_nhwc[:, top : top + height, left : left + width]
+    if flip:
+        crop_nhwc = crop_nhwc.flip(2)
     # A permuted HWC tensor is channels-last NCHW: the layout of torch's fast uint8 resize kernels.
-    return F.interpolate(crop_2hwc.permute(0, 3, 1, 2), size=(size, size), mode="bicubic",
+    return F.interpolate(crop_nhwc.permute(0, 3, 1, 2), size=(size, size), mode="bicubic",
                          antialias=True, align_corners=False)
 
 
@@ -120,10 +173,11 @@ def augment_pair(pair_2hwc: torch.Tensor, size: int, generator: torch.Generator)
     return normalize(crop_resize_pair(pair_2hwc, crop, size))
 
 
-def sample_batch_crops(pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator) -> list[PairCrop]:
+def sample_batch_crops(pairs_2hwc: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator,
+                       views: ViewParams = ViewParams()) -> list[PairCrop]:
     """Each pair's crop and flip, drawn in batch order: what ``augment_pair_batch`` draws itself
     when it is given none (the same generator calls in the same order)."""
-    return [sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator) for pair_2hwc in pairs_2hwc]
+    return [sample_pair_crop(pair_2hwc.shape[1], pair_2hwc.shape[2], generator, views) for pair_2hwc in pairs_2hwc]
 
 
 def resize_pair_batch(

@@ -104,13 +104,3 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig fields {unknown}")
         return cls(**values)
-
-
-# First-class presets. "laptop" trains a few steps per second on a 2-core CPU; "paper_*" are the
-# published settings (batch size and lr live in the training config, not here).
-PRESETS: dict[str, ModelConfig] = {
-    "laptop": ModelConfig(encoder="convnextv2_atto", input_size=64, decoder_dim=64),
-    "paper_rn18": ModelConfig(encoder="resnet18"),
-    "paper_rn50": ModelConfig(encoder="resnet50"),
-    "paper_cnxv2_small": ModelConfig(encoder="convnextv2_small"),
-}

@@ -35,48 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class PropagationConfig:
-    """Knobs of the CRW label-propagation protocol (defaults are CRW's).
-
-    context: number of previous frames (with predicted labels) in the short-term memory.
-    radius: spatial radius in feature cells; a context site is a candidate when its distance to
-        the target site is strictly less than this.
-    topk: number of context sites averaged per target site.
-    temperature: softmax temperature on cosine affinities.
-    restrict_first_frame: also restrict the long-term memory (frame 0) to the radius. CRW does
-        not (its ``long_mem`` frame is compared with every site), which is the default here.
-    pad_context: before ``context`` predictions exist, fill the short-term memory with copies of
-        frame 0, as CRW's data loaders do by prepending ``videoLen`` copies of the first frame.
-        Copies are duplicate candidates, so they can take several of the top-k slots.
-        Implemented as a multiplicity: no extra features are stored.
-    tile: target tile size for the blockwise radius restriction. Affects speed and memory
-        only, not results.
-
-    ``storage_schemas.benchmark.PropagationParams`` is the same set of knobs as a config
-    model (tests/evaluate/test_benchmark_schema.py keeps the two in step).
-    """
-
-    context: int = 20
-    radius: float = 12.0
-    topk: int = 10
-    temperature: float = 0.05
-    restrict_first_frame: bool = False
-    pad_context: bool = True
-    tile: int = 8
-
-    def __post_init__(self) -> None:
-        if self.context < 0:
-            raise ValueError(f"context must be >= 0, got {self.context}")
-        if self.radius <= 0:
-            raise ValueError(f"radius must be > 0, got {self.radius}")
-        if self.topk < 1:
-            raise ValueError(f"topk must be >= 1, got {self.topk}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.tile < 1:
-            raise ValueError(f"tile must be >= 1, got {self.tile}")
+from vmac_core.propagation_config import PropagationConfig
 
 
 def window_half_width(radius: float) -> int:

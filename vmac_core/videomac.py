@@ -7,6 +7,10 @@
     L_target  = MSE(pred_target, normalised patches of frame 2) on patches masked in frame 2
     L_consistency = MSE(pred_online, pred_target) on patches masked in both frames
 
+With crop-in-crop views (frame 2's crop inside frame 1's, ``vmac_core.augment.ViewParams``) patch
+i of frame 1 is not patch i of frame 2: the online prediction is resampled into frame 2's view
+before L_consistency (``vmac_core.views``).
+
 Mask 2 is mask 1 (symmetric masking, the paper's) for every strategy but ``independent``
 (``vmac_core.mask_strategies``). With independent masks the two branches predict different
 patches; the consistency term then compares only the patches both had to predict (with one
@@ -38,6 +42,7 @@ from vmac_core.masking import (
     unpatchify,
 )
 from vmac_core.model_config import ModelConfig
+from vmac_core.views import align_patches, aligned_mask
 
 
 @dataclass(frozen=True)
@@ -122,9 +127,12 @@ class VideoMAC(nn.Module):
         return normalize_patches(patches_blk) if self.cfg.norm_pix_loss else patches_blk
 
     def forward(self, frame1_bchw: Tensor, frame2_bchw: Tensor, mask_bl: Tensor,
-                mask2_bl: Tensor | None = None) -> VideoMACOutput:
+                mask2_bl: Tensor | None = None, view2_box_b4: Tensor | None = None) -> VideoMACOutput:
         """frame1/frame2: (B, C, H, W) with H, W = input_size; mask_bl: bool (B, L), True = masked,
         frame 1's mask and, when mask2_bl is None, frame 2's too (symmetric masking).
+        view2_box_b4: crop-in-crop pairs only, float (B, 4), where frame 2's view lies in frame 1's
+        (``vmac_core.views``): the consistency term then compares the target's prediction with
+        the online one resampled into frame 2's view, on the patches masked in both.
         Returns a VideoMACOutput."""
         mask2_bl = mask_bl if mask2_bl is None else mask2_bl
         pred_online = self.online(frame1_bchw, mask_bl)
@@ -135,8 +143,14 @@ class VideoMAC(nn.Module):
             error_online_bl = (pred_online - target1_blk).square().mean(dim=-1)
         loss_online = masked_patch_mse(pred_online, target1_blk, mask_bl)
         loss_target = masked_patch_mse(pred_target, self.targets(frame2_bchw), mask2_bl)
-        both_bl = mask_bl if mask2_bl is mask_bl else mask_bl & mask2_bl
-        loss_consistency = masked_patch_mse(pred_online, pred_target, both_bl)
+        if view2_box_b4 is None:
+            online_blk = pred_online
+            both_bl = mask_bl if mask2_bl is mask_bl else mask_bl & mask2_bl
+        else:
+            p = self.cfg.patch_size
+            online_blk = align_patches(pred_online, view2_box_b4, p, self.cfg.norm_pix_loss, self.cfg.in_channels)
+            both_bl = mask2_bl & aligned_mask(mask_bl, view2_box_b4, p)
+        loss_consistency = masked_patch_mse(online_blk, pred_target, both_bl)
         loss = loss_online + loss_target + self.cfg.consistency_weight * loss_consistency
         return VideoMACOutput(loss, loss_online, loss_target, loss_consistency, pred_online, pred_target,
                               error_online_bl)

@@ -12,7 +12,7 @@ from storage_schemas.layout import LINEAGE_DIR
 from tasks.evaluate.curve import curve_markdown, plot_learning_curves
 from tasks.evaluate.report import read_report
 from tasks.evaluate.scores import HEADLINE
-from tasks.io.files import write_atomic
+from tasks.io.files import remove_own, write_atomic
 from tasks.io.lineage import names_output
 
 # Columns of the comparison: (benchmark, metric key, header).
@@ -39,14 +39,24 @@ def _protocol_line(reports: list[BenchmarkReport]) -> str:
             f"input {'stored resolution' if f.short_side is None else f'short side {f.short_side}'} ({size_text}). "
             f"CRW propagation: context {p.context}, radius {p.radius:g}, top-k {p.topk}, temperature {p.temperature:g}. "
             "Scores in %; the random-init and raw-pixel rows are the floors (raw pixels: Lab colour averaged "
-            f"over each {f.stage_stride}×{f.stage_stride} cell).")
+            f"over each {f.stage_stride}×{f.stage_stride} cell).{_reuse_note(reports)}")
+
+
+def _reuse_note(reports: list[BenchmarkReport]) -> str:
+    """A sentence naming the floors copied from the floor cache; empty when none was."""
+    reused = [rep.name for rep in reports if rep.floor_cache and rep.floor_cache.reused]
+    if not reused:
+        return ""
+    return (f" Reused from the floor cache, not run again (same data, protocol, architecture and seed): "
+            f"{', '.join(reused)}.")
 
 
 def _weights(rep: BenchmarkReport) -> str:
+    reused = f", reused from run {rep.run_id[:8]}" if rep.floor_cache and rep.floor_cache.reused else ""
     if rep.random_init:
-        return f"random init (seed {rep.checkpoint.seed})"
+        return f"random init (seed {rep.checkpoint.seed}){reused}"
     if rep.checkpoint.kind == "pixels":
-        return "raw pixels (Lab, cell mean)"
+        return f"raw pixels (Lab, cell mean){reused}"
     step = f" step {rep.checkpoint.step}" if rep.checkpoint.step is not None else ""
     return f"{rep.checkpoint.kind}{step} `{(rep.checkpoint.sha256 or '')[:8]}`"
 
@@ -100,7 +110,8 @@ def _split_lines(report: BenchmarkReport) -> list[str]:
         return []
     parts = [f"{b} over {', '.join(s.splits) or bm.UNLISTED_SPLIT} ({s.sequences} sequence{'s' * (s.sequences != 1)})"
              for b, s in report.summary.items()]
-    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + "."]
+    notes = [f"Selection: {note}." for note in report.data.notes]
+    return ["", "Each mean averages one benchmark: " + "; ".join(parts) + ".", *([""] + notes if notes else [])]
 
 
 def _object_lines(report: BenchmarkReport) -> list[str]:
@@ -154,5 +165,5 @@ def write_comparison(report_paths: list[str], out: str) -> tuple[str, str, list[
     # An earlier evaluation's curve is not this one's: removed, but only when an earlier run's
     # lineage names it with these bytes (vmac wrote it); a file of the user's own is left alone.
     if not plot_learning_curves(reports, curve) and names_output(str(Path(out) / LINEAGE_DIR), curve):
-        curve.unlink()
+        remove_own(curve)
     return str(path), markdown, comparison_table(reports)

@@ -9,7 +9,6 @@ is 0): the evaluate stage reads the file, it does not import the pretrain stage.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import BenchmarkReport
 from storage_schemas.run import CHECKPOINTS_DIR, ENCODER, METRICS
 from tasks.io.files import atomic_path
+from tasks.io.metrics_file import metric_rows
 
 # The metric a curve shows for each benchmark, the first benchmark present in the reports.
 CURVE_METRIC = {"davis": "J&F-Mean", "youtube-vos": "J&F-Mean", "vip": "mIoU", "jhmdb": "PCK@0.1"}
@@ -54,10 +54,7 @@ def curve_benchmark(reports: list[BenchmarkReport]) -> str | None:
 
 
 def _cpu_minutes_by_step(run_dir: Path) -> dict[int, float]:
-    path = run_dir / METRICS
-    if not path.exists():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = metric_rows(run_dir / METRICS)
     return {0: 0.0, **{int(r["step"]): r["cpu_s"] / 60.0 for r in rows if "cpu_s" in r}}
 
 

@@ -16,6 +16,7 @@ from storage_schemas.benchmark import (
     SkippedVideo,
     VideoInput,
 )
+from tasks.evaluate.floors import cacheable, data_fingerprint, floor_key, reuse_floor, store_floor
 from tasks.evaluate.outputs import report_path, video_outputs
 from tasks.evaluate.plan import EvaluationPlan
 from tasks.evaluate.report import environment_of, protocol_of, timing_of
@@ -37,6 +38,9 @@ def evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateCo
 
     Returns the benchmark JSON's path. A video that cannot be propagated (frame 0 unlabelled)
     is reported as skipped; any other error is raised. ``config.threads`` applies while it runs.
+    A floor (random-init, raw pixels) already scored on the same data with the same protocol,
+    architecture and seed is copied from the floor cache instead (``tasks.evaluate.floors``;
+    no overlays are drawn then), and a floor scored here is added to it.
     """
     threads = torch.get_num_threads()
     if config.threads:
@@ -49,6 +53,17 @@ def evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateCo
 
 def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateConfig, run_id: str,
                       flow_run_id: str | None, log) -> str:
+    path = report_path(config.out, spec.name)
+    key = data = None
+    if cacheable(spec, config):
+        data = data_fingerprint(plan)
+        key = floor_key(spec, data, config)
+        reused = reuse_floor(spec, plan, config, run_id, key, data)
+        if reused is not None:
+            log.info("%s: reused from the floor cache (%s; scored by run %s): same data, protocol, architecture "
+                     "and seed", spec.name, reused.floor_cache.source, reused.run_id)
+            write_atomic(path, reused.to_json())
+            return str(path)
     began = time.perf_counter()
     device = resolve_device(config.device)
     encoder, info = load_encoder(spec, device)
@@ -57,14 +72,15 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
     timing = timing_of(results, time.perf_counter() - began, seconds_load)
     report = BenchmarkReport(
         name=spec.name, encoder=spec.encoder, random_init=spec.random_init, checkpoint=info,
-        data=DataInfo(store=plan.store, source=plan.source, videos=evaluated, skipped=skipped),
+        data=DataInfo(store=plan.store, source=plan.source, videos=evaluated, skipped=skipped, notes=plan.notes),
         protocol=protocol_of(config, encoder), sequences=results,
         summary=summarise(results, config.pck_thresholds, {v.video_id: v.split for v in evaluated}),
         timing=timing, environment=environment_of(device),
         run_id=run_id, flow_run_id=flow_run_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         config=config,
     )
-    path = report_path(config.out, spec.name)
+    if key is not None:
+        report = store_floor(report, config, key, data)
     write_atomic(path, report.to_json())
     return str(path)
 

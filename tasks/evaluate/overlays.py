@@ -25,7 +25,6 @@ def overlay_frames(total: int, count: int) -> list[int]:
 
 def save_palette_png(ids_hw: np.ndarray, path: Path) -> None:
     """A DAVIS results file: a palette PNG whose indices are the ids (H, W) uint8."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(np.ascontiguousarray(ids_hw, dtype=np.uint8), mode="L")
     image.putpalette(DAVIS_PALETTE)  # "L" + palette -> "P"
     with atomic_path(path) as tmp:  # replaces a link at ``path``, never writes through it
@@ -69,7 +68,6 @@ def _grid(rows: list[tuple[Image.Image, Image.Image]], path: Path) -> None:
         sheet.paste(left, (0, y))
         sheet.paste(right, (PANEL_WIDTH + _GUTTER, y))
         y += left.height + _GUTTER
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         sheet.save(tmp, format="PNG")
 

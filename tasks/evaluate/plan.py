@@ -4,7 +4,7 @@ given as ``--data`` is ingested first, and the run's lineage record."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage_schemas import benchmark as bm
@@ -15,7 +15,7 @@ from storage_schemas.lineage import Dataset, LineageRecord
 from storage_schemas.records import DecodeParams
 from tasks.evaluate.curve import learning_curves
 from tasks.evaluate.report import read_report
-from tasks.evaluate.videos import LabelledVideo, find_labelled_videos
+from tasks.evaluate.videos import LabelledVideo, find_labelled_videos, selection_notes
 from tasks.evaluate.weights import EncoderSpec, plan_encoders
 from tasks.io import lineage
 from tasks.io.files import file_sha256
@@ -33,6 +33,7 @@ class EvaluationPlan:
     videos: list[LabelledVideo]
     skipped: list[SkippedVideo]
     snapshot: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
@@ -41,13 +42,14 @@ def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
     Raises ValueError when no video can be evaluated."""
     encoders = plan_encoders(config)
     snapshot = open_snapshot(store)
-    videos, skipped = find_labelled_videos(snapshot, config.split)
+    videos, skipped = find_labelled_videos(snapshot, config.split, config.vip_classes)
     if not videos:
         split = f" of split {config.split!r}" if config.split else " (DAVIS: split val by default)"
         why = "; ".join(f"{s.video_id}: {s.reason}" for s in skipped[:3]) + ("; …" if len(skipped) > 3 else "")
         raise ValueError(f"no labelled videos{split} to evaluate in {store}"
                          + (f"; {len(skipped)} not evaluable ({why})" if skipped else ""))
-    return EvaluationPlan(snapshot.store, config.data, encoders, videos, skipped, snapshot.ref)
+    return EvaluationPlan(snapshot.store, config.data, encoders, videos, skipped, snapshot.ref,
+                          selection_notes(videos, config.split))
 
 
 def ingest_config_for(config: EvaluateConfig) -> IngestConfig:

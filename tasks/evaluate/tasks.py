@@ -37,6 +37,8 @@ def plan_evaluation(config: EvaluateConfig, store: str) -> EvaluationPlan:
     counts = ", ".join(f"{b} {sum(v.benchmark == b for v in result.videos)}" for b in bm.BENCHMARKS)
     _logger().info("evaluating %s on %d videos (%s); %d skipped", ", ".join(e.name for e in result.encoders),
                    len(result.videos), counts, len(result.skipped))
+    for note in result.notes:
+        _logger().warning("%s", note)
     return result
 
 

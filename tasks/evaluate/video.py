@@ -23,7 +23,7 @@ from tasks.evaluate.outputs import VideoOutputs
 from tasks.evaluate.overlays import draw_keypoint_overlay, draw_mask_overlay, overlay_frames, save_palette_png
 from tasks.evaluate.scores import DAVIS_KEYS, davis_metrics, joint_counts, pck_metrics
 from tasks.evaluate.videos import LabelledVideo, NotEvaluable
-from tasks.io.store import Snapshot
+from tasks.io.store import Snapshot, UnreadableFramesError, check_claimed_shape
 from vmac_core import metrics
 from vmac_core.label_grid import (
     Geometry,
@@ -37,8 +37,8 @@ from vmac_core.propagation import PropagationConfig, propagate
 
 
 def propagation_config(config: EvaluateConfig) -> PropagationConfig:
-    """The propagation knobs of ``config`` as ``vmac_core``'s dataclass (the same fields)."""
-    return PropagationConfig(**config.propagation.model_dump())
+    """The propagation knobs of ``config``: the config holds ``vmac_core``'s dataclass itself."""
+    return config.propagation
 
 
 def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, snapshot: Snapshot, config: EvaluateConfig,
@@ -47,16 +47,33 @@ def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, snapshot: Sna
 
     Reads the version folder ``snapshot`` (the run's one snapshot of the store) names. Raises
     NotEvaluable when the protocol cannot score the video (frame 0 unlabelled or without an
-    object, no annotated frame left to score).
+    object, no annotated frame left to score) or its arrays cannot be read (``check_stored_shapes``).
     """
     group = snapshot.group(video.video_id)
     frames = group[FRAMES]
+    check_stored_shapes(group, video.benchmark)
     geom = geometry_for(tuple(frames.shape[1:3]), config.features.stride, config.features.short_side)
     clock = Clock()
     feats = iter_features(encoder, frames, geom, config.features.effective_stage_stride, config.features.batch_size,
                           device, clock)
     run = _propagate_keypoints if video.benchmark == "jhmdb" else _propagate_masks
     return run(feats, clock, video, group, geom, config, device, outputs)
+
+
+def check_stored_shapes(group, benchmark: str) -> None:
+    """NotEvaluable, before anything is read, when the video's frames or masks claim more than the
+    store holds or frames too large to read (a crafted or damaged store: reading would allocate
+    what the header claims), or when the masks' (T, H, W) is not the frames'."""
+    frames = group[FRAMES]
+    arrays = [frames] if benchmark == "jhmdb" else [frames, group[MASKS]]
+    try:
+        for array in arrays:
+            check_claimed_shape(array)
+    except UnreadableFramesError as exc:
+        raise NotEvaluable(str(exc)) from None
+    if benchmark != "jhmdb" and tuple(arrays[1].shape[:3]) != tuple(frames.shape[:3]):
+        raise NotEvaluable(f"its masks are {' × '.join(map(str, arrays[1].shape[:3]))}, its frames "
+                           f"{' × '.join(map(str, frames.shape[:3]))}: not one video's")
 
 
 def _propagate_keypoints(feats, clock: Clock, video: LabelledVideo, group, geom: Geometry, config: EvaluateConfig,
@@ -135,6 +152,7 @@ class _VipScores:
     def add(self, t: int, pred_ids: np.ndarray, gt_ids: np.ndarray) -> None:
         if t == 0 or (gt_ids == NOT_ANNOTATED).all():
             return
+        _check_classes(gt_ids, self.num_labels, f"frame {t}")
         self.confusion += metrics.confusion_matrix(pred_ids, gt_ids, self.num_labels, ignore_index=NOT_ANNOTATED)
         self.scored += 1
 
@@ -154,11 +172,20 @@ def _count_labels(first_ids: np.ndarray, benchmark: str, vip_classes: int) -> in
     if (first_ids == NOT_ANNOTATED).all():
         raise NotEvaluable("frame 0 is not annotated: propagation starts from the first frame's labels")
     if benchmark == "vip":
+        _check_classes(first_ids, vip_classes, "frame 0")
         return vip_classes
     num_labels = int(first_ids[first_ids != NOT_ANNOTATED].max()) + 1
     if num_labels < 2:
         raise NotEvaluable("frame 0 shows no object: there is nothing to propagate")
     return num_labels
+
+
+def _check_classes(ids: np.ndarray, classes: int, where: str) -> None:
+    """NotEvaluable when VIP ground truth holds a class id outside 0..classes-1 (255 is void)."""
+    beyond = np.unique(ids[(ids >= classes) & (ids != NOT_ANNOTATED)])
+    if beyond.size:
+        raise NotEvaluable(f"VIP masks hold class id(s) {', '.join(map(str, beyond.tolist()))} in {where}, outside "
+                           f"the {classes} classes scored (0-{classes - 1})")
 
 
 def predicted_ids(feats, first_ids: np.ndarray, num_labels: int, geom: Geometry, config: EvaluateConfig,

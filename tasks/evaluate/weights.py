@@ -1,5 +1,5 @@
 """The encoders an evaluation runs: weights files read and loaded, each architecture's
-random-init floor and the raw-pixel floor (docs/evaluate.md, ``--checkpoint``, ``--random-init``
+random-init floor and the raw-pixel floor (docs/evaluate.md, ``--checkpoint``, ``--baseline random-init``
 and ``--baseline pixels``)."""
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
 from tasks.ingest.plan import ExpectedFrames, IngestPlan, Outcome
 from tasks.ingest.video import store_video
+from tasks.io.files import private_folder
 from tasks.io.items import SourceItem
 from tasks.io.secrets import given, remember
 from tasks.io.uris import is_url
@@ -77,6 +78,9 @@ def dask_client(config: IngestConfig) -> Iterator[Client]:
             threads_per_worker=1,
             processes=processes,
             dashboard_address=f"{LOOPBACK}:0",
+            # Workers' scratch (spilled data, their lock files) in the user's private folder, not
+            # the shared /tmp/dask-scratch-space another user could make first or fill with links.
+            local_directory=str(private_folder("dask-scratch")),
             silence_logs=40,
             **network,
         ))

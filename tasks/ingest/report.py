@@ -7,6 +7,7 @@ from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset
 from tasks.ingest.plan import Outcome
 from tasks.io import lineage
+from tasks.io.secrets import redact, redact_text
 from tasks.io.store import open_snapshot, open_store
 
 
@@ -69,14 +70,14 @@ def _failures_first(outcomes: list[Outcome]) -> list[Outcome]:
 def summary_table(outcomes: list[Outcome]) -> list[dict]:
     """Every source's outcome in this run as table rows (a Prefect table artifact), failures first."""
     return [{"video_id": o.video_id, "outcome": o.action, "frames": o.frames, "seconds": round(o.seconds, 2),
-             "source": o.uri, "reason": o.reason or ""} for o in _failures_first(outcomes)]
+             "source": redact(o.uri), "reason": redact_text(o.reason or "")} for o in _failures_first(outcomes)]
 
 
 def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
     """A markdown table of every source's outcome in this run, failures first."""
     counts = {a: sum(o.action == a for o in outcomes) for a in ACTIONS}
     lines = [
-        f"# Ingest into `{store}`",
+        f"# Ingest into `{redact(store)}`",
         "",
         f"{counts['decoded']} decoded, {counts['skipped']} up to date, {counts['alias']} aliases of stored videos, "
         f"{counts['failed']} failed, {counts['retry']} not stored (retried next run), {counts['left_out']} left out "
@@ -86,7 +87,7 @@ def summary_markdown(store: str, outcomes: list[Outcome]) -> str:
         "|---|---|---:|---:|---|---|",
     ]
     for o in _failures_first(outcomes):
-        reason = (o.reason or "").replace("|", "\\|")
-        source = o.uri.replace("|", "\\|")
+        reason = redact_text(o.reason or "").replace("|", "\\|")
+        source = redact(o.uri).replace("|", "\\|")
         lines.append(f"| {o.video_id} | {o.action} | {o.frames} | {o.seconds:.2f} | {source} | {reason} |")
     return "\n".join(lines)

@@ -82,6 +82,9 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
         status=Status.writing,
         decode_params=params,
         split=item.split,
+        splits=list(item.splits),
+        dataset_splits=list(item.dataset_splits),
+        source_notes=list(item.notes),
         ingest_run_id=run_id,
         code_version=code_version(),
     )
@@ -99,6 +102,8 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
     root = open_store(store, frame_codec=params.frame_codec)
     existing = read_catalog_entry(store, item.video_id)
     if key and is_up_to_date(existing, key, retry_failed):
+        if item.kind is SourceKind.frames:
+            existing = _refresh_layout_facts(store, existing, base, run_id)
         if existing.status is Status.complete and run_id is not None and existing.ingest_run_id == run_id:
             # Stored by this run before a retry of its task: report it as this run's work.
             return finish(existing, "decoded", existing.frame_count or 0)
@@ -126,6 +131,32 @@ def _ingest(item: SourceItem, store: str, params: DecodeParams, run_id: str | No
         remove_version(store, item.video_id, version)  # a failed video stores nothing
         return finish(record, "failed", pending=True)
     return finish(record, "decoded", record.frame_count or 0, version, pending=True)
+
+
+# What a dataset layout says of a source beside its bytes: its split lists and notes. They can
+# change while the bytes do not (lists edited, or read better by a newer vmac).
+_LAYOUT_FACTS = ("split", "splits", "dataset_splits", "source_notes")
+
+
+def _refresh_layout_facts(store: str, existing: VideoRecord, base: VideoRecord, run_id: str | None) -> VideoRecord:
+    """``existing`` (an up-to-date record) with the layout's facts as they are now, committed (the
+    same version folder, a new record) only when they differ: metadata, so the frames are not
+    decoded again."""
+    changes = {name: getattr(base, name) for name in _LAYOUT_FACTS if getattr(existing, name) != getattr(base, name)}
+    if not changes:
+        return existing
+    record = replace_record(existing, **changes)
+
+    def edit(videos: dict[str, CatalogEntry], validation: dict | None):
+        entry = videos.get(record.video_id)
+        held = parse_record(entry.record) if entry is not None else None
+        if held is not None and held.decode_key == record.decode_key:
+            videos[record.video_id] = CatalogEntry(version=entry.version,
+                                                   record=replace_record(held, **changes).model_dump(mode="json"))
+        return videos, validation
+
+    commit(store, edit, "ingest", f"layout facts of {record.video_id} ({', '.join(changes)})", run_id, code_version())
+    return record
 
 
 def read_catalog_entry(store: str, video_id: str) -> VideoRecord | None:

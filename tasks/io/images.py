@@ -5,38 +5,47 @@ What a viewer shows is what is stored, or the file fails with a one-line reason
 
 - **Bytes.** An empty file fails as empty ("00003.jpg is empty (0 bytes)"), bytes no image
   format recognises as "not an image", damaged or truncated data as "not a readable image (…)".
+  A JPEG that lacks only its end marker (EOI: cameras and some writers leave it out) is read
+  whole and the record says so: its pixels are the ones the file holds, which is known because
+  they do not depend on what would follow the data (``complete_without_eoi``). A JPEG cut short
+  anywhere else still fails as truncated.
 - **Size.** Width × height is read from the header first; above ``MAX_IMAGE_PIXELS`` the file
   fails before anything is decoded (a decompression bomb fails its own video, never the run).
-- **One picture per file.** An animated WebP or PNG, or a multi-page TIFF, fails: a frame
-  folder's files are its frames.
+- **One picture per file.** An animated WebP, GIF or PNG, or a multi-page TIFF, fails: a frame
+  folder's files are its frames. An MPO (a phone's JPEG with a gain map or depth picture after
+  the main one) is not an animation: a viewer shows its first picture, which is stored, and the
+  record says the file held more.
 - **Orientation.** The EXIF orientation (tag 274; JPEG, PNG ``eXIf``, WebP, TIFF) is applied as
   viewers apply it (the transposes of ``PIL.ImageOps.exif_transpose``) and returned, so the
   caller records it. Annotations go through the same path, so a label stays on its pixel.
-- **Bit depth** (``to_8bit``). Samples deeper than 8 bits (16-bit PNG and TIFF: depth,
-  thermal, microscopy) are scaled to 8 bits over the file's whole declared range,
-  ``v8 = round(v × 255 / (2^b − 1))`` (half up; for b = 16 that is ``(v + 128) // 257``). No
-  sample is clipped, and one value maps to one level in every frame (a per-frame stretch would
-  flicker). ffmpeg's gray16/rgb48 to rgb24 conversion maps the same range the same way. 32-bit
-  integer and floating-point samples have no range to scale by and fail, saying so.
+- **Bit depth.** Samples deeper than 8 bits are read as their header lays them out and scaled to
+  8 bits by one rule (``tasks.io.image_samples``: ``v8 = round(v × 255 / (2^b − 1))``, never
+  clipped; WhiteIsZero inverted, CMYK converted). Signed, floating-point and 32-bit samples fail,
+  saying which.
 - **Colour.** Grey, palette, CMYK (Adobe's inverted CMYK included) and YCbCr become RGB by
   PIL's conversion. Alpha is dropped: the colour channels as stored, as ffmpeg's rgb24
   conversion of a video with alpha does (nothing is composited over a colour the file does not
   name).
+- **Annotations** (``decode_labels``) give their stored values: palette indices, or grey levels
+  (up to 16 bits), which ``tasks.io.frame_files`` reads as ids for the whole sequence at once.
+  Every failure of an annotation file says "annotation". A JPEG annotation fails: lossy
+  compression changes the ids along every edge.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import imagecodecs
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from storage_schemas.layout import NOT_ANNOTATED
 from tasks.io.faults import reason_of
+from tasks.io.image_samples import PNG_SIGNATURE, SampleError, deep_rgb, unscalable
 from tasks.io.uris import open_uri
 
 # 2^27 pixels (a 16384 × 8192 panorama): an RGB frame of that size is 400 MB decoded, 800 MB at
@@ -48,7 +57,18 @@ ORIENTATIONS = {
     1: "as stored", 2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-bottom",
     5: "transposed", 6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° anticlockwise",
 }
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Formats whose further pictures are not frames: a viewer shows the first (MPO: a phone's main
+# picture, then a gain map, a depth map or a second eye).
+FIRST_PICTURE_FORMATS = frozenset({"MPO"})
+# What a frame file needed, as the record counts it (``VideoRecord.image_notes``).
+MORE_PICTURES = "held more than one picture (MPO: a gain map or depth after the main picture): the first stored"
+NO_EOI = "JPEG without its end marker (EOI): its data is complete, read whole"
+_EOI = b"\xff\xd9"
+# First bytes of the formats vmac reads, to tell a file of a known format PIL cannot open from
+# bytes that are no image.
+_SIGNATURES = ((b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (PNG_SIGNATURE, "PNG"), (b"\xff\xd8\xff", "JPEG"),
+               (b"GIF8", "GIF"))
+GREY_MODES = ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 class LayoutError(ValueError):
@@ -60,15 +80,23 @@ class LayoutError(ValueError):
 class Picture:
     """One decoded image file, oriented as a viewer shows it.
 
-    ``pixels``: (H, W, 3) uint8 RGB (``decode_frame``) or (H, W) uint8 label ids
-    (``decode_labels``). ``orientation``: the EXIF orientation applied (1: none). ``bit_depth``:
-    bits per sample in the file. ``mode``: PIL's mode of the file as opened (``I;16``, ``CMYK``, ``P``…).
+    ``pixels``: (H, W, 3) uint8 RGB (``decode_frame``) or (H, W) label values (``decode_labels``:
+    uint8 palette indices, or grey levels as uint16). ``orientation``: the EXIF orientation
+    applied (1: none). ``bit_depth``: bits per sample in the file. ``mode``: PIL's mode of the
+    file as opened (``I;16``, ``CMYK``, ``P``…). ``notes``: what the file needed (``MORE_PICTURES``,
+    ``NO_EOI``).
     """
 
     pixels: np.ndarray
     orientation: int
     bit_depth: int
     mode: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_grey(self) -> bool:
+        """Label values are grey levels (not palette indices)."""
+        return self.mode in GREY_MODES
 
 
 def read_bytes(uri: str) -> bytes:
@@ -80,7 +108,7 @@ def read_bytes(uri: str) -> bytes:
 def open_image(data: bytes, name: str) -> tuple[Image.Image, int]:
     """(PIL's image of ``data`` with only its header read, its EXIF orientation); LayoutError for
     an empty file, bytes that are no image, a picture above MAX_IMAGE_PIXELS, or a file holding
-    several pictures. The orientation is read first: PIL's TIFF reader forgets it once it has
+    several frames. The orientation is read first: PIL's TIFF reader forgets it once it has
     counted or loaded the pictures."""
     if not data:
         raise LayoutError(f"{name} is empty (0 bytes)")
@@ -92,6 +120,10 @@ def open_image(data: bytes, name: str) -> tuple[Image.Image, int]:
     except Image.DecompressionBombError as exc:
         raise LayoutError(f"{name} is too large to decode ({reason_of(exc)})") from None
     except UnidentifiedImageError:
+        known = next((fmt for magic, fmt in _SIGNATURES if data.startswith(magic)), None)
+        if known:
+            raise LayoutError(f"{name} is a {known} of a kind vmac's image reader (PIL) does not open (its sample "
+                              "layout or compression); convert it to 8- or 16-bit grey or RGB") from None
         raise LayoutError(f"{name} is not an image (no image format recognises its bytes)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
@@ -101,7 +133,7 @@ def open_image(data: bytes, name: str) -> tuple[Image.Image, int]:
                           f"{MAX_IMAGE_PIXELS:,} (a decompression bomb, or a picture no frame should be)")
     orientation = orientation_of(image)
     pictures = getattr(image, "n_frames", 1)
-    if pictures > 1:
+    if pictures > 1 and image.format not in FIRST_PICTURE_FORMATS:
         raise LayoutError(f"{name} holds {pictures} pictures (an animation or a multi-page file); "
                           "each file of a frame folder is one frame")
     return image, orientation
@@ -146,34 +178,12 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
 def sample_depth(image: Image.Image, data: bytes) -> int:
     """Bits per sample the file declares: the PNG header's bit depth, TIFF's BitsPerSample, else
     what PIL's mode holds (8 for the modes video frames come in)."""
-    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
         return max(int(data[24]), 8) if data[25] != 3 else 8  # colour type 3: palette indices
     if image.format == "TIFF":
         bits = image.tag_v2.get(258, 8)
         return int(max(bits) if isinstance(bits, tuple) else bits)
-    return {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}.get(image.mode, 8)
-
-
-def to_8bit(samples: np.ndarray, bits: int) -> np.ndarray:
-    """Samples of ``bits`` bits scaled to uint8 over the whole range: round(v × 255 / (2^bits − 1)),
-    half up. Nothing is clipped: 0 stays 0 and 2^bits − 1 becomes 255."""
-    top = (1 << bits) - 1
-    wide = np.asarray(samples, dtype=np.uint64)
-    return ((wide * 255 * 2 + top) // (2 * top)).astype(np.uint8)
-
-
-def _deep_samples(image: Image.Image, data: bytes, name: str) -> np.ndarray:
-    """(H, W[, C]) uint16 samples of a 16-bit file. PIL keeps 16 bits only for greyscale
-    (``I;16``): it reduces 16-bit RGB, RGBA and grey+alpha to 8 bits by dropping the low byte,
-    so those are decoded again by imagecodecs (libpng, libtiff)."""
-    if image.mode.startswith("I;16"):
-        image.load()
-        return np.asarray(image).astype(np.uint16)
-    try:
-        decode = imagecodecs.png_decode if data[:8] == _PNG_SIGNATURE else imagecodecs.tiff_decode
-        return np.asarray(decode(data))
-    except Exception as exc:  # noqa: BLE001 - the codecs raise their own classes for damaged data
-        raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
+    return {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I;16S": 16, "I": 32, "F": 32}.get(image.mode, 8)
 
 
 def decode_frame(uri: str) -> Picture:
@@ -181,65 +191,105 @@ def decode_frame(uri: str) -> Picture:
     name = os.path.basename(uri)
     data = read_bytes(uri)
     image, orientation = open_image(data, name)
-    bits = sample_depth(image, data)
+    notes = (MORE_PICTURES,) if getattr(image, "n_frames", 1) > 1 else ()
     try:
-        if bits > 16 or image.mode in ("I", "F"):
-            raise LayoutError(f"{name} holds {bits}-bit {'floating-point' if image.mode == 'F' else 'integer'} "
-                              "samples, which have no range to scale into 8 bits; convert them to 16- or 8-bit images")
-        if bits > 8:
-            loads = image.mode.startswith("I;16")  # read by PIL, which orients a TIFF as it loads
-            samples = to_8bit(_deep_samples(image, data, name), bits)
-            rgb, left = _as_rgb(samples), _still_to_orient(image, orientation) if loads else orientation
-        else:
-            image.load()
-            rgb, left = np.asarray(image.convert("RGB")), _still_to_orient(image, orientation)
-    except (OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, LayoutError):
-            raise
+        rgb, left = _rgb(image, data, name, orientation)
+    except OSError as exc:
+        whole = complete_without_eoi(image, data)
+        if whole is None:
+            raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
+        image, orientation = open_image(whole, name)
+        rgb, left = _rgb(image, whole, name, orientation)
+        notes += (NO_EOI,)
+    return Picture(orient(rgb, left), orientation, sample_depth(image, data), image.mode, notes)
+
+
+def _rgb(image: Image.Image, data: bytes, name: str, orientation: int) -> tuple[np.ndarray, int]:
+    """((H, W, 3) uint8 RGB as stored, the orientation still to apply). OSError for damaged or
+    truncated data; LayoutError for samples vmac does not scale."""
+    bits = sample_depth(image, data)
+    if bits > 16 or image.mode in ("I", "F", "I;16S"):
+        raise LayoutError(f"{name} holds {unscalable(image, bits) or f'{bits}-bit samples vmac does not scale'}")
+    try:
+        if bits > 8:  # read by libpng or tifffile, which leave the orientation to vmac
+            return deep_rgb(image, data, name, bits), orientation
+        image.load()
+        return np.asarray(image.convert("RGB")), _still_to_orient(image, orientation)
+    except SampleError as exc:
+        raise LayoutError(str(exc)) from None
+    except (SyntaxError, ValueError) as exc:
         raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
-    return Picture(orient(rgb, left), orientation, bits, image.mode)
 
 
-def _as_rgb(samples: np.ndarray) -> np.ndarray:
-    """(H, W, 3) from 8-bit samples (H, W) grey, (H, W, 2) grey+alpha, (H, W, 3) RGB or (H, W, 4) RGBA."""
-    if samples.ndim == 2:
-        samples = samples[..., None]
-    channels = samples.shape[-1]
-    colour = samples[..., :1] if channels in (1, 2) else samples[..., :3]
-    return np.ascontiguousarray(np.broadcast_to(colour, (*samples.shape[:2], 3)))
+def complete_without_eoi(image: Image.Image, data: bytes) -> bytes | None:
+    """``data`` with the JPEG end marker (EOI) appended when that is all it lacks, else None.
+
+    Appending EOI to a JPEG cut short anywhere would also decode (libjpeg fills what is missing),
+    so the test is whether the pixels depend on what follows the data: a sequential JPEG whose
+    entropy-coded data is complete decodes the same whether EOI or other bytes come next (the
+    decoder reads no further than its last block), while a cut one decodes the following bytes
+    as its missing blocks. Progressive JPEGs, whose last scans may read no bits for a run of
+    blocks, are not tested and stay failed."""
+    if image.format != "JPEG" or data[-2:] == _EOI or image.info.get("progressive"):
+        return None
+    decoded = []
+    for tail in (_EOI, b"\x55" * 64 + _EOI, b"\xaa" * 64 + _EOI):
+        try:
+            decoded.append(np.asarray(Image.open(io.BytesIO(data + tail)).convert("RGB")))
+        except (OSError, SyntaxError, ValueError):
+            return None
+    return data + _EOI if all(np.array_equal(decoded[0], d) for d in decoded[1:]) else None
 
 
 def decode_labels(uri: str) -> Picture:
-    """The label ids (H, W) uint8 of one annotation file, oriented as its frame is shown
-    (``label_ids``' rules)."""
+    """The label values (H, W) of one annotation file as stored, oriented as its frame is shown:
+    uint8 palette indices, or uint16 grey levels (grey, grey+alpha's grey, bilevel 0/1).
+    ``tasks.io.frame_files.label_rule`` turns grey levels into ids for a whole sequence. Every
+    LayoutError names the file as an annotation."""
     name = os.path.basename(uri)
-    data = read_bytes(uri)
-    image, orientation = open_image(data, name)
-    try:
+    with _annotation(name):
+        data = read_bytes(uri)
+        image, orientation = open_image(data, name)
+        if image.format in ("JPEG", "MPO"):
+            raise LayoutError(f"{name} is a JPEG: lossy compression changes the ids along every edge; "
+                              "annotations must be lossless (PNG)")
         image.load()
         left = _still_to_orient(image, orientation)
-        ids = label_ids(image)
+        values = _label_values(image, name)
+    return Picture(orient(values, left), orientation, sample_depth(image, data), image.mode)
+
+
+def annotation_mode(uri: str) -> str:
+    """PIL's mode of an annotation file (``P``, ``L``, ``I;16``…), from its header alone."""
+    name = os.path.basename(uri)
+    with _annotation(name):
+        return open_image(read_bytes(uri), name)[0].mode
+
+
+@contextlib.contextmanager
+def _annotation(name: str) -> Iterator[None]:
+    """Failures reading an annotation file as LayoutErrors that say "annotation"; the machine's
+    own OSErrors (with an errno: permission, I/O) propagate, to be retried."""
+    try:
+        yield
     except LayoutError as exc:
-        raise LayoutError(f"annotation {name}: {exc}") from None
+        raise LayoutError(f"annotation {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise LayoutError(f"{name} is not a readable image ({reason_of(exc)})") from None
-    return Picture(orient(ids, left), orientation, sample_depth(image, data), image.mode)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise LayoutError(f"annotation {name} is not a readable image ({reason_of(exc)})") from None
 
 
-def label_ids(image: Image.Image) -> np.ndarray:
-    """Ids (H, W) uint8 from an annotation image: palette indices (DAVIS object ids, VIP
-    classes), greyscale 0/255 masks as 0/1, other grey values (8 or 16 bits) as ids below 255,
-    grey+alpha by its grey channel, bilevel as 0/1. Ids are never scaled: they are names, not levels."""
+def _label_values(image: Image.Image, name: str) -> np.ndarray:
+    """(H, W) values of a loaded annotation image: uint8 palette indices, or uint16 grey levels."""
     if image.mode == "P":
         return np.asarray(image, dtype=np.uint8)
-    if image.mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"):
-        grey = np.asarray(image.getchannel(0) if image.mode == "LA" else image).astype(np.int64)
-        if image.mode == "1":
-            return grey.astype(np.uint8)
-        values = np.unique(grey)
-        if set(values.tolist()) <= {0, 255}:
-            return (grey > 0).astype(np.uint8)
-        if values.max() >= NOT_ANNOTATED or values.min() < 0:
-            raise LayoutError(f"label ids must be 0-{NOT_ANNOTATED - 1}, found {values.min()}-{values.max()}")
-        return grey.astype(np.uint8)
-    raise LayoutError(f"unsupported annotation image mode {image.mode!r} (label ids are palette or grey images)")
+    if image.mode not in GREY_MODES:
+        raise LayoutError(f"{name} holds {image.mode} colour pixels; label ids are palette or grey images")
+    grey = np.asarray(image.getchannel(0) if image.mode == "LA" else image)
+    if grey.dtype.kind == "b":
+        return grey.astype(np.uint16)
+    if grey.size and (grey.min() < 0 or grey.max() > 65535):
+        raise LayoutError(f"{name} holds grey values {grey.min()}-{grey.max()}; label ids are 0-254")
+    return grey.astype(np.uint16)
+

@@ -22,6 +22,8 @@ class SourceItem:
     What a dataset layout says about the labels rides along: annotation files whose frame the
     folder lacks (``orphan_annotations``, file names), what a mask means (``mask_semantics``,
     ``VideoRecord.mask_semantics``) and object categories (``object_categories``, id → name).
+    ``split`` is the most specific split list naming it, ``splits`` every one, ``dataset_splits``
+    the lists its tree holds; ``notes``, what the layout says of it a person should know.
     """
 
     uri: str
@@ -32,6 +34,9 @@ class SourceItem:
     mask_uris: tuple[str | None, ...] = ()
     keypoints_uri: str | None = None
     split: str | None = None
+    splits: tuple[str, ...] = ()
+    dataset_splits: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     error: str | None = None
     orphan_annotations: tuple[str, ...] = ()
     mask_semantics: str | None = None

@@ -25,8 +25,19 @@ MASK = "***"
 # Query parameters whose value is a credential: signatures, tokens, keys, passwords (case-insensitive,
 # whole name or its last part after - _ or .): X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token,
 # X-Goog-Signature, Signature, sig, token, access_token, key, api_key, password, secret, ...
+# Names are compared in snake case (camelCase split: accessToken -> access_token, secretKey ->
+# secret_key) with leading and trailing underscores trimmed (Akamai's ``__token__``); Akamai's
+# ``hdnts``/``hdnea`` and Azure's ``AccountKey``/``SharedAccessSignature`` are named too.
 _SECRET_KEY = re.compile(
-    r"(?:^|[-_.])(?:sig|signature|token|key|apikey|secret|password|passwd|pwd|credential|auth|authorization)s?$")
+    r"(?:^|[-_.])(?:sig|signature|token|key|apikey|secret|password|passwd|pwd|credential|auth|authorization"
+    r"|hdnts|hdnea|hmac)s?$")
+# A value that is a JSON Web Token (header.payload.signature, base64url, the header starting {" =
+# eyJ) is a bearer credential whatever the parameter's name or wherever it appears.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# key=value in free text or a connection string (``AccountKey=…;``, ``password=…``): a secret key's
+# value. Only where a pair starts (the text's start, a space, ; , & a quote or a bracket), never
+# inside a path: a local folder named ``camera_key=3`` is a name, and records keep it as it is.
+_PAIR_IN_TEXT = re.compile(r"(?<![^\s;,&'\"(\[{])([A-Za-z_][A-Za-z0-9_.-]*)=([^\s;&'\"<>,)]+)")
 # A URL inside free text: a scheme, ://, and everything up to white space or a quote.
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`|]+")
 
@@ -35,15 +46,19 @@ _GIVEN: dict[str, str] = {}
 
 
 def _secret_key(name: str) -> bool:
-    return bool(_SECRET_KEY.search(unquote(name).lower()))
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", unquote(name)).lower().strip("_")
+    return bool(_SECRET_KEY.search(snake))
 
 
 def _redact_query(query: str) -> str:
-    parts = []
-    for part in query.split("&"):
-        name, eq, _ = part.partition("=")
-        parts.append(f"{name}={MASK}" if eq and _secret_key(name) else part)
-    return "&".join(parts)
+    """Each ``name=value`` of a query (separated by ``&`` or, Azure-style, ``;``) with a secret
+    name's value masked, and any JSON Web Token masked."""
+    parts = re.split(r"([&;])", query)
+    for i in range(0, len(parts), 2):
+        name, eq, _ = parts[i].partition("=")
+        if eq and _secret_key(name):
+            parts[i] = f"{name}={MASK}"
+    return _JWT.sub(MASK, "".join(parts))
 
 
 def _split(uri: str) -> tuple[str, str, str, str] | None:
@@ -66,26 +81,35 @@ def redact(uri: str) -> str:
     """``uri`` with its credentials masked: the password of its userinfo (the whole userinfo when
     it is one name, often a token) and the value of every signed-query parameter (``_SECRET_KEY``)
     become ``***``. Local paths and URLs without credentials come back unchanged; redacting twice
-    changes nothing."""
+    changes nothing. An fsspec chained URL (``simplecache::s3://key:secret@bucket/x``) has each
+    of its links redacted; a JSON Web Token anywhere in it is masked."""
+    if "::" in uri:
+        return "::".join(redact(link) for link in uri.split("::"))
     parts = _split(uri)
     if parts is None:
-        return uri
+        return _JWT.sub(MASK, uri) if "://" in uri else uri
     scheme, userinfo, host, rest = parts
     if userinfo:
         shown = userinfo if userinfo == MASK or userinfo.endswith(f":{MASK}") else _redacted_userinfo(userinfo)
         authority = f"{shown}@{host}"
     else:
         authority = host
+    rest, h, fragment = rest.partition("#")
     path, q, query = rest.partition("?")
-    if q:
-        query, h, fragment = query.partition("#")
-        rest = f"{path}?{_redact_query(query)}{h}{fragment}"
+    # A fragment may carry a token too (OAuth's implicit flow: #access_token=…).
+    rest = _JWT.sub(MASK, path) + (f"?{_redact_query(query)}" if q else "") + (h + _redact_query(fragment) if h else "")
     return f"{scheme}{authority}{rest}"
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every URL in it redacted (error messages, log lines)."""
-    return _URL_IN_TEXT.sub(lambda m: redact(m[0]), text) if "://" in text else text
+    """``text`` with every URL in it redacted (error messages, log lines), and outside URLs every
+    ``name=value`` whose name is a secret's (a connection string's ``AccountKey=…``) and every JSON
+    Web Token masked."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact(m[0]), text)
+    if "=" in text:
+        text = _PAIR_IN_TEXT.sub(lambda m: f"{m[1]}={MASK}" if _secret_key(m[1]) else m[0], text)
+    return _JWT.sub(MASK, text) if "eyJ" in text else text
 
 
 def redact_json(value):
@@ -110,7 +134,7 @@ def keep_out(uri: str) -> str:
     shown = redact(uri)
     if shown != uri:
         _GIVEN[shown] = uri
-        scheme, userinfo, host, _ = _split(uri)
+        scheme, userinfo, host, _ = _split(uri) or ("", "", "", "")
         if userinfo:
             # Paths below the same authority (a folder, a glob, frames of a remote folder) use its credentials.
             _GIVEN[f"{scheme}{_redacted_userinfo(userinfo)}@{host}"] = f"{scheme}{userinfo}@{host}"
@@ -154,7 +178,7 @@ def reader_uri(uri: str) -> str:
     rest, h, fragment = rest.partition("#")
     path, q, query = rest.partition("?")
     if q:
-        kept = [p for p in query.split("&") if not p.endswith(f"={MASK}")]
+        kept = [p for p in re.split(r"[&;]", query) if not p.endswith(f"={MASK}")]
         rest = path + (f"?{'&'.join(kept)}" if kept else "")
     rest += h + fragment
     return f"{scheme}{'' if MASK in userinfo else (userinfo + '@' if userinfo else '')}{host}{rest}"

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import fsspec
+from PIL import Image
 
 from storage_schemas.layout import VIDEO_EXTENSIONS
 from storage_schemas.records import SourceKind
 from tasks.io import layouts
 from tasks.io.faults import reason_of
-from tasks.io.files import hash_file, not_regular_reason
+from tasks.io.files import NotRegularFileError, hash_file, not_regular_reason
 from tasks.io.items import SourceItem, is_image, video_id_for
 from tasks.io.probe import sniff
 from tasks.io.secrets import keep_out, redact
@@ -183,8 +184,11 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
     """Walk ``root``: a dataset layout is its sequences; otherwise two or more image files are a
     frame folder, files whose content is a video are videos, folders are walked; what is passed
     over goes to ``skipped``."""
+    def left_out(uri: str, why: str, counts: bool) -> None:
+        skipped.append(Skipped(uri, why, counts))
+
     try:
-        found = layouts.detect(fs, root, top, to_uri)
+        found = layouts.detect(fs, root, top, to_uri, left_out)
     except OSError as exc:
         return [
             SourceItem(
@@ -202,10 +206,13 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
     except (OSError, PermissionError) as exc:
         return [_unreadable_dir(root, to_uri, exc)]
     images = [e["name"] for e in entries if e["type"] == "file" and _is_frame_file(e["name"])]
+    # An animated GIF is a video of its own; a still one is an image like a PNG.
+    images = [p for p in images if not (p.lower().endswith(".gif") and _animated(fs, p))]
     out: list[SourceItem] = []
     if len(images) > 1:
-        out.append(layouts.frame_folder(fs, root, top, to_uri, images))
-    elif images and sniff(fs.open(images[0], "rb")).video:  # an animated PNG (APNG) is a video
+        out.extend(layouts.frame_folders(fs, root, top, to_uri, images, left_out))
+    elif images and not images[0].lower().endswith(".gif") and sniff(fs.open(images[0], "rb")).video:
+        # An animated PNG (APNG) is a video (a GIF was told above: this one is still)
         out.append(_video_item(to_uri(images[0]), os.path.relpath(images[0], top)))
     elif images:
         skipped.append(Skipped(to_uri(images[0]), "a single image, not a video (a frame folder holds two or more)",
@@ -223,6 +230,16 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
         else:
             out.append(_video_item(to_uri(path), os.path.relpath(path, top)))
     return out
+
+
+def _animated(fs, path: str) -> bool:
+    """True for an image file holding more than one picture (PIL's header and frame walk); False
+    for a still one, and for one PIL cannot read (its decode fails it, with the reason)."""
+    try:
+        with fs.open(path, "rb") as handle, Image.open(handle) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def _is_frame_file(path: str) -> bool:
@@ -313,11 +330,15 @@ def hash_source(item: SourceItem) -> tuple[str, int]:
     uris = item.content_uris
     base = os.path.dirname(os.path.commonpath(uris)) if item.kind is SourceKind.frames and len(uris) > 1 else ""
     for uri in uris:
-        digest, nbytes = hash_file(uri)
+        rel = os.path.relpath(uri, base) if base else os.path.basename(uri)
+        try:
+            digest, nbytes = hash_file(uri)
+        except NotRegularFileError as exc:
+            # A folder's reason names which of its files is not one (a FIFO among the annotations).
+            raise NotRegularFileError(f"{rel}: {exc}" if item.kind is SourceKind.frames else str(exc)) from None
         size += nbytes
         if item.kind is SourceKind.video:
             return digest, nbytes
-        rel = os.path.relpath(uri, base) if base else os.path.basename(uri)
         total.update(rel.encode("utf-8") + b"\0" + bytes.fromhex(digest))
     if item.mask_semantics or item.object_categories:
         total.update(repr((item.mask_semantics, item.object_categories)).encode("utf-8"))

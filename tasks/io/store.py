@@ -25,15 +25,17 @@ from zarr.storage import FsspecStore, LocalStore
 
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, LEGACY_FRAME_CODEC
 from storage_schemas.layout import (
+    LINEAGE_DIR,
     STORE_FORMAT,
     STORE_INFO_ATTR,
     VIDEO_RECORD_ATTR,
     VIDEOS_GROUP,
 )
 from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
-from storage_schemas.snapshots import CatalogEntry, SnapshotData
-from storage_schemas.validation import catalog_fingerprint
+from storage_schemas.snapshots import REFS_DIR, SNAPSHOTS_DIR, CatalogEntry, SnapshotData
+from storage_schemas.validation import VALIDATION_DIR, catalog_fingerprint
 from tasks.io import snapshots
+from tasks.io.files import check_path
 from tasks.io.names import inside
 from tasks.io.secrets import redact_json, reveal
 from tasks.io.snapshots import LegacyStoreError
@@ -72,6 +74,7 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_code
             return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise FileNotFoundError(f"no vmac store at {store}") from exc
+    check_bookkeeping(store)
     # Several writers may create a new store at once (Dask workers, concurrent runs): whoever
     # loses a creation race finds the group made by the other, which is what it wanted.
     try:
@@ -93,6 +96,23 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_code
         with contextlib.suppress(FileExistsError):
             snapshots.commit(store, lambda videos, validation: (videos, validation), "create", f"store {info.name}")
     return root
+
+
+# The entries of a store's root that vmac itself writes (Zarr's metadata, and vmac's folders).
+BOOKKEEPING = ("zarr.json", VIDEOS_GROUP, LINEAGE_DIR, VALIDATION_DIR, SNAPSHOTS_DIR, REFS_DIR)
+
+
+def check_bookkeeping(store: str) -> None:
+    """For a local store: refuse (OutsideError) a store reached through another user's link, or
+    whose own entries (``BOOKKEEPING``, and ``videos/zarr.json``) are symbolic links: Zarr and
+    the commits would write through them, outside the store (a crafted store from elsewhere)."""
+    path = local_path(store)
+    if path is None:
+        return
+    check_path(path)
+    for entry in BOOKKEEPING:
+        inside(path, entry)
+    inside(path, VIDEOS_GROUP, "zarr.json")
 
 
 class FrameCodecMismatchError(ValueError):

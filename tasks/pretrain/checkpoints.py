@@ -20,7 +20,7 @@ from storage_schemas.config import PretrainConfig
 from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.run import CHECKPOINT_GLOB, CHECKPOINTS_DIR, ENCODER, checkpoint_name
 from tasks.io import lineage
-from tasks.io.files import atomic_path, file_sha256
+from tasks.io.files import atomic_path, file_sha256, remove_own
 from tasks.io.weights import load_weights_only
 from vmac_core.checkpoint import export_dense_encoder, make_checkpoint
 from vmac_core.videomac import VideoMAC
@@ -100,11 +100,11 @@ def save_checkpoint(run_dir: Path, config: PretrainConfig, model: VideoMAC, opti
 def prune_checkpoints(run_dir: Path, keep: int, keep_steps: frozenset[int] = frozenset()) -> None:
     """Delete all but the last ``keep`` checkpoints the run recorded, sparing those at
     ``keep_steps`` (milestones); a file it did not record is neither counted nor deleted
-    (``vmac audit`` reports it)."""
+    (``vmac audit`` reports it), nor is a link or another user's file (``remove_own``)."""
     recorded = recorded_checkpoints(run_dir)
     for old in [p for p in checkpoint_paths(run_dir) if p.name in recorded][:-keep]:
         if checkpoint_step(old) not in keep_steps:
-            old.unlink()
+            remove_own(old)
 
 
 def save_encoder(run_dir: Path, config: PretrainConfig, model: VideoMAC, step: int) -> Path:

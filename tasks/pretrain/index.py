@@ -25,6 +25,7 @@ from storage_schemas.config import DataParams
 from storage_schemas.records import Status
 from tasks.io.stamp import stamp_of
 from tasks.io.store import open_snapshot
+from vmac_core.augment import ViewParams
 
 Gap = int | tuple[int, int]
 
@@ -66,6 +67,12 @@ def describe_quarantined(videos: list[QuarantinedVideo], shown: int = 10) -> str
 def gap_of(data: DataParams) -> Gap:
     """The config's gap: fixed, or the range ``(gap, gap_max)`` drawn from per pair."""
     return (data.gap, data.gap_max) if data.gap_max else data.gap
+
+
+def views_of(data: DataParams) -> ViewParams:
+    """The config's crops: the area range, and crop-in-crop's inner area range."""
+    return ViewParams(scale=tuple(data.crop_scale), inner_scale=tuple(data.inner_crop_scale)
+                      if data.inner_crop_scale else None)
 
 
 def _gap_range(gap: Gap) -> tuple[int, int]:

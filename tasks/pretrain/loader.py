@@ -33,10 +33,11 @@ from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
 from tasks.io.uris import filesystem, local_path
 from tasks.pretrain.index import BatchRequest, Gap, PairIndex, PairSampler, require_motion
-from vmac_core.augment import crop_cell_map, normalize, resize_pair_batch, sample_batch_crops
+from vmac_core.augment import ViewParams, crop_cell_map, normalize, resize_pair_batch, sample_batch_crops, view2_box
 from vmac_core.mask_strategies import MOTION_KEY
 
 FRAMES_KEY = "frames_2bchw"  # the raw batch's frames; training batches split them in two
+VIEW2_BOX_KEY = "view2_box_b4"  # crop-in-crop: where frame 2's view lies in frame 1's (vmac_core.views)
 
 
 class FramePairDataset(Dataset):
@@ -47,14 +48,17 @@ class FramePairDataset(Dataset):
     normalised, in shared memory in a worker; "video_index": int64 (B,) into ``index.videos``,
     "t", "gap": int64 (B,); and with ``motion_grid`` G, "motion_bl": float32 (B, G * G), the
     stored motion of frames t+1..t+gap summed, seen through each pair's crop and flip, one value
-    per patch of the training crop}; all but the frames numpy arrays, which pickle by value.
-    ``training_batch`` turns it into what training takes.
+    per patch of the training crop; with crop-in-crop ``views``, "view2_box_b4": float32 (B, 4),
+    where frame 2's view lies in frame 1's (``vmac_core.augment.view2_box``)}; all but the frames
+    numpy arrays, which pickle by value. ``training_batch`` turns it into what training takes.
     """
 
-    def __init__(self, index: PairIndex, input_size: int, motion_grid: int | None = None):
+    def __init__(self, index: PairIndex, input_size: int, motion_grid: int | None = None,
+                 views: ViewParams = ViewParams()):
         self.index = index
         self.input_size = input_size
         self.motion_grid = motion_grid
+        self.views = views
         self._handles: dict[int, tuple] | None = None  # video → (zarr array, ShardedFrames | None), per process
         self._motion_arrays: dict[int, object] = {}  # video → its motion array, per process
         self._roots: dict[str, tuple] = {}  # store URL → (zarr root, fsspec filesystem, root path)
@@ -136,12 +140,14 @@ class FramePairDataset(Dataset):
         videos, starts = self.index.video_of[pairs], self.index.t_of[pairs]
         gaps = self.draw_gaps(request.pairs, generator)
         frames = [torch.from_numpy(pair_2hwc) for pair_2hwc in self.read_pairs(videos, starts, gaps)]
-        crops = sample_batch_crops(frames, generator)
+        crops = sample_batch_crops(frames, generator, self.views)
         # One tensor for both frames: each shared tensor is one file descriptor handed to the
         # training process, a round trip to the worker per tensor.
         frames_2bchw = _output_buffer((2, len(pairs), 3, self.input_size, self.input_size))
         resize_pair_batch(frames, self.input_size, generator, out_frames=tuple(frames_2bchw), crops=crops)
         batch = {FRAMES_KEY: frames_2bchw, "video_index": videos, "t": starts, "gap": gaps}
+        if self.views.inner_scale is not None:
+            batch[VIEW2_BOX_KEY] = np.array([view2_box(crop) for crop in crops], dtype=np.float32)
         if self.motion_grid:
             maps = self.read_motion(videos, starts, gaps)
             batch[MOTION_KEY] = torch.stack([crop_cell_map(torch.from_numpy(m), crop, MOTION_CELL, self.motion_grid)
@@ -263,10 +269,12 @@ def make_pair_loader(
     drop_last: bool = True,
     prefetch_factor: int = 2,
     motion_grid: int | None = None,
+    views: ViewParams = ViewParams(),
 ) -> tuple[PairLoader, PairSampler]:
     """The pre-training loader over ``stores`` (any fsspec URLs) and its resumable sampler;
     with ``motion_grid``, batches carry the motion map per patch (``FramePairDataset``), and
-    every video must have one (``require_motion``: ValueError naming ``vmac ingest --motion``)."""
+    every video must have one (``require_motion``: ValueError naming ``vmac ingest --motion``);
+    ``views``: the crops' area range and crop-in-crop."""
     index = PairIndex(stores, gap)
     if not len(index):
         left_out = f"; {len(index.quarantined)} quarantined by validation" if index.quarantined else ""
@@ -274,7 +282,7 @@ def make_pair_loader(
     if motion_grid:
         require_motion(index)
     sampler = PairSampler(len(index), batch_size, seed, rank, world_size, drop_last)
-    dataset = FramePairDataset(index, input_size, motion_grid)
+    dataset = FramePairDataset(index, input_size, motion_grid, views)
     extra = {"prefetch_factor": prefetch_factor, "persistent_workers": True} if loader_workers else {}
     loader = PairLoader(dataset, sampler, num_workers=loader_workers,
                         worker_init_fn=_init_worker if loader_workers else None,

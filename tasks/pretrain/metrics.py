@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.io.files import write_atomic
+from tasks.io.files import open_append, write_atomic
+from tasks.io.metrics_file import metric_rows
 
 
 def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
-    """The rows of ``path`` (none if it does not exist), those after ``up_to_step`` left out."""
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+    """The rows of ``path`` (``metric_rows``), those after ``up_to_step`` left out."""
+    return [r for r in metric_rows(path) if up_to_step is None or r["step"] <= up_to_step]
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -29,7 +27,7 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def append_metrics(path: Path, row: dict) -> None:
-    with open(path, "a") as handle:
+    with open_append(path) as handle:
         handle.write(json.dumps(row) + "\n")
 
 

@@ -12,7 +12,7 @@ import torch
 
 from storage_schemas.config import PretrainConfig
 from tasks.io.files import atomic_path
-from tasks.pretrain.index import gap_of
+from tasks.pretrain.index import gap_of, views_of
 from tasks.pretrain.loader import make_pair_loader
 from tasks.pretrain.plan import motion_grid
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
@@ -69,7 +69,8 @@ def preview_batch(config: PretrainConfig, device: torch.device) -> tuple[dict[st
     on ``device``; the same at every preview and across resumes."""
     seed = config.run.seed + PREVIEW_SEED_OFFSET
     loader, _ = make_pair_loader(config.stores, input_size=config.model.input_size, batch_size=PREVIEW_PAIRS,
-                                 loader_workers=0, seed=seed, gap=gap_of(config.data), motion_grid=motion_grid(config.model))
+                                 loader_workers=0, seed=seed, gap=gap_of(config.data), motion_grid=motion_grid(config.model),
+                                 views=views_of(config.data))
     batch = next(iter(loader))
     return {key: value.to(device) for key, value in batch.items() if value.is_floating_point()}, seed
 

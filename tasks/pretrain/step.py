@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from storage_schemas.config import PretrainConfig
-from tasks.pretrain.loader import BatchStream
+from tasks.pretrain.loader import VIEW2_BOX_KEY, BatchStream
 from tasks.pretrain.plan import BatchGeometry, StepSchedule, mask_seed
 from tasks.pretrain.world import World
 from vmac_core.schedules import ema_momentum_at, lr_at
@@ -96,6 +96,8 @@ def _forward_backward(training: Training, config: PretrainConfig, world: World, 
     masking = training.model.masking
     inputs = {key: batch[key].to(world.device, non_blocking=True)
               for key in ("frame1_bchw", "frame2_bchw", *masking.side_inputs)}
+    box = batch.get(VIEW2_BOX_KEY)  # crop-in-crop pairs only
+    box = box.to(world.device, non_blocking=True) if box is not None else None
     generator = torch.Generator().manual_seed(mask_seed(config.run.seed, training.step, micro, world.rank))
     last = micro == training.geometry.accumulation - 1
     no_sync = training.online.no_sync() if world.size > 1 and not last else contextlib.nullcontext()
@@ -103,7 +105,7 @@ def _forward_backward(training: Training, config: PretrainConfig, world: World, 
     with no_sync:
         draw = masking.draw(inputs, generator)
         with torch.autocast(world.device.type, dtype=amp, enabled=amp is not None):
-            out = training.forward(inputs["frame1_bchw"], inputs["frame2_bchw"], draw.mask1_bl, draw.mask2_bl)
+            out = training.forward(inputs["frame1_bchw"], inputs["frame2_bchw"], draw.mask1_bl, draw.mask2_bl, box)
         policy = masking.policy_loss(draw, out.error_online_bl)
         total = out.loss if policy is None else out.loss + policy
         if not torch.isfinite(total):

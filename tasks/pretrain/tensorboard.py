@@ -17,6 +17,7 @@ from PIL import Image
 
 from storage_schemas.config import PretrainConfig
 from storage_schemas.run import TENSORBOARD_DIR
+from tasks.io.files import make_folder
 
 PREVIEW_TAG = "previews"
 NOT_SCALARS = ("step",)  # the x axis, not a curve
@@ -40,7 +41,9 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter
 
         # Events after the step the run restarts from are dropped, as metrics.jsonl drops those rows.
-        self.writer = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=resumed_at + 1)
+        # The folder is made here, as a real folder of the user's: SummaryWriter's own makedirs would
+        # follow a link another user planted in a shared run folder (its event file names are predictable).
+        self.writer = SummaryWriter(str(make_folder(run_dir / TENSORBOARD_DIR)), purge_step=resumed_at + 1)
 
     def scalars(self, row: dict) -> None:
         for tag, value in scalars_of(row).items():

@@ -43,7 +43,7 @@ from tasks.pretrain.checkpoints import (
     save_encoder,
 )
 from tasks.pretrain.data import pin_stores, tag_snapshots
-from tasks.pretrain.index import describe_quarantined, gap_of
+from tasks.pretrain.index import describe_quarantined, gap_of, views_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
 from tasks.pretrain.plan import batch_geometry, milestone_steps, motion_grid, step_schedule
@@ -156,7 +156,7 @@ def build(config: PretrainConfig, world: World) -> Training:
     loader, sampler = make_pair_loader(
         config.stores, input_size=config.model.input_size, batch_size=geometry.micro_batch,
         loader_workers=config.data.loader_workers, seed=config.run.seed, gap=gap_of(config.data), rank=world.rank,
-        world_size=world.size, motion_grid=motion_grid(config.model),
+        world_size=world.size, motion_grid=motion_grid(config.model), views=views_of(config.data),
     )
     schedule = step_schedule(config.optimiser, len(loader.dataset))
     model = VideoMAC(config.model).to(world.device)

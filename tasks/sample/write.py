@@ -38,6 +38,7 @@ from PIL import Image
 
 from storage_schemas.palette import DAVIS_PALETTE
 from tasks.io.ffmpeg import encode_h264
+from tasks.io.files import make_folder, write_atomic
 from vmac_synthetic import (
     GENERATOR_VERSION,
     JOINT_NAMES,
@@ -74,7 +75,7 @@ def write_sample(out_dir: str | Path, seed: int = 0, small: bool = False) -> dic
     the manifest is written last.
     """
     root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     specs = default_sample_specs(seed, small=small)
     davis_names = [spec.name for spec in specs if spec.kind == "objects"][:2]
     figure_name = next(spec.name for spec in specs if spec.kind == "figure")
@@ -112,7 +113,7 @@ def write_sample(out_dir: str | Path, seed: int = 0, small: bool = False) -> dic
         },
         "clips": clips,
     }
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(root / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -130,7 +131,7 @@ def _rerendered(clip: SyntheticClip, size: tuple[int, int] | None) -> SyntheticC
 
 def _write_video(root: Path, clip: SyntheticClip) -> dict:
     path = root / "videos" / f"{clip.spec.name}.mp4"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     encode_h264(clip.frames_thwc, str(path), clip.spec.fps, crf=SAMPLE_CRF)
     return {"path": path.relative_to(root).as_posix(), "codec": "h264", "crf": SAMPLE_CRF,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
@@ -138,7 +139,7 @@ def _write_video(root: Path, clip: SyntheticClip) -> dict:
 
 def _write_labels(root: Path, clip: SyntheticClip) -> dict:
     path = root / "labels" / f"{clip.spec.name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     arrays = {"masks_thw": clip.masks_thw}
     if clip.parts_thw is not None:
         arrays |= {"parts_thw": clip.parts_thw, "keypoints_tj3": clip.keypoints_tj3}
@@ -157,8 +158,8 @@ def _write_davis(root: Path, clip: SyntheticClip) -> dict:
     seq = clip.spec.name
     images = root / "davis" / "JPEGImages" / "480p" / seq
     annotations = root / "davis" / "Annotations" / "480p" / seq
-    images.mkdir(parents=True, exist_ok=True)
-    annotations.mkdir(parents=True, exist_ok=True)
+    make_folder(images)
+    make_folder(annotations)
     for t in range(clip.spec.frames):
         Image.fromarray(clip.frames_thwc[t]).save(images / f"{t:05d}.jpg", quality=JPEG_QUALITY)
         mask = Image.fromarray(clip.masks_thw[t])
@@ -172,8 +173,8 @@ def _write_vip(root: Path, clip: SyntheticClip) -> dict:
     video = clip.spec.name
     images = root / "vip" / "Images" / video
     categories = root / "vip" / "Annotations" / "Category_ids" / video
-    images.mkdir(parents=True, exist_ok=True)
-    categories.mkdir(parents=True, exist_ok=True)
+    make_folder(images)
+    make_folder(categories)
     for t in range(clip.spec.frames):
         Image.fromarray(clip.frames_thwc[t]).save(images / f"{t + 1:012d}.jpg", quality=JPEG_QUALITY)
         Image.fromarray(clip.parts_thw[t]).save(categories / f"{t + 1:012d}.png")
@@ -187,8 +188,8 @@ def _write_jhmdb(root: Path, clip: SyntheticClip) -> dict:
     frames_thwc = clip.frames_thwc[:JHMDB_MAX_FRAMES]
     images = root / "jhmdb" / "Rename_Images" / action / video
     joints = root / "jhmdb" / "joint_positions" / action / video
-    images.mkdir(parents=True, exist_ok=True)
-    joints.mkdir(parents=True, exist_ok=True)
+    make_folder(images)
+    make_folder(joints)
     for t, frame in enumerate(frames_thwc):
         Image.fromarray(frame).save(images / f"{t + 1:05d}.png", compress_level=PNG_COMPRESS_LEVEL)
     keypoints_tj3 = clip.keypoints_tj3[: len(frames_thwc)]
@@ -204,7 +205,7 @@ def _write_mat(path: Path, arrays: dict) -> None:
     scipy.io.savemat(buffer, arrays)
     data = bytearray(buffer.getvalue())
     data[:116] = b"MATLAB 5.0 MAT-file, written by vmac tasks.sample".ljust(116, b" ")
-    path.write_bytes(bytes(data))
+    write_atomic(path, bytes(data))
 
 
 def _write_lists(root: Path, clips: list[dict]) -> None:
@@ -221,6 +222,5 @@ def _write_lists(root: Path, clips: list[dict]) -> None:
 
 
 def _write_text(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{line}\n" for line in lines))
+    write_atomic(path, "".join(f"{line}\n" for line in lines))
 

@@ -3,6 +3,7 @@ config errors that stop the command before any work, one line per error."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -20,7 +21,7 @@ from cli.args import (
     validated,
 )
 from cli.main import build_parser, main
-from storage_schemas.benchmark import EvaluateConfig
+from storage_schemas.benchmark import FLOOR_ENCODER, EvaluateConfig
 from storage_schemas.config import (
     DEFAULT_PRESET,
     PRETRAIN_PRESETS,
@@ -112,12 +113,22 @@ def test_validate_defaults_are_the_models_and_options_win():
 
 
 def test_evaluate_defaults_are_the_models_and_options_win():
-    config = evaluate_config_from_args(parse("evaluate", "--random-init", "--data", "d.zarr", "--out", "e"))
+    config = evaluate_config_from_args(parse("evaluate", "--baseline", "random-init", "--data", "d.zarr", "--out", "e"))
     assert config == EvaluateConfig(random_init=True, data="d.zarr", out="e")
     config = evaluate_config_from_args(parse("evaluate", "--checkpoint", "a.pt", "b.pt", "--checkpoint", "c.pt",
                                              "--data", "d", "--out", "e", "--context", "5", "--batch-size", "2"))
     assert config.checkpoints == ["a.pt", "b.pt", "c.pt"]
     assert (config.propagation.context, config.features.batch_size) == (5, 2)
+
+
+def test_crop_areas_are_fractions_and_the_error_names_the_field():
+    config = build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o", **parse_overrides(
+        ["crop_scale=[0.4, 1.0]", "inner_crop_scale=[0.2, 0.5]"])})
+    assert config.data.crop_scale == (0.4, 1.0) and config.data.inner_crop_scale == (0.2, 0.5)
+    assert build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o"}).data.inner_crop_scale is None
+    for field, bad in itertools.product(("crop_scale", "inner_crop_scale"), ([0.5, 0.2], [0.0, 0.5], [0.5, 1.5])):
+        with pytest.raises(ValidationError, match=f"{field} is an area fraction"):
+            build_pretrain_config("tiny-cpu", {"stores": ["s"], "out": "o", "data": {field: bad}})
 
 
 def test_every_preset_is_a_valid_config():
@@ -216,6 +227,27 @@ def test_pipeline_validates_its_pretrain_overrides_when_built():
         PipelineConfig(pretrain={"run": {"resume": True}})
     with pytest.raises(ValidationError, match="unknown preset"):
         PipelineConfig(preset="tiny")
+
+
+def test_the_floor_architecture_is_the_tiny_cpu_presets_encoder():
+    assert FLOOR_ENCODER == PRETRAIN_PRESETS["tiny-cpu"]["model"]["encoder"]
+    assert EvaluateConfig(random_init=True, data="d", out="o").floor_encoder == FLOOR_ENCODER
+
+
+def test_pipeline_validates_its_evaluation_settings_when_built():
+    """Before any stage runs, as the pre-training overrides: a nightly run's misspelt or out-of-range
+    evaluation setting must not wait hours for pre-training to end."""
+    for settings, loc in (({"propagation": {"radus": 3}}, ("evaluate", "propagation", "radus")),
+                          ({"threads": 0}, ("evaluate", "threads")),
+                          ({"propagation": {"topk": 0}}, ("evaluate", "propagation")),
+                          ({"splt": "val"}, ("evaluate", "splt"))):
+        with pytest.raises(ValidationError) as err:
+            PipelineConfig(evaluate=settings)
+        assert err.value.errors()[0]["loc"][:len(loc)] == loc, settings
+    for owned in ("checkpoints", "data", "out"):
+        with pytest.raises(ValidationError, match=f"evaluate.{owned} is set by the pipeline"):
+            PipelineConfig(evaluate={owned: "x"})
+    assert PipelineConfig(evaluate={"split": "all", "propagation": {"topk": 5}}).evaluate["propagation"]["topk"] == 5
 
 
 def test_error_lines_name_field_value_and_what_is_allowed():

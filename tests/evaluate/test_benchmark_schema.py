@@ -9,23 +9,26 @@ import pytest
 from pydantic import ValidationError
 
 from storage_schemas import benchmark as bm
-from storage_schemas.benchmark import BenchmarkReport, PropagationParams
+from storage_schemas.benchmark import BenchmarkReport
 from tasks.evaluate.video import propagation_config
 from vmac_core.propagation import PropagationConfig
 
 
-def test_propagation_params_are_the_propagation_config_knobs():
-    """Two definitions (storage_schemas does not import vmac_core): same names, same defaults,
-    and the pydantic bounds reject what the dataclass rejects."""
-    fields = {f.name: f.default for f in dataclasses.fields(PropagationConfig)}
-    params = {name: info.default for name, info in PropagationParams.model_fields.items()}
-    assert params == fields
-    assert PropagationConfig(**PropagationParams().model_dump()) == PropagationConfig()
+def test_the_config_holds_the_propagation_dataclass_and_its_bounds():
+    """One definition: EvaluateConfig.propagation is vmac_core's dataclass, its bounds are the
+    dataclass's own, and a misspelt knob is refused rather than ignored."""
+    assert bm.EvaluateConfig.model_fields["propagation"].annotation in (PropagationConfig, "PropagationConfig")
+    base = {"random_init": True, "data": "d", "out": "o"}
+    assert bm.EvaluateConfig.model_validate(base).propagation == PropagationConfig()
     for name, bad in (("context", -1), ("radius", 0.0), ("topk", 0), ("temperature", 0.0), ("tile", 0)):
         with pytest.raises(ValueError):
             PropagationConfig(**{name: bad})
-        with pytest.raises(ValidationError):
-            PropagationParams(**{name: bad})
+        with pytest.raises(ValidationError, match=name):
+            bm.EvaluateConfig.model_validate({**base, "propagation": {name: bad}})
+    with pytest.raises(ValidationError, match="radus"):
+        bm.EvaluateConfig.model_validate({**base, "propagation": {"radus": 3}})
+    dumped = bm.EvaluateConfig.model_validate(base).model_dump(mode="json")["propagation"]
+    assert dumped == dataclasses.asdict(PropagationConfig())
 
 
 def test_every_knob_reaches_propagation():

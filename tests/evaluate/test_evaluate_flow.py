@@ -39,7 +39,7 @@ def test_cli_arguments_build_the_config(tmp_path):
     assert floors.pixels and floors.random_init and floors.pixel_floor and not floors.checkpoints
     alone = evaluate_config_from_args(_parse(["--baseline", "pixels", "--data", "d", "--out", "o"]))
     assert alone.pixels and not alone.random_init
-    assert not evaluate_config_from_args(_parse(["--random-init", "--no-pixel-floor", "--data", "d", "--out", "o"])
+    assert not evaluate_config_from_args(_parse(["--baseline", "random-init", "--no-pixel-floor", "--data", "d", "--out", "o"])
                                          ).pixel_floor
 
 

@@ -35,10 +35,12 @@ from PIL import Image, ImageOps
 from storage_schemas.layout import FRAMES, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.palette import DAVIS_PALETTE
 from storage_schemas.records import DecodeParams, Status, VideoRecord
+from tasks.ingest.folder import folder_notes
 from tasks.ingest.video import ingest_video
 from tasks.io.ffmpeg import ffmpeg_exe
+from tasks.io.images import MORE_PICTURES, NO_EOI
 from tasks.io.items import SourceItem
-from tasks.io.sources import expand_sources
+from tasks.io.sources import Skipped, scan_sources
 from tasks.io.store import open_snapshot
 
 NATIVE = DecodeParams(short_side=0, shard_frames=2)  # 2: a 3-frame folder ends in a partial shard
@@ -135,11 +137,20 @@ def viewed(path: Path, deep: tuple[int, int] | None = None) -> np.ndarray:
     return np.asarray(ImageOps.exif_transpose(picture).convert("RGB"))
 
 
-def label_oracle(path: Path) -> np.ndarray:
-    """(H, W) uint8 ids of an annotation file: palette indices; greyscale 0/255 as 0/1; other grey as ids."""
+def label_oracle(path: Path, levels: dict[int, int] | None = None) -> np.ndarray:
+    """(H, W) uint8 ids of an annotation file: palette indices; grey levels mapped by ``levels``
+    (the case's statement of what each level is: {128: 1} for a 0/128 binary mask), else
+    greyscale 0/255 as 0/1 and other grey levels as ids."""
     image = ImageOps.exif_transpose(Image.open(path))
-    ids = np.asarray(image if image.mode == "P" else image.convert("L"), np.uint8)
-    return (ids > 0).astype(np.uint8) if image.mode != "P" and set(np.unique(ids).tolist()) <= {0, 255} else ids
+    values = np.asarray(image).astype(np.int64)
+    if image.mode == "P":
+        return values.astype(np.uint8)
+    if levels is not None:
+        ids = values.copy()
+        for level, stored in levels.items():
+            ids[values == level] = stored
+        return ids.astype(np.uint8)
+    return (values > 0).astype(np.uint8) if set(np.unique(values).tolist()) <= {0, 255} else values.astype(np.uint8)
 
 
 # --- what must come out -------------------------------------------------------------------------
@@ -152,6 +163,7 @@ class Viewed:
 
     deep: tuple[int, int] | None = None
     masks: bool = False
+    levels: dict[int, int] | None = None  # grey annotation level → stored id, where the case states it
 
 
 @dataclass(frozen=True)
@@ -195,11 +207,13 @@ class Stored:
     frames_thwc: np.ndarray | None
     masks_thw: np.ndarray | None
     timestamps_t: np.ndarray | None
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 def ingest(source: Path, store: str, params: DecodeParams, sequence: str | None) -> Stored:
-    """vmac's ingest of ``source`` (expand_sources, then ingest_video on the chosen item)."""
-    items = expand_sources([str(source)])
+    """vmac's ingest of ``source`` (scan_sources, then ingest_video on the chosen item)."""
+    scan = scan_sources([str(source)])
+    items = scan.items
     if sequence is None:
         assert len(items) == 1, f"expected one video in {source.name}, found {[i.uri for i in items]}"
         item = items[0]
@@ -216,7 +230,7 @@ def ingest(source: Path, store: str, params: DecodeParams, sequence: str | None)
         frames = group[FRAMES][:]
         masks = group[MASKS][:] if MASKS in group else None
         times = group[TIMESTAMPS][:] if TIMESTAMPS in group else None
-    return Stored(item, items, record, frames, masks, times)
+    return Stored(item, items, record, frames, masks, times, scan.skipped)
 
 
 def check_viewed(stored: Stored, expect: Viewed, params: DecodeParams) -> None:
@@ -240,7 +254,8 @@ def check_viewed(stored: Stored, expect: Viewed, params: DecodeParams) -> None:
     if expect.masks:
         assert stored.masks_thw is not None, "no masks stored"
         for t, uri in enumerate(stored.item.mask_uris):
-            want = (np.full((height, width), NOT_ANNOTATED, np.uint8) if uri is None else label_oracle(Path(uri)))
+            want = (np.full((height, width), NOT_ANNOTATED, np.uint8) if uri is None
+                    else label_oracle(Path(uri), expect.levels))
             if want.shape != (height, width):
                 want = np.asarray(Image.fromarray(want).resize((width, height), Image.Resampling.NEAREST))
             if not np.array_equal(stored.masks_thw[t], want):
@@ -355,6 +370,18 @@ def _deep_oriented(fmt: str, orientation: int, seed: int) -> Callable[[int], byt
         grey = Image.fromarray(pattern(t, seed, top=65535)[..., 0])
         return pil_bytes(grey, "TIFF", exif=exif_bytes(orientation))
     return encode
+
+
+def _even_clock(true_s: list[float], within: float) -> Callable[[Stored], None]:
+    """Timestamps evenly spaced, each within ``within`` seconds of the time its name was rounded
+    from (``true_s``): the names' rounding does not make the clock uneven."""
+    def check(stored: Stored) -> None:
+        got = stored.timestamps_t
+        assert got is not None, "no timestamps stored (--fps gives a folder a clock)"
+        steps = np.diff(got)
+        assert np.allclose(steps, steps.mean(), atol=1e-9), f"uneven clock {got.round(5).tolist()}"
+        assert np.abs(got - np.asarray(true_s)).max() <= within, f"timestamps {got.round(5).tolist()}, true {true_s}"
+    return check
 
 
 def _times(expected: list[float]) -> Callable[[Stored], None]:
@@ -485,7 +512,25 @@ def numbering_cases() -> list[Case]:
              record={"numbering_step": 5, "numbering_gaps": [], "frame_rate_mode": "constant", "fps": 6.0}),
         Case("no-gap-fps", _folder("no-gap-fps", _image("RGB", 63)), Property(_times([0, 0.04, 0.08])),
              params=DecodeParams(short_side=0, fps=25), record={"fps": 25.0, "numbering_gaps": []}),
+        *[_lattice_case(step, count, removed, 64 + i) for i, (step, count, removed) in enumerate(
+            [(2.5, 10, ()), (1.5, 10, ()), (1.25, 13, ()), (1.5, 12, (6,)), (2.5, 12, (3, 4, 9)), (1, 9, (3, 7))])],
     ]
+
+
+def _lattice_case(step: float, count: int, removed: tuple[int, ...], seed: int) -> Case:
+    """Every ``step``-th frame of a source (a rate conversion: names round(k × step), which
+    alternate two differences when the step is fractional), with the frames ``removed`` (k) missing.
+    The oracle is the removal: one gap per run of removed k, at the kept frame after it, of the
+    run's length; no gap where nothing was removed, however unevenly the names advance."""
+    def name(k: int) -> str:
+        return f"{int(k * step + 0.5):05d}.png"
+    kept = [k for k in range(count) if k not in removed]
+    gaps = [{"frame": i, "before": name(kept[i - 1]), "after": name(k), "missing": k - kept[i - 1] - 1}
+            for i, k in enumerate(kept) if i and k - kept[i - 1] > 1]
+    key = f"lattice-{step}-{'-'.join(map(str, removed)) or 'whole'}"
+    return Case(f"numbering-step-{step}-{'missing-' + '-'.join(map(str, removed)) if removed else 'no-gap'}",
+                _folder(key, _image("RGB", seed), names=[name(k) for k in kept]), Viewed(),
+                record={"numbering_gaps": gaps})
 
 
 def davis_2017(folder: Path) -> Path:
@@ -661,5 +706,353 @@ def _bad_meta(folder: Path) -> Path:
     return root
 
 
+# --- a new user's trial: deep TIFF layouts, MPO, GIF, names, grey masks, split lists -------------
+
+
+def tiff_bytes(samples: np.ndarray, photometric: int, planar: int = 1, sample_format: int = 1,
+               inkset: int | None = None) -> bytes:
+    """An uncompressed little-endian TIFF of ``samples`` (H, W, S) uint8/uint16/int16, written here
+    field by field (one strip, one per plane when ``planar`` is 2), so what a reader returns can
+    be held to the samples written, not to another reader."""
+    height, width, spp = samples.shape
+    little = samples.astype(samples.dtype.newbyteorder("<"))
+    strips = [little.tobytes()] if planar == 1 else [little[..., i].tobytes() for i in range(spp)]
+    entries: list[tuple[int, int, list[int]]] = [
+        (256, 4, [width]), (257, 4, [height]), (258, 3, [samples.itemsize * 8] * spp), (259, 3, [1]),
+        (262, 3, [photometric]), (273, 4, []), (277, 3, [spp]), (278, 4, [height]),
+        (279, 4, [len(strip) for strip in strips]), (284, 3, [planar]), (339, 3, [sample_format] * spp)]
+    if inkset is not None:
+        entries.append((332, 3, [inkset]))
+    if spp in (2, 4) and photometric in (1, 2):
+        entries.append((338, 3, [2]))  # the last sample is unassociated alpha
+    entries.sort()
+    data = b"".join(strips)
+    offsets, spill = [8 + sum(len(x) for x in strips[:i]) for i in range(len(strips))], b""
+    body = []
+    for tag, kind, values in entries:
+        values = offsets if tag == 273 else values
+        packed = struct.pack("<" + ("H" if kind == 3 else "I") * len(values), *values)
+        if len(packed) > 4:
+            body.append(struct.pack("<HHII", tag, kind, len(values), 8 + len(data) + len(spill)))
+            spill += packed
+        else:
+            body.append(struct.pack("<HHI", tag, kind, len(values)) + packed.ljust(4, b"\0"))
+    ifd_at = 8 + len(data) + len(spill) + (len(data) + len(spill)) % 2
+    pad = b"\0" * ((len(data) + len(spill)) % 2)
+    return (b"II*\0" + struct.pack("<I", ifd_at) + data + spill + pad + struct.pack("<H", len(body))
+            + b"".join(body) + struct.pack("<I", 0))
+
+
+def _samples_shown(expected: Callable[[int], np.ndarray]) -> Callable[[Stored], None]:
+    """Every stored frame t equals ``expected(t)`` (H, W, 3) uint8: what the written samples show."""
+    def check(stored: Stored) -> None:
+        for t in range(len(stored.item.frame_uris)):
+            want, got = expected(t), stored.frames_thwc[t]
+            assert got.shape == want.shape, f"frame {t} stored {got.shape}, the samples show {want.shape}"
+            diff = np.abs(got.astype(np.int16) - want)
+            assert not diff.any(), f"frame {t}: {int((diff > 0).sum())} samples differ, max {int(diff.max())} levels"
+    return check
+
+
+def _deep_tiff(channels: int, seed: int, photometric: int, planar: int = 1) -> tuple[Callable, Callable]:
+    """(file maker, what file t shows): 16-bit samples written as a TIFF of ``photometric`` and
+    ``planar`` layout, and the picture the bit-depth rule gives of them (WhiteIsZero inverted,
+    CMYK by PIL's conversion of the 8-bit inks, as an 8-bit CMYK file is shown)."""
+    def samples(t: int) -> np.ndarray:
+        both = np.concatenate([pattern(t, seed, top=65535), pattern(t + 7, seed, top=65535)], -1)
+        return np.ascontiguousarray(both[..., :channels])
+
+    def shown(t: int) -> np.ndarray:
+        eight = bit_depth_rule(samples(t), 16)
+        if photometric == 0:
+            return np.repeat(255 - eight, 3, -1)
+        if photometric == 5:
+            return np.asarray(Image.fromarray(eight, "CMYK").convert("RGB"))
+        return np.repeat(eight, 3, -1) if channels <= 2 and photometric == 1 else eight[..., :3]
+
+    return (lambda t: tiff_bytes(samples(t), photometric, planar)), shown
+
+
+def _mpo(seed: int) -> Callable[[int], bytes]:
+    """A phone's JPEG: the main picture, then a half-size grey gain map (an MPO of two pictures)."""
+    def encode(t: int) -> bytes:
+        main = Image.fromarray(pattern(t, seed))
+        gain = Image.fromarray(pattern(t, seed + 1, H // 2, W // 2)[..., 0]).convert("RGB")
+        return pil_bytes(main, "MPO", save_all=True, append_images=[gain], quality=90)
+    return encode
+
+
+def _missing_eoi(cut: int) -> Callable[[Path], Path]:
+    """A JPEG folder whose middle file lost its last ``cut`` bytes (2: only its EOI marker)."""
+    def make(root: Path) -> Path:
+        folder = write_frames(root / f"jpeg-cut-{cut}", _image("RGB", 140, "JPEG", quality=92), ext="jpg")
+        whole = (folder / "00001.jpg").read_bytes()
+        assert whole[-2:] == b"\xff\xd9"
+        (folder / "whole.bin").write_bytes(whole)  # not an image name: the walk leaves it out
+        (folder / "00001.jpg").write_bytes(whole[:-cut])
+        return folder
+    return make
+
+
+def _as_complete_file(stored: Stored) -> None:
+    """The file without its EOI shows what the complete file shows (PIL on the complete bytes)."""
+    folder = Path(stored.item.uri)
+    whole = np.asarray(Image.open(folder / "whole.bin").convert("RGB"))
+    assert np.array_equal(stored.frames_thwc[1], whole), "the frame differs from the complete file's picture"
+    for t in (0, 2):
+        assert np.array_equal(stored.frames_thwc[t], viewed(folder / f"{t:05d}.jpg"))
+
+
+def _gif_stills_and_an_animation(root: Path) -> Path:
+    folder = write_frames(root / "gifs", lambda t: pil_bytes(Image.fromarray(pattern(t, 150)), "GIF"), ext="gif")
+    Image.fromarray(pattern(0, 151)).save(folder / "zz-anim.gif", save_all=True,
+                                          append_images=[Image.fromarray(pattern(k, 151)) for k in (1, 2)])
+    return folder
+
+
+def _gif_items(stored: Stored) -> None:
+    kinds = {Path(i.uri).name: (i.kind.value, len(i.frame_uris)) for i in stored.items}
+    assert kinds == {"gifs": ("frames", 3), "zz-anim.gif": ("video", 0)}, kinds
+    check_viewed(stored, Viewed(), NATIVE)
+
+
+def _two_prefixes(root: Path) -> Path:
+    return write_frames(root / "prefixes", _image("RGB", 152),
+                        names=["frame_0001.png", "frame_0002.png", "frame_0003.png", "img_1.png", "img_2.png", "thumb_9.png"])
+
+
+def _split_by_prefix(stored: Stored) -> None:
+    got = {Path(i.uri).name: [Path(u).name for u in i.frame_uris] for i in stored.items}
+    assert got == {"frame_[0-9]*": ["frame_0001.png", "frame_0002.png", "frame_0003.png"],
+                   "img_[0-9]*": ["img_1.png", "img_2.png"]}, got
+    assert [(Path(s.uri).name, s.counts) for s in stored.skipped] == [("thumb_9.png", False)], stored.skipped
+    check_viewed(stored, Viewed(), NATIVE)
+
+
+def _repeats_noted(stored: Stored) -> None:
+    check_viewed(stored, Viewed(), NATIVE)
+    assert "frame numbers repeat (01.png, 1.png): stored in name order" in (folder_notes(stored.record) or "")
+
+
+def grey_tree(folder: Path, key: str, levels_of: Callable[[int], np.ndarray], bits: int = 8) -> Path:
+    """``key/JPEGImages/seq`` JPEG frames and grey annotations ``levels_of(t)`` (H, W) at ``bits``."""
+    root = folder / key
+    write_frames(root / "JPEGImages/seq", lambda t: jpeg(t, 160), [f"{t:05d}.jpg" for t in range(FRAMES_PER_FOLDER)])
+    (root / "Annotations/seq").mkdir(parents=True)
+    for t in range(FRAMES_PER_FOLDER):
+        levels = levels_of(t)
+        data = (imagecodecs.png_encode(levels.astype(np.uint16)) if bits == 16
+                else pil_bytes(Image.fromarray(levels.astype(np.uint8), "L"), "PNG"))
+        (root / f"Annotations/seq/{t:05d}.png").write_bytes(data)
+    return root
+
+
+_SOFT_READING = "grey annotations read as one object with soft edges: its 9 levels 51-255 are object 1"
+
+
+def _soft_edge(ids: np.ndarray, level: int) -> np.ndarray:
+    """A one-object mask at ``level`` with an anti-aliased rim: the pixels around the object take
+    8 levels between 20 % and 80 % of ``level`` (as a resize or a feathered brush leaves them)."""
+    inside = ids > 0
+    padded = np.pad(inside, 1)
+    grown = np.zeros_like(inside)
+    for dy in range(3):
+        for dx in range(3):
+            grown |= padded[dy:dy + inside.shape[0], dx:dx + inside.shape[1]]
+    rim = grown & ~inside
+    out = inside.astype(np.uint8) * level
+    out[rim] = (level * (0.2 + 0.6 * (np.arange(rim.sum()) % 8) / 7)).astype(np.uint8)
+    return out
+
+
+def _band(ids: np.ndarray, level: int = 255) -> np.ndarray:
+    ids = ids.copy()
+    ids[1:3, :] = level  # a void band along the top, as DAVIS draws one along edges
+    return ids
+
+
+def _bad_annotation(key: str, bad: Callable[[Path], None]) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        root = folder / key
+        sequence(root, "JPEGImages/seq", "Annotations/seq", [f"{t:05d}.jpg" for t in range(FRAMES_PER_FOLDER)], {1: 0}, 161)
+        bad(root / "Annotations/seq")
+        return root
+    return make
+
+
+def _jpeg_annotation(folder: Path) -> None:
+    (folder / "00000.png").unlink()
+    (folder / "00000.jpg").write_bytes(pil_bytes(Image.fromarray(object_ids(0, {1: 0}) * 255, "L"), "JPEG"))
+
+
+def davis_lists(folder: Path, key: str, lists: dict[str, str], sequences: tuple[str, ...] = ("bear", "bmx", "cows"),
+                extra: Callable[[Path], None] | None = None) -> Path:
+    """A DAVIS tree of ``sequences`` and ``lists`` (ImageSets path → its text, written as bytes)."""
+    root = folder / key
+    names = [f"{t:05d}.jpg" for t in range(FRAMES_PER_FOLDER)]
+    for seed, seq in enumerate(sequences):
+        sequence(root, f"JPEGImages/480p/{seq}", f"Annotations/480p/{seq}", names, {1: 0}, 170 + seed)
+    for where, text in lists.items():
+        (root / "ImageSets" / where).parent.mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / where).write_bytes(text.encode("utf-8"))
+    if extra:
+        extra(root)
+    return root
+
+
+def _pairs(*sequences: str) -> str:
+    """DAVIS-2016's ImageSets/480p lists: one '/JPEGImages/… /Annotations/…' pair a frame."""
+    return "".join(f"/JPEGImages/480p/{s}/{t:05d}.jpg /Annotations/480p/{s}/{t:05d}.png\n"
+                   for s in sequences for t in range(FRAMES_PER_FOLDER))
+
+
+def _full_resolution_beside(root: Path) -> None:
+    sequence(root, "JPEGImages/Full-Resolution/bear", "Annotations/Full-Resolution/bear",
+             [f"{t:05d}.jpg" for t in range(FRAMES_PER_FOLDER)], {1: 0}, 180)
+
+
+def _skipped(expected: list[tuple[str, str, bool]]) -> Callable[[Stored], None]:
+    """The walk's left-out entries: (the entry's name, a fragment of the reason, whether it counts)."""
+    def check(stored: Stored) -> None:
+        got = [(Path(s.uri).name, s.reason, s.counts) for s in stored.skipped]
+        assert len(got) == len(expected) and all(
+            name == n and fragment in reason and counts == c for (n, reason, c), (name, fragment, counts) in
+            zip(got, expected)), f"left out {got}, expected {expected}"
+    return check
+
+
+def _davis_2016_lists(stored: Stored) -> None:
+    _layouts({"bear": ("davis", "train"), "bmx": ("davis", "train"), "cows": ("davis", "val")})(stored)
+    cows = next(i for i in stored.items if Path(i.uri).name == "cows")
+    assert (cows.splits, cows.dataset_splits) == (("trainval", "val"), ("train", "trainval", "val"))
+
+
+def _full_resolution_left_out(stored: Stored) -> None:
+    assert {Path(i.uri).parent.name for i in stored.items} == {"480p"}
+    _skipped([("Full-Resolution", "DAVIS Full-Resolution beside 480p: not ingested", False)])(stored)
+
+
+def ytvos_inconsistent(folder: Path) -> Path:
+    """A YouTube-VOS train tree whose meta.json lists a video the tree lacks, omits one it holds,
+    and does not list an object id the masks show."""
+    root = folder / "youtube-vos" / "train"
+    videos = {"listed": {1: ("cat", STEP5)}, "only-in-meta": {1: ("cow", STEP5)}}
+    root.mkdir(parents=True)
+    (root / "meta.json").write_text(ytvos_meta(videos))
+    sequence(root, "JPEGImages/listed", "Annotations/listed", STEP5, {1: 0, 2: 1}, 190)
+    sequence(root, "JPEGImages/not-in-meta", "Annotations/not-in-meta", STEP5, {1: 0}, 191)
+    return root
+
+
+def _meta_notes(stored: Stored) -> None:
+    _skipped([("only-in-meta", "listed in meta.json, not in the tree", True)])(stored)
+    assert folder_notes(stored.record) == "object id(s) 2 in the masks, not in meta.json", folder_notes(stored.record)
+    other = next(i for i in stored.items if Path(i.uri).name == "not-in-meta")
+    assert other.notes == ("not in meta.json: no object categories",), other.notes
+
+
+def trial_cases() -> list[Case]:
+    """What a new user's trial found (issue 20's follow-up), each as a class with its oracle."""
+    planar_rgb, planar_rgb_shown = _deep_tiff(3, 120, 2, planar=2)
+    planar_rgba, planar_rgba_shown = _deep_tiff(4, 121, 2, planar=2)
+    white, white_shown = _deep_tiff(1, 122, 0)
+    cmyk, cmyk_shown = _deep_tiff(4, 123, 5)
+    cmyk_planar, cmyk_planar_shown = _deep_tiff(4, 124, 5, planar=2)
+    grey_alpha, _ = _deep_tiff(2, 125, 1)
+    ms = [f"cam_{1_700_000_000_000 + round(i * 1000 / 30)}.jpg" for i in range(5)]
+    one_object = lambda t: object_ids(t, {1: 0})  # noqa: E731 - one-line level makers read best inline
+    two_objects = lambda t: object_ids(t, {1: 0, 2: 0}) if t != 1 else object_ids(t, {2: 0})  # noqa: E731
+    return [
+        Case("jpeg-mpo-gain-map", _folder("mpo", _mpo(110), "jpg"), Viewed(),
+             record={"image_notes": {MORE_PICTURES: FRAMES_PER_FOLDER}}),
+        Case("tiff-multipage", _folder("tiff-pages", lambda t: pil_bytes(Image.fromarray(pattern(t, 111)), "TIFF", save_all=True,
+                                                                  append_images=[Image.fromarray(pattern(t + 1, 111))]),
+                                       "tif"), Fails("00000.tif holds 2 pictures")),
+        Case("tiff-rgb16-planar", _folder("tiff16-planar", planar_rgb, "tif"), Property(_samples_shown(planar_rgb_shown)),
+             record={"bit_depth": 16}),
+        Case("tiff-rgba16-planar", _folder("tiff16-rgba-planar", planar_rgba, "tif"),
+             Property(_samples_shown(planar_rgba_shown))),
+        Case("tiff-rgb8-planar", _folder("tiff8-planar", lambda t: tiff_bytes(pattern(t, 126), 2, planar=2), "tif"),
+             Property(_samples_shown(lambda t: pattern(t, 126)))),
+        Case("tiff-grey16-white-is-zero", _folder("tiff16-white", white, "tif"), Property(_samples_shown(white_shown))),
+        Case("tiff-grey8-white-is-zero", _folder("tiff8-white", lambda t: tiff_bytes(pattern(t, 127)[..., :1], 0), "tif"),
+             Property(_samples_shown(lambda t: np.repeat(255 - pattern(t, 127)[..., :1], 3, -1)))),
+        Case("tiff-cmyk16", _folder("tiff16-cmyk", cmyk, "tif"), Property(_samples_shown(cmyk_shown)),
+             record={"image_modes": ["CMYK"], "bit_depth": 16}),
+        Case("tiff-cmyk16-planar", _folder("tiff16-cmyk-planar", cmyk_planar, "tif"),
+             Property(_samples_shown(cmyk_planar_shown))),
+        # PIL opens no 16-bit grey+alpha TIFF: the reason says it is a TIFF, not "not an image".
+        Case("tiff-greyalpha16", _folder("tiff16-greyalpha", grey_alpha, "tif"),
+             Fails("00000.tif is a TIFF of a kind vmac's image reader (PIL) does not open")),
+        Case("tiff-signed16", _folder("tiff-signed", lambda t: tiff_bytes(
+            (pattern(t, 128, top=65535)[..., :1].astype(np.int32) - 32768).astype(np.int16), 1, sample_format=2), "tif"),
+            Fails("holds signed 16-bit integer samples (negative values)")),
+        Case("numbering-ms-timestamps", _folder("ms", _image("RGB", 129, "JPEG"), names=ms), Viewed(),
+             record={"numbering_step": 33, "numbering_gaps": []}),
+        Case("numbering-ms-timestamps-fps", _folder("ms-fps", _image("RGB", 130, "JPEG"), names=ms),
+             Property(_even_clock([i / 30 for i in range(5)], 1e-3)), params=DecodeParams(short_side=0, fps=1000),
+             record={"frame_rate_mode": "constant", "numbering_gaps": []}),
+        Case("numbering-repeats", _folder("repeats", _image("RGB", 131), names=["1.png", "01.png", "2.png"]),
+             Property(_repeats_noted), record={"numbering_step": None, "frame_names": ["01.png", "1.png", "2.png"]}),
+        Case("two-name-prefixes", _two_prefixes, Property(_split_by_prefix), sequence="frame_[0-9]*"),
+        Case("gif-stills", _folder("gif-stills", lambda t: pil_bytes(Image.fromarray(pattern(t, 132)), "GIF"), "gif"),
+             Viewed(), record={"image_modes": ["P"]}),
+        Case("gif-animated-beside-stills", _gif_stills_and_an_animation, Property(_gif_items), sequence="gifs"),
+        Case("jpeg-missing-eoi", _missing_eoi(2), Property(_as_complete_file), record={"image_notes": {NO_EOI: 1}}),
+        Case("jpeg-cut-before-eoi", _missing_eoi(3), Fails("00001.jpg is not a readable image")),
+        Case("jpeg-cut-in-data-no-eoi", _missing_eoi(200), Fails("00001.jpg is not a readable image")),
+        Case("jpeg-progressive-missing-eoi", _folder("prog-eoi", lambda t: _image("RGB", 133, "JPEG", progressive=True)(t)
+                                                     [:-2 if t == 1 else None], "jpg"),
+             Fails("00001.jpg is not a readable image")),
+        Case("jpeg-jfif-and-jpe-names", _folder("jfif", _image("RGB", 134, "JPEG"),
+                                                names=["00000.jpe", "00001.jfif", "00002.jpg"]), Viewed()),
+        Case("grey-masks-0-128", lambda f: grey_tree(f, "grey128", lambda t: one_object(t) * 128),
+             Viewed(masks=True, levels={128: 1}), sequence="seq", record={"object_ids": [1]}),
+        Case("grey-masks-0-1", lambda f: grey_tree(f, "grey1", one_object), Viewed(masks=True, levels={}),
+             sequence="seq", record={"object_ids": [1]}),
+        Case("grey16-masks-0-65535", lambda f: grey_tree(f, "grey16", lambda t: one_object(t).astype(np.uint16) * 65535, 16),
+             Viewed(masks=True, levels={65535: 1}), sequence="seq", record={"object_ids": [1]}),
+        Case("grey-ids-one-object-out-of-view", lambda f: grey_tree(f, "grey-ids", two_objects),
+             Viewed(masks=True, levels={}), sequence="seq", record={"object_ids": [1, 2]}),
+        Case("grey-ids-void-band", lambda f: grey_tree(f, "grey-void", lambda t: _band(two_objects(t))),
+             Viewed(masks=True, levels={}), sequence="seq", record={"object_ids": [1, 2]}),
+        Case("grey-binary-void-band", lambda f: grey_tree(f, "grey128-void", lambda t: _band(one_object(t) * 128)),
+             Viewed(masks=True, levels={128: 1}), sequence="seq", record={"object_ids": [1]}),
+        Case("grey16-ids-above-254", lambda f: grey_tree(f, "grey16-300", lambda t: two_objects(t).astype(np.uint16) * 150, 16),
+             Fails("annotations: grey levels 150, 300 are neither object ids (1-31) nor one object with soft edges"), sequence="seq"),
+        Case("grey-ids-above-31-apart", lambda f: grey_tree(f, "grey-100-200", lambda t: two_objects(t) * 100),
+             Fails("grey levels 100, 200 are neither object ids (1-31) nor one object with soft edges"), sequence="seq"),
+        Case("grey-soft-edge-0-255", lambda f: grey_tree(f, "soft255", lambda t: _soft_edge(one_object(t), 255)),
+             Viewed(masks=True, levels=dict.fromkeys(range(1, 256), 1)), sequence="seq",
+             record={"object_ids": [1], "label_reading": _SOFT_READING}),
+        Case("grey-soft-edge-0-128-void-band", lambda f: grey_tree(f, "soft128", lambda t: _band(_soft_edge(one_object(t), 128))),
+             Viewed(masks=True, levels=dict.fromkeys(range(1, 255), 1)), sequence="seq", record={"object_ids": [1]}),
+        Case("annotation-zero-byte", _bad_annotation("ann-empty", lambda d: (d / "00001.png").write_bytes(b"")),
+             Fails("annotation 00001.png is empty (0 bytes)"), sequence="seq"),
+        Case("annotation-not-an-image", _bad_annotation("ann-random", lambda d: (d / "00002.png").write_bytes(b"junk" * 50)),
+             Fails("annotation 00002.png is not an image"), sequence="seq"),
+        Case("annotation-jpeg", _bad_annotation("ann-jpeg", _jpeg_annotation),
+             Fails("annotation 00000.jpg is a JPEG: lossy compression changes the ids"), sequence="seq"),
+        Case("davis2016-official-lists", lambda f: davis_lists(f, "D16", {
+            "480p/train.txt": _pairs("bear", "bmx"), "480p/trainval.txt": _pairs("bear", "bmx", "cows"),
+            "480p/val.txt": _pairs("cows")}), Property(_davis_2016_lists), sequence="cows",
+            record={"split": "val", "splits": ["trainval", "val"], "dataset_splits": ["train", "trainval", "val"]}),
+        Case("davis-list-bom-and-crlf", lambda f: davis_lists(f, "bom", {"2017/val.txt": "\ufeffbear\r\nbmx\r\ncows\r\n"}),
+             Property(_layouts({s: ("davis", "val") for s in ("bear", "bmx", "cows")})), sequence="bear"),
+        Case("davis-dev-list-only", lambda f: davis_lists(f, "dev", {"480p/dev.txt": _pairs("bear", "bmx", "cows")}),
+             Property(_layouts({s: ("davis", "dev") for s in ("bear", "bmx", "cows")})), sequence="bmx",
+             record={"split": "dev", "dataset_splits": ["dev"]}),
+        Case("davis-480p-and-full-resolution", lambda f: davis_lists(f, "both-res", {"2017/val.txt": "bear\n"}, ("bear",),
+                                                                     _full_resolution_beside),
+             Property(_full_resolution_left_out), sequence="bear", record={"width": W, "height": H}),
+        Case("davis-list-names-a-missing-sequence", lambda f: davis_lists(f, "missing", {"2017/val.txt": "bear\ngone\n"},
+                                                                          ("bear",)),
+             Property(_skipped([("gone", "named in ImageSets/2017/val.txt (split val), not in the tree", True)])),
+             sequence="bear"),
+        Case("ytvos-meta-inconsistent", ytvos_inconsistent, Property(_meta_notes), sequence="listed",
+             record={"object_ids": [1, 2], "object_categories": {1: "cat"}}),
+    ]
+
+
 def cases() -> list[Case]:
-    return image_cases() + layout_cases()
+    return image_cases() + layout_cases() + trial_cases()

@@ -19,7 +19,15 @@ from tasks.pretrain.loader import FramePairDataset, make_pair_loader
 from tests.conftest import moving_frames
 from tests.pretrain.conftest import LENGTHS, PARAMS, SIZE, ingest_folder, stored_frames, write_videos
 from tests.stores import new_video_folder, put_video
-from vmac_core.augment import augment_pair_batch, crop_cell_map, normalize, sample_batch_crops
+from vmac_core.augment import (
+    ViewParams,
+    augment_pair_batch,
+    crop_cell_map,
+    crop_resize_pair,
+    normalize,
+    sample_batch_crops,
+    view2_box,
+)
 
 
 def _collect(loader, count=None) -> list[dict]:
@@ -205,3 +213,28 @@ def test_motion_follows_each_pairs_crop_and_flip_into_training_patches(tmp_path)
         motion = open_snapshot(store).group(video_id)[MOTION][:]
         summed = motion[int(starts[k]) + 1:int(starts[k]) + int(gaps[k]) + 1].sum(axis=0)
         assert torch.allclose(batch["motion_bl"][k], crop_cell_map(torch.from_numpy(summed), crop, MOTION_CELL, 3))
+
+
+def test_crop_in_crop_batches_carry_frame_2s_box_inside_frame_1s_view(disk_store):
+    store, _ = disk_store
+    views = ViewParams(scale=(0.4, 1.0), inner_scale=(0.2, 0.5))
+    loader, sampler = make_pair_loader([store], SIZE, batch_size=4, loader_workers=0, seed=2, gap=(1, 2), views=views)
+    shared, _ = make_pair_loader([store], SIZE, batch_size=4, loader_workers=0, seed=2, gap=(1, 2))
+    request = next(iter(sampler))
+    batch = next(iter(loader))
+    assert "view2_box_b4" not in next(iter(shared))  # only crop-in-crop batches carry a box
+    box_b4 = batch["view2_box_b4"]
+    assert box_b4.shape == (4, 4) and box_b4.dtype == torch.float32
+    assert torch.all((0 <= box_b4) & (box_b4 <= 1)) and torch.all(box_b4[:, :2] < box_b4[:, 2:])
+    # By hand: the same gaps and crops from the request's seed; frame 2 through its own box.
+    generator = torch.Generator().manual_seed(request.seed)
+    dataset = loader.dataset
+    dataset.draw_gaps(request.pairs, generator)
+    pairs = [torch.from_numpy(p.copy()) for p in dataset.read_pairs(batch["video_index"].numpy(), batch["t"].numpy(),
+                                                                    batch["gap"].numpy())]
+    crops = sample_batch_crops(pairs, generator, views)
+    for k, (pair, crop) in enumerate(zip(pairs, crops)):
+        frames_2chw = crop_resize_pair(pair, crop, SIZE)
+        assert torch.equal(batch["frame1_bchw"][k], normalize(frames_2chw[:1])[0])
+        assert torch.equal(batch["frame2_bchw"][k], normalize(frames_2chw[1:])[0])
+        assert torch.allclose(box_b4[k], torch.tensor(view2_box(crop)))

@@ -163,7 +163,9 @@ def test_a_write_killed_midway_leaves_a_temporary_that_the_next_start_removes(st
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     [leftover] = (run_dir / "checkpoints").iterdir()
-    assert leftover.name == f".ckpt-000004.vmac-tmp-{proc.pid}.pt" and not checkpoint_paths(run_dir)
+    # mkstemp's name: the writer's pid, then 8 random characters (never a name another user could plant first).
+    assert re.fullmatch(rf"\.ckpt-000004\.vmac-tmp-{proc.pid}-[a-z0-9_]{{8}}\.pt", leftover.name)
+    assert not checkpoint_paths(run_dir)
     lines: list[str] = []
     train(_config(store, run_dir, max_steps=2), log=lines.append)
     assert not leftover.exists()

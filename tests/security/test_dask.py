@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
+from pathlib import Path
 
 import psutil
 import pytest
 
 from storage_schemas.config import IngestConfig
+from tasks.io.files import private_folder
 from tests.security.other_user import needs_other_user, python_as_other_user
 
 _ATTACK = r"""
@@ -73,6 +76,7 @@ def test_another_user_cannot_reach_the_cluster_and_the_dashboard_stays_on_this_m
         listening = _listening([me.pid, *(p.pid for p in me.children(recursive=True))])
         dashboard_port = info["services"]["dashboard"]
         link = client.dashboard_link
+        scratch = list(client.run(lambda dask_worker: dask_worker.local_directory).values())
         attack = python_as_other_user(_ATTACK, *addresses)
         external = _external_address()
         reached = None
@@ -86,6 +90,10 @@ def test_another_user_cannot_reach_the_cluster_and_the_dashboard_stays_on_this_m
     assert listening and all(ip == "127.0.0.1" for ip, _ in listening), f"listening beyond loopback: {listening}"
     assert link == f"http://127.0.0.1:{dashboard_port}/status", link  # the address it really has
     assert reached is not True, f"the dashboard answered on {external}"
+    # B6: the workers' scratch is in the user's private folder (0700), not the shared /tmp/dask-scratch-space.
+    private = private_folder("dask-scratch")
+    assert scratch and all(Path(d).is_relative_to(private) for d in scratch), scratch
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700 and stat.S_IMODE(private.parent.stat().st_mode) == 0o700
 
 
 @pytest.mark.slow
@@ -118,6 +126,6 @@ def test_evaluate_takes_workers_for_the_cluster_that_ingests_its_data(tmp_path):
     from cli.parsers import build_parser
     from tasks.evaluate.plan import ingest_config_for
 
-    args = build_parser().parse_args(["evaluate", "--random-init", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+    args = build_parser().parse_args(["evaluate", "--baseline", "random-init", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                                       "--workers", "2"])
     assert ingest_config_for(evaluate_config_from_args(args)).dask_workers == 2

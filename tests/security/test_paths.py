@@ -16,7 +16,7 @@ from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.validation import VALIDATION_DIR
 from tasks.io.names import OutsideError, clean_name, inside, is_clean_name
 from tests.evaluate.conftest import davis_store  # noqa: F401 - the fixture, for this module's tests
-from tests.stores import put_video
+from tests.stores import put_video, writable_group
 
 
 def _files(root: Path, leave_out: Path) -> dict[str, bytes]:
@@ -158,3 +158,32 @@ def test_an_in_memory_store_is_refused_where_a_command_writes(tmp_path, capsys, 
     args = [str(source) if part == "SOURCE" else part for part in command]
     assert main([*args, "memory://results.zarr"]) == 2
     assert "memory://results.zarr: an in-memory filesystem lives only inside this command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("array", ["masks", "frames"])
+def test_a_crafted_store_claiming_huge_shapes_is_skipped_in_one_line(tmp_path, davis_store, array):  # noqa: F811
+    """W4: a store's array header claiming 65536 × 65536 frames (no data behind it) is not read:
+    that video is skipped with the reason, the others are scored; no MemoryError."""
+    import json
+
+    import zarr
+
+    from storage_schemas.benchmark import EvaluateConfig
+    from tasks.evaluate import tasks as evaluate_tasks
+    from tasks.io.store import read_catalog
+
+    store, _ = davis_store
+    crafted = sorted(read_catalog(store))[0]
+    group = writable_group(store, crafted)  # the version folder the tip names, crafted in place
+    old = group[array]
+    shape = (old.shape[0], 65536, 65536, *old.shape[3:])
+    del group[array]
+    group.create_array(array, shape=shape, chunks=(1, 1024, 1024, *old.shape[3:]), dtype=old.dtype)
+    config = EvaluateConfig.model_validate({"pixels": True, "data": store, "out": str(tmp_path / "out"),
+                                            "threads": 1, "pixel_floor": False})
+    plan = evaluate_tasks.plan_evaluation.fn(config, store)
+    report = json.loads(Path(evaluate_tasks.evaluate_encoder.fn(plan.encoders[0], plan, config, "t")).read_text())
+    skipped = {s["video_id"]: s["reason"] for s in report["data"]["skipped"]}
+    assert "larger than vmac reads" in skipped.get(crafted, ""), skipped
+    assert len(report["sequences"]) == len(plan.videos) - 1
+    assert isinstance(zarr.open_group(store, mode="r"), zarr.Group)

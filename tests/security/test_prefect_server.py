@@ -39,15 +39,27 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 """
 
+# Every request but these gets 401 without the secret (docs/security.md lists them: none carries a
+# run's data): the health and readiness checks, the API's own documentation and schema, the UI's
+# static settings, and CORS preflights.
+ANSWER_ANYONE = {"GET /api/health", "GET /api/ready", "GET /docs", "GET /redoc", "GET /openapi.json",
+                 "GET /ui-settings", "OPTIONS /api/flow_runs/filter"}
+ASKED = [*sorted(ANSWER_ANYONE), "POST /api/flow_runs/filter", "POST /api/logs/filter", "GET /api/admin/version",
+         "POST /api/events/filter", "POST /api/artifacts/filter", "POST /api/task_runs/filter",
+         "POST /api/variables/filter", "POST /api/block_documents/filter", "GET /api/admin/settings",
+         "GET /api/ui-settings", "GET /api/openapi.json", "GET /api/csrf-token"]
+
 _ASK_API = r"""
 import sys, urllib.request, urllib.error
-for path, body in (("flow_runs/filter", b"{}"), ("logs/filter", b"{}"), ("admin/version", None)):
-    req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/{path}", data=body, method="POST" if body else "GET",
-                                 headers={"Content-Type": "application/json"})
+for asked in sys.argv[2].split(","):
+    method, path = asked.split(" ")
+    req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{path}", data=b"{}" if method == "POST" else None,
+                                 method=method, headers={"Content-Type": "application/json", "Origin": "http://x",
+                                                         "Access-Control-Request-Method": "POST"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r: print(path, r.status)
-    except urllib.error.HTTPError as e: print(path, e.code)
-for name in sys.argv[2:]:
+        with urllib.request.urlopen(req, timeout=10) as r: print(asked.replace(" ", "_"), r.status)
+    except urllib.error.HTTPError as e: print(asked.replace(" ", "_"), e.code)
+for name in sys.argv[3:]:
     try:
         open(name, "rb").read(1); print("read", name)
     except OSError: pass
@@ -107,8 +119,49 @@ def test_the_local_server_keeps_other_users_out_and_never_trusts_a_stale_record(
     assert any(p.name.startswith("prefect.db") for p in files), sorted(p.name for p in files)
     opened = [f"{p} {stat.filemode(p.stat().st_mode)}" for p in files if p.stat().st_mode & 0o077]
     assert not opened, f"readable by others: {opened}"
-    asked = python_as_other_user(_ASK_API, str(state["port"]), *(str(p) for p in files if p.is_file()))
+    asked = python_as_other_user(_ASK_API, str(state["port"]), ",".join(ASKED), *(str(p) for p in files if p.is_file()))
     assert asked.returncode == 0, asked.stderr
-    assert asked.stdout.split() == ["flow_runs/filter", "401", "logs/filter", "401", "admin/version", "401"], \
-        asked.stdout
+    answers = dict(line.split() for line in asked.stdout.splitlines())  # no "read FILE" line: nothing was readable
+    assert answers == {a.replace(" ", "_"): "200" if a in ANSWER_ANYONE else "401" for a in ASKED}, asked.stdout
     assert os.stat(home).st_uid == os.getuid()
+
+
+@pytest.mark.parametrize("plant", ["link of theirs", "link of mine", "folder of theirs", "under their link",
+                                   "in an open folder"])
+def test_a_planted_or_exposed_prefect_home_is_refused(tmp_path, plant):
+    """B9: a PREFECT_HOME another user planted (a link to their folder, a folder of theirs, a path
+    through their link) or could swap (in a folder others can write, not sticky) is refused before
+    anything is written there."""
+    target = tmp_path / "target"
+    target.mkdir(mode=0o700)
+    home = tmp_path / "home"
+    if plant.startswith("link"):
+        home.symlink_to(target)
+        if plant == "link of theirs":
+            os.lchown(home, OTHER_UID, OTHER_UID)
+    elif plant == "folder of theirs":
+        home.mkdir(mode=0o700)
+        os.chown(home, OTHER_UID, OTHER_UID)
+    elif plant == "under their link":
+        (tmp_path / "via").symlink_to(target)
+        os.lchown(tmp_path / "via", OTHER_UID, OTHER_UID)
+        home = tmp_path / "via" / "prefect"
+    else:
+        open_folder = tmp_path / "open"
+        open_folder.mkdir()
+        open_folder.chmod(0o777)
+        home = open_folder / "prefect"
+    with pytest.raises(RuntimeError, match="PREFECT_HOME"):
+        private_home(home)
+    assert list(target.iterdir()) == []
+
+
+def test_results_the_commands_persist_in_the_home_are_the_users_alone(tmp_path):
+    """W6: Prefect writes task results into $PREFECT_HOME/storage with the command's umask (0644)."""
+    home = tmp_path / "home"
+    (home / "storage").mkdir(parents=True, mode=0o755)
+    result = home / "storage" / "0123abcd"
+    result.write_bytes(b"a pickled task result")
+    result.chmod(0o644)
+    private_home(home)
+    assert stat.S_IMODE((home / "storage").stat().st_mode) == 0o700 and stat.S_IMODE(result.stat().st_mode) == 0o600

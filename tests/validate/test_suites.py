@@ -19,8 +19,9 @@ def test_suites_load_with_rules_severities_and_descriptions():
     rules = {e.meta.rule: e.severity for s in suites for e in s.expectations}
     assert len(rules) == sum(len(s.expectations) for s in suites), "rule names are unique across suites"
     assert rules["videos_not_complete"] is Severity.warning
-    # Content heuristics mark videos; everything else is the store's integrity.
-    heuristics = {"no_black_frames", "no_constant_frames", "no_long_frozen_runs"}
+    # Content of one video marks it (heuristics, and a frame rate out of range); everything else
+    # is the store's integrity.
+    heuristics = {"no_black_frames", "no_constant_frames", "no_long_frozen_runs", "fps_in_range"}
     assert {rule for rule, sev in rules.items() if sev is Severity.quarantine} == heuristics
     assert all(sev is Severity.critical for rule, sev in rules.items() if rule not in heuristics | {"videos_not_complete"})
     for suite in suites:

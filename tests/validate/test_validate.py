@@ -97,6 +97,19 @@ def test_frozen_run_longer_than_k_is_quarantined(store, tmp_path):
     assert relaxed.passed and not relaxed.stamp.quarantined
 
 
+def test_a_frame_rate_out_of_range_quarantines_its_video_not_the_store(store, tmp_path):
+    """A 300 fps high-speed clip and a 0.5 fps time-lapse are content of one video each: the rate
+    rule marks them (it failed the whole store when it was critical) and the good videos train."""
+    fast, slow = ingest([encode(tmp_path / "in", "high-speed.mp4", clip(seed=9), fps=300),
+                         encode(tmp_path / "in", "time-lapse.mp4", clip(seed=10), fps=0.5)], store)
+    summary = validate(store)
+    assert summary.passed, summary.failure_text()
+    assert summary.stamp.quarantined.keys() == {fast, slow} and summary.stamp.counts.quarantined == 2
+    [rule] = [r for r in summary.quarantines if r.rule == "fps_in_range"]
+    assert sorted(rule.videos) == sorted([fast, slow])
+    assert all(any(line.startswith("fps_in_range: ") for line in summary.stamp.quarantined[v]) for v in (fast, slow))
+
+
 def test_a_slow_fade_is_not_frozen(store, tmp_path):
     """Consecutive frames of a slow fade differ by a fraction of a level on average (the old rule's
     1.0 called them frozen); each is more than frozen_level_max from the first within a few frames."""

@@ -244,9 +244,3 @@ class MaskedDenseGrid:
             c = feat_nc.shape[1]
             return (feat_nc.view(self.batch, self.rows_per_sample, c) * scale_bc.unsqueeze(1)).view(-1, c)
         return feat_nc * scale_bc.index_select(0, self.sample_n)
-
-
-def dense_grid_like(x_bchw: Tensor) -> MaskedDenseGrid:
-    """An all-active grid for a dense map (decoder blocks, feature extraction)."""
-    b, _, h, w = x_bchw.shape
-    return MaskedDenseGrid(b, h, w, None)
