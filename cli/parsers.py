@@ -228,7 +228,7 @@ def add_audit_parser(sub) -> None:
 
 def add_history_parser(sub) -> None:
     p = sub.add_parser("history", help="a store's snapshots: when, which command, videos added/changed/removed, tags")
-    p.add_argument("store", metavar="STORE")
+    p.add_argument("store", metavar="STORE", help="a vmac store (a path or fsspec URL)")
     p.add_argument("--json", action="store_true", help="print the commits as JSON")
     p.set_defaults(func=cmd_history)
 
@@ -238,7 +238,7 @@ def add_gc_parser(sub) -> None:
                        description="Expire snapshots older than --older-than days that are neither the latest nor "
                                    "tagged (pre-training tags the snapshot it trains on), and delete the version "
                                    "folders only they name. Never done by any other command.")
-    p.add_argument("store", metavar="STORE")
+    p.add_argument("store", metavar="STORE", help="a vmac store (a path or fsspec URL) you can write")
     p.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="keep snapshots younger than this")
     p.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
     p.set_defaults(func=cmd_gc)
@@ -246,7 +246,7 @@ def add_gc_parser(sub) -> None:
 
 def add_migrate_parser(sub) -> None:
     p = sub.add_parser("migrate", help="convert a store written before snapshots (in place, frames unchanged)")
-    p.add_argument("store", metavar="STORE")
+    p.add_argument("store", metavar="STORE", help="a store written by a vmac before snapshots (store format 1)")
     p.add_argument("--verbose", action="store_true", help="a line per video converted")
     p.set_defaults(func=cmd_migrate)
 
