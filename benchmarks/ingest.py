@@ -215,15 +215,14 @@ def codec_table(clip: Path, work: Path, repeats: int) -> dict:
     """Per frame codec: ingest frames/s (one worker, short side 256, not pinned) and its ratio to
     plain ffmpeg decoding, scaling and converting the same clip to RGB24, bytes per stored frame,
     read-back frames/s."""
-    import zarr
-
     from storage_schemas.codecs import FRAME_CODECS
-    from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+    from storage_schemas.layout import FRAMES
     from storage_schemas.records import DecodeParams
     from tasks.ingest.video import ingest_video
     from tasks.io.ffmpeg import output_size
     from tasks.io.probe import probe
     from tasks.io.sources import expand_sources
+    from tasks.io.store import open_snapshot
 
     info = probe(str(clip))
     width, height = output_size(*info.display_size, 256)
@@ -237,12 +236,12 @@ def codec_table(clip: Path, work: Path, repeats: int) -> dict:
             outcome = ingest_video(item, str(store), DecodeParams(frame_codec=name))
             ingest.append(outcome.frames / (time.perf_counter() - started))
             plain.append(outcome.frames / _plain_ffmpeg_s(clip, width, height, rgb24=True))
-            group = zarr.open_group(str(store), mode="r")[VIDEOS_GROUP]
-            [video_id] = list(group.group_keys())
+            snapshot = open_snapshot(str(store))
+            [video_id] = list(snapshot.entries)
             started = time.perf_counter()
-            frames = group[video_id][FRAMES][:]
+            frames = snapshot.group(video_id)[FRAMES][:]
             read.append(len(frames) / (time.perf_counter() - started))
-            folder = store / VIDEOS_GROUP / video_id / FRAMES
+            folder = store / snapshot.path(video_id) / FRAMES
             size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(store)
         rows[name] = {

@@ -3,8 +3,9 @@
 - ``rehash``: every stored frame of every complete video read back through Zarr and hashed
   against its record (``tasks.io.store.frames_sha256``), as ``vmac validate`` now does; frames/s
   and MB/s of decoded RGB per core.
-- ``fingerprint``: one listing of the store's array files (``tasks.io.store.data_fingerprints``),
-  which pre-training compares with the stamp before step 1; seconds and files listed.
+- ``fingerprint``: the store's tip opened and its catalog fingerprint taken
+  (``tasks.io.store.fingerprint_of``), which pre-training compares with the stamp before step 1;
+  seconds (results before snapshots: one listing of every array file, with its size and mtime).
 
 The store is the real dev clips (``shared/data/davis2016-dev/videos`` in a folder above the
 checkout) ingested at short side 256, or the synthetic sample when those are absent. Prints one JSON object (``--out FILE`` also
@@ -29,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP  # noqa: E402
+from storage_schemas.layout import FRAMES  # noqa: E402
 from storage_schemas.records import DecodeParams, Status  # noqa: E402
 from tasks.ingest.video import ingest_video  # noqa: E402
 from tasks.io.sources import expand_sources  # noqa: E402
-from tasks.io.store import data_fingerprints, frames_sha256, open_store, read_catalog  # noqa: E402
+from tasks.io.store import fingerprint_of, frames_sha256, open_snapshot  # noqa: E402
 
 # The dev clips lie beside the checkout's folder (or a worktree's, one level further up).
 DEV_VIDEOS = next((p / "shared" / "data" / "davis2016-dev" / "videos" for p in ROOT.parents
@@ -61,13 +62,14 @@ def build_store(work: Path) -> tuple[str, str]:
 
 def rehash(store: str) -> tuple[float, int, int]:
     """(seconds, frames, decoded bytes) of one full frame re-hash."""
-    root = open_store(store, mode="r")
+    snapshot = open_snapshot(store)
+    root = snapshot.root()
     frames = nbytes = 0
     started = time.perf_counter()
-    for video_id, record in read_catalog(root).items():
+    for video_id, record in snapshot.records().items():
         if record is None or record.status is not Status.complete:
             continue
-        array = root[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"]
+        array = snapshot.group(video_id, root)[FRAMES]
         assert frames_sha256(array) == record.frames_sha256
         frames += array.shape[0]
         nbytes += array.nbytes
@@ -75,12 +77,11 @@ def rehash(store: str) -> tuple[float, int, int]:
 
 
 def fingerprint(store: str) -> tuple[float, int]:
-    """(seconds, array files listed) of one data fingerprint."""
+    """(seconds, videos in the catalog) of one catalog fingerprint of the store's tip."""
     started = time.perf_counter()
-    data_fingerprints(store)
-    seconds = time.perf_counter() - started
-    files = sum(len(names) for _, _, names in os.walk(Path(store) / VIDEOS_GROUP))
-    return seconds, files
+    snapshot = open_snapshot(store)
+    fingerprint_of(snapshot)
+    return time.perf_counter() - started, len(snapshot.entries)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -103,12 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
     _, frames, nbytes = rehashes[0]
     result = {
         "benchmark": "integrity",
-        "metric": "validation's full frame re-hash and pre-training's data-fingerprint listing (medians)",
+        "metric": "validation's full frame re-hash and pre-training's catalog fingerprint of the tip (medians)",
         "results": {
             "rehash": {"seconds": round(seconds, 3), "frames": frames, "decoded_mb": round(nbytes / 1e6, 1),
                        "frames_per_s": round(frames / seconds, 1), "decoded_mb_per_s": round(nbytes / 1e6 / seconds, 1),
                        "runs_s": [round(r[0], 3) for r in rehashes]},
-            "fingerprint": {"seconds": round(statistics.median(s for s, _ in listings), 4), "files": listings[0][1],
+            "fingerprint": {"seconds": round(statistics.median(s for s, _ in listings), 4), "videos": listings[0][1],
                             "runs_s": [round(s, 4) for s, _ in listings]},
         },
         "data": {"store": what, "short_side": 256, "stored_mb": round(disk / 1e6, 1)},

@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP  # noqa: E402
+from storage_schemas.layout import FRAMES  # noqa: E402
 from storage_schemas.records import DecodeParams  # noqa: E402
 from tasks.ingest.video import ingest_video  # noqa: E402
 from tasks.io.sources import expand_sources  # noqa: E402
-from tasks.io.store import open_store  # noqa: E402
+from tasks.io.store import open_snapshot  # noqa: E402
 from tasks.pretrain.index import PairIndex  # noqa: E402
 from tasks.pretrain.loader import make_pair_loader  # noqa: E402
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD, sample_crop_box  # noqa: E402
@@ -96,9 +96,9 @@ def build_data(work: Path) -> dict:
         if outcome.action == "failed":
             raise RuntimeError(f"ingest failed for {item}: {outcome.reason}")
     index = PairIndex([store])
-    root = open_store(store, mode="r")
+    snapshot = open_snapshot(store)
     for entry in index.videos:
-        frames_thwc = root[f"{VIDEOS_GROUP}/{entry.video_id}/{FRAMES}"][:]
+        frames_thwc = snapshot.group(entry.video_id)[FRAMES][:]
         folder = work / "jpeg" / entry.video_id
         folder.mkdir(parents=True, exist_ok=True)
         for t, frame_hwc in enumerate(frames_thwc):

@@ -31,12 +31,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.slow_scenes import BROKEN, HEALTHY, write_scenes  # noqa: E402
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP  # noqa: E402
+from storage_schemas.layout import FRAMES  # noqa: E402
 from storage_schemas.records import DecodeParams, Status  # noqa: E402
 from storage_schemas.validation import ValidateConfig  # noqa: E402
 from tasks.ingest.video import ingest_video  # noqa: E402
 from tasks.io.sources import expand_sources  # noqa: E402
-from tasks.io.store import open_store, read_catalog  # noqa: E402
+from tasks.io.store import open_snapshot  # noqa: E402
 from tasks.validate.frames import frame_statistics, sample_windows  # noqa: E402
 
 DEV_VIDEOS = next((p / "shared" / "data" / "davis2016-dev" / "videos" for p in ROOT.parents
@@ -160,12 +160,13 @@ def main() -> None:
     config = ValidateConfig(store="unused")
     with tempfile.TemporaryDirectory() as tmp:
         store, classes = ingest_all(Path(tmp))
-        root = open_store(store, mode="r")
+        snapshot = open_snapshot(store)
+        root = snapshot.root()
         videos = {}
-        for video_id, record in read_catalog(store).items():
+        for video_id, record in snapshot.records().items():
             if record is None or record.status is not Status.complete:
                 continue
-            frames = root[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"][:]
+            frames = snapshot.group(video_id, root)[FRAMES][:]
             videos[video_id] = {"name": Path(record.source_uri).stem, "class": classes[video_id],
                                 "fps": record.fps, **measure(frames, config)}
     marked = {c: sorted(v["name"] for v in videos.values() if v["class"] == c and v["marked_at_defaults"])

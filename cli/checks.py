@@ -15,8 +15,9 @@ import tempfile
 
 from cli.args import ConfigError
 from storage_schemas.codecs import LEGACY_FRAME_CODEC
-from storage_schemas.layout import STORE_INFO_ATTR, VIDEOS_GROUP
+from storage_schemas.layout import LEGACY_STORE_FORMAT, STORE_FORMAT, STORE_INFO_ATTR, VIDEOS_GROUP
 from tasks.io.secrets import redact
+from tasks.io.snapshots import LegacyStoreError, split_ref
 from tasks.io.uris import local_path
 
 
@@ -60,12 +61,26 @@ def in_memory(uri: str) -> bool:
     return uri.split("://", 1)[0].lower() == "memory"
 
 
-def existing_store(option: str, uri: str) -> None:
-    """``uri`` is a vmac store (a Zarr group with a ``videos`` group); ConfigError otherwise.
+def tip_only(option: str, uri: str) -> None:
+    """``uri`` names a store, not one of its snapshots: commands that write write the store's tip."""
+    base, ref = split_ref(uri)
+    if ref is not None:
+        raise ConfigError([f"{option} {uri}: this command writes the store's latest snapshot; name the store "
+                           f"without @{ref}"])
+
+
+def existing_store(option: str, uri: str, snapshot: bool = True) -> None:
+    """``uri`` is a vmac store (a Zarr group with a ``videos`` group) that this vmac reads: store
+    format 2 (snapshots); ConfigError otherwise, naming ``vmac migrate`` for a store of format 1.
+    ``snapshot``: ``STORE@SNAPSHOT`` or ``STORE@TAG`` may name one of its snapshots (readers);
+    without it, a ref is refused (writers write the tip).
 
     The local form of ``tasks.io.store.is_store``, here so that a usage error answers without
     importing Zarr (seconds on a loaded machine)."""
-    path = local_path(uri)
+    if not snapshot:
+        tip_only(option, uri)
+    base, _ = split_ref(uri)
+    path = local_path(base)
     if path is None:
         return
     if not os.path.lexists(path):
@@ -74,7 +89,19 @@ def existing_store(option: str, uri: str) -> None:
         raise ConfigError([f"{option} {uri}: a file, not a vmac store (a store is a folder made by vmac ingest)"])
     if not (os.path.isfile(os.path.join(path, "zarr.json")) and os.path.isdir(os.path.join(path, VIDEOS_GROUP))):
         raise ConfigError([f"{option} {uri}: not a vmac store (no zarr.json with a videos group); "
-                           f"make one with `vmac ingest SOURCE --store {uri}`"])
+                           f"make one with `vmac ingest SOURCE --store {base}`"])
+    if _store_format(path) < STORE_FORMAT:
+        raise ConfigError([f"{option} {uri}: {LegacyStoreError(base)}"])
+
+
+def _store_format(path: str) -> int:
+    """The store format a local store's root records (1 when it records none)."""
+    try:
+        with open(os.path.join(path, "zarr.json")) as handle:
+            info = json.load(handle).get("attributes", {}).get(STORE_INFO_ATTR) or {}
+    except (OSError, ValueError):
+        return LEGACY_STORE_FORMAT
+    return int(info.get("store_format") or LEGACY_STORE_FORMAT)
 
 
 def existing_path(option: str, uri: str) -> None:

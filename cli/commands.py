@@ -2,7 +2,9 @@
 (``cli.checks``), runs its flow and renders the result (``cli.render``).
 
 The flows are imported inside each ``cmd_*``: they load Prefect, torch and Zarr (several
-seconds), which ``vmac --help``, a usage error or ``vmac lineage`` should not wait for.
+seconds), which ``vmac --help``, a usage error or ``vmac lineage`` should not wait for. ``lineage``
+and the store's maintenance commands (``history``, ``gc``, ``migrate``) run their functions
+directly, without a flow: they only read, or only rearrange the store, and answer at once.
 """
 
 from __future__ import annotations
@@ -25,12 +27,27 @@ from cli.args import (
     pretrain_config_from_args,
     validate_config_from_args,
 )
-from cli.checks import existing_path, existing_store, local_output, same_frame_codec, torch_file, writable_folder
+from cli.checks import (
+    existing_path,
+    existing_store,
+    local_output,
+    same_frame_codec,
+    tip_only,
+    torch_file,
+    writable_folder,
+)
 from cli.examples import BENCHMARKS
 from tasks.io.names import is_clean_name
+from tasks.io.snapshots import split_ref
+from tasks.io.uris import local_path
 from vmac_server.supervisor import in_use, prefect_home, read_state, record_in_prefect, status_line, stop_server
 
 # --- commands ------------------------------------------------------------------------------------
+
+
+def is_store_ref(uri: str) -> bool:
+    """True for ``STORE@REF`` naming a snapshot or tag of a store."""
+    return split_ref(uri)[1] is not None
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -46,6 +63,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     config = ingest_config_from_args(args)
+    tip_only("--store", config.store)
     same_frame_codec("--store", config.store, config.decode.frame_codec)
     if args.dry_run:
         # The planning step alone, without Prefect or Dask: it hashes and probes, and writes nothing.
@@ -82,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run validate_flow; print the summary; 1 when a critical rule failed, 2 without a store."""
     config = validate_config_from_args(args)
-    existing_store("--store", config.store)
+    existing_store("--store", config.store, snapshot=False)
     writable_folder("--store", config.store)  # the stamp and the report are written into it
     record_in_prefect()
     from flows.validate import ValidationFailedError, validate_flow
@@ -129,7 +147,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for checkpoint in config.checkpoints:
         existing_path("--checkpoint", checkpoint)
         torch_file("--checkpoint", checkpoint)
-    existing_path("--data", config.data)
+    if is_store_ref(config.data):
+        existing_store("--data", config.data)
+    else:
+        existing_path("--data", config.data)
     writable_folder("--out", config.out)
     record_in_prefect()
     from flows.evaluate import evaluate_flow
@@ -210,6 +231,51 @@ def cmd_server(args: argparse.Namespace) -> int:
             print(f"no local Prefect server was running for {home}" + (" (its stale record is removed)" if had_record else ""))
         return 0
     print(status_line(home))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print the store's commits, newest first (a table, or JSON); 2 without a store."""
+    existing_store("STORE", args.store, snapshot=False)
+    from tasks.io.snapshots import history, list_tags, snapshot_exists
+
+    commits = history(args.store)
+    expired = {c.snapshot for c in commits if not snapshot_exists(args.store, c.snapshot)}
+    if args.json:
+        print(json.dumps([{**c.model_dump(mode="json"), "expired": c.snapshot in expired} for c in commits], indent=2))
+    else:
+        render.print_history(args.store, commits, list_tags(args.store), expired)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Expire the store's untagged snapshots older than --older-than days and free their version
+    folders (``tasks.io.gc``); 2 without a store."""
+    existing_store("STORE", args.store, snapshot=False)
+    if args.older_than < 0:
+        raise ConfigError([f"--older-than {args.older_than:g}: a number of days, 0 or more"])
+    from datetime import timedelta
+
+    from tasks.io.gc import collect_garbage
+
+    report = collect_garbage(args.store, timedelta(days=args.older_than), dry_run=args.dry_run)
+    render.print_gc_report(report)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Convert a store written before snapshots (``tasks.io.migrate``); 2 without a store."""
+    path = local_path(args.store)
+    if path is not None and not os.path.isfile(os.path.join(path, "zarr.json")):
+        raise ConfigError([f"STORE {args.store}: not a vmac store (no zarr.json)"])
+    from tasks.io.migrate import migrate
+
+    result = migrate(args.store, log=print if args.verbose else lambda line: None)
+    if result.already:
+        print(f"{result.store} already keeps its catalog in snapshots; nothing to do")
+    else:
+        print(f"converted {result.store}: {result.videos} videos, first snapshot {result.snapshot}; validate it again "
+              f"before training: vmac validate --store {result.store}")
     return 0
 
 

@@ -42,6 +42,7 @@ EXAMPLES: dict[str, list[str]] = {
     "pretrain": [
         "vmac pretrain --store data/sample.zarr --preset tiny-cpu --out runs/tiny",
         "vmac pretrain --store data/sample.zarr --preset tiny-cpu --out runs/tiny --resume",
+        "vmac pretrain --store data/sample.zarr@6b16150738f82319 --preset tiny-cpu --out runs/old   # an earlier snapshot",
         "vmac pretrain --store a.zarr --store b.zarr --preset paper-r50 --out runs/r50 --set base_lr=1.5e-3 "
         "--set clip_grad=3",
         "torchrun --nproc-per-node 2 -m cli.main pretrain --store data/sample.zarr --preset tiny-cpu --out runs/ddp",
@@ -70,6 +71,15 @@ EXAMPLES: dict[str, list[str]] = {
     "audit": [
         "vmac audit vmac-out/train.zarr          # re-hash sources, stored frames and motion maps; exit 1 on drift",
         "vmac audit vmac-out/runs/tiny-cpu-001   # re-hash checkpoints, encoder and the input stores' frames",
+    ],
+    "history": [
+        "vmac history data/sample.zarr              # its snapshots: time, command, videos added/changed/removed",
+    ],
+    "gc": [
+        "vmac gc data/sample.zarr --older-than 30   # expire untagged snapshots older than 30 days, free their frames",
+    ],
+    "migrate": [
+        "vmac migrate data/old.zarr                 # a store written before snapshots, converted in place",
     ],
     "server": [
         "vmac server status    # the local Prefect server vmac commands record in (started on first use)",

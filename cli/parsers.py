@@ -12,9 +12,12 @@ from cli.commands import (
     cmd_audit,
     cmd_bench,
     cmd_evaluate,
+    cmd_gc,
+    cmd_history,
     cmd_import_weights,
     cmd_ingest,
     cmd_lineage,
+    cmd_migrate,
     cmd_pretrain,
     cmd_run,
     cmd_sample,
@@ -132,7 +135,9 @@ def add_validate_parser(sub) -> None:
 
 def add_pretrain_parser(sub) -> None:
     p = sub.add_parser("pretrain", help="VideoMAC pre-training on validated stores (resumable; DDP under torchrun)")
-    p.add_argument("--store", action="append", required=True, help="a validated store (repeatable)")
+    p.add_argument("--store", action="append", required=True,
+                   help="a validated store (repeatable): STORE reads its latest snapshot, STORE@SNAPSHOT or STORE@TAG "
+                        "an earlier one (vmac history)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRETRAIN_PRESETS),
                    help=f"the recipe the options below change (default {DEFAULT_PRESET})")
@@ -218,10 +223,36 @@ def add_audit_parser(sub) -> None:
     p = sub.add_parser(
         "audit", help="re-hash a store's sources and frames, or a run's checkpoints and input frames; report drift",
     )
-    p.add_argument("path", metavar="STORE_OR_RUN", help="a store or a pre-training run directory")
+    p.add_argument("path", metavar="STORE_OR_RUN", help="a store (STORE@SNAPSHOT: one of its snapshots) or a "
+                                                        "pre-training run directory")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_audit)
+
+
+def add_history_parser(sub) -> None:
+    p = sub.add_parser("history", help="a store's snapshots: when, which command, videos added/changed/removed, tags")
+    p.add_argument("store", metavar="STORE", help="a vmac store (a path or fsspec URL)")
+    p.add_argument("--json", action="store_true", help="print the commits as JSON")
+    p.set_defaults(func=cmd_history)
+
+
+def add_gc_parser(sub) -> None:
+    p = sub.add_parser("gc", help="expire a store's untagged snapshots older than N days and free their frames",
+                       description="Expire snapshots older than --older-than days that are neither the latest nor "
+                                   "tagged (pre-training tags the snapshot it trains on), and delete the version "
+                                   "folders only they name. Never done by any other command.")
+    p.add_argument("store", metavar="STORE", help="a vmac store (a path or fsspec URL) you can write")
+    p.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="keep snapshots younger than this")
+    p.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
+    p.set_defaults(func=cmd_gc)
+
+
+def add_migrate_parser(sub) -> None:
+    p = sub.add_parser("migrate", help="convert a store written before snapshots (in place, frames unchanged)")
+    p.add_argument("store", metavar="STORE", help="a store written by a vmac before snapshots (store format 1)")
+    p.add_argument("--verbose", action="store_true", help="a line per video converted")
+    p.set_defaults(func=cmd_migrate)
 
 
 def add_import_weights_parser(sub) -> None:
@@ -277,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (add_sample_parser, add_ingest_parser, add_run_parser, add_validate_parser, add_evaluate_parser,
                 add_import_weights_parser, add_lineage_parser, add_audit_parser, add_pretrain_parser, add_bench_parser,
-                add_server_parser):
+                add_server_parser, add_history_parser, add_gc_parser, add_migrate_parser):
         add(sub)
     for name, subparser in sub.choices.items():
         # Below the options, the README's examples of the command (cli.examples), shown as written.

@@ -150,3 +150,43 @@ def print_audit_report(report: AuditReport, console=None) -> None:
     for note in report.notes:
         console.print(f"[dim]- {note}[/dim]")
     console.print(f"audit record: {report.record_path}")
+
+
+def _ids(ids: list[str], shown: int = 3) -> str:
+    return ", ".join(ids[:shown]) + (f" +{len(ids) - shown}" if len(ids) > shown else "")
+
+
+def print_history(store: str, commits, tags, expired: set[str] = frozenset(), console=None) -> None:
+    """``vmac history``: one row per commit, newest first: its snapshot (``expired`` once ``vmac
+    gc`` removed it, tags after it), when, which command, and what it did to the catalog."""
+    console = console or Console()
+    by_snapshot: dict[str, list[str]] = {}
+    for tag in tags:
+        by_snapshot.setdefault(tag.snapshot, []).append(tag.name)
+    table = Table(title=f"history of {store} (newest first)")
+    table.add_column("#", justify="right")
+    table.add_column("snapshot", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("command")
+    table.add_column("videos", overflow="fold")
+    for c in commits:
+        marks = ["expired"] * (c.snapshot in expired) + by_snapshot.get(c.snapshot, [])
+        changes = "; ".join(f"{sign}{len(ids)} {_ids(ids)}" for sign, ids in (("+", c.added), ("~", c.changed),
+                                                                                 ("-", c.removed)) if ids)
+        table.add_row(str(c.seq), c.snapshot + "".join(f"\n{m}" for m in marks), c.time[:19].replace("T", " "),
+                      c.command, escape(changes or c.message), style="dim" if c.snapshot in expired else None)
+    console.print(table)
+    console.print(f"{len(commits)} commits (+ added, ~ changed, - removed); read a snapshot with STORE@SNAPSHOT or "
+                  "STORE@TAG")
+
+
+def print_gc_report(report, console=None) -> None:
+    """``vmac gc``: the snapshots expired and kept, the version folders freed, the bytes."""
+    console = console or Console()
+    verb = "would expire" if report.dry_run else "expired"
+    console.print(f"{report.store}: {verb} {len(report.expired)} snapshot(s) older than {report.cutoff}; kept "
+                  f"{len(report.kept)} ({', '.join(f'{k} ({why})' for k, why in sorted(report.kept.items()))})")
+    freed = f"{report.freed_bytes / 1e6:.1f} MB"
+    console.print(f"{'would free' if report.dry_run else 'freed'} {len(report.removed)} version folder(s), {freed}")
+    for folder, why in sorted(report.left.items()):
+        console.print(f"left {folder}: {why}", style="dim")

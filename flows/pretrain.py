@@ -7,6 +7,7 @@ from prefect import flow
 from storage_schemas.config import PretrainConfig
 from tasks.pretrain.tasks import (
     check_stores_validated,
+    pin_data_snapshots,
     pretrain_videomac,
     publish_pretrain_summary,
 )
@@ -15,7 +16,9 @@ from tasks.pretrain.train import TrainResult
 
 @flow(name="pretrain_flow")
 def pretrain_flow(config: PretrainConfig) -> TrainResult:
-    """Check validation, train (resuming if asked), publish a summary artifact."""
+    """Pin each store to one snapshot, check its validation, train on it (resuming if asked),
+    publish a summary artifact."""
+    config = pin_data_snapshots(config)
     check_stores_validated(config)
     result = pretrain_videomac(config)
     publish_pretrain_summary(config, result)

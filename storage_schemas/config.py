@@ -157,7 +157,8 @@ class PretrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     preset: str | None = None
-    stores: list[str] = Field(min_length=1)
+    stores: list[str] = Field(min_length=1, description="STORE (its latest snapshot), STORE@SNAPSHOT or STORE@TAG; "
+                              "a run pins each to STORE@SNAPSHOT before it reads (tasks.pretrain.data)")
     out: str = Field(description="run directory: checkpoints, metrics, plots, exported encoder, lineage")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataParams = DataParams()

@@ -1,16 +1,18 @@
 """The Zarr store layout, as constants: every reader and writer names keys through these.
 
 ```
-<store>.zarr/                      attrs: schema_version, name, created_by
-  videos/<video_id>/frames         uint8 (T, H, W, 3), 1-frame chunks inside shards of T_shard frames
-  videos/<video_id>/timestamps     float64 (T,), optional: presentation time of each frame, seconds
+<store>.zarr/                      attrs: vmac_store (schema_version, name, created_by, frame_codec, store_format)
+  snapshots/, refs/                the catalog's history (storage_schemas.snapshots)
+  videos/<video_id>/<version>/     one decode of the video, never rewritten; its record in attrs:
+    frames                         uint8 (T, H, W, 3), 1-frame chunks inside shards of T_shard frames
+    timestamps                     float64 (T,), optional: presentation time of each frame, seconds
                                    from the first shown frame (videos; frame folders with --fps)
-  videos/<video_id>/masks          uint8 (T, H, W), optional (object or part-class ids)
-  videos/<video_id>/keypoints      float32 (T, J, 3), optional (x, y, visible)
-  videos/<video_id>/motion         float32 (T, ceil(H / 8), ceil(W / 8)), optional (ingest --motion):
+    masks                          uint8 (T, H, W), optional (object or part-class ids)
+    keypoints                      float32 (T, J, 3), optional (x, y, visible)
+    motion                         float32 (T, ceil(H / 8), ceil(W / 8)), optional (ingest --motion):
                                    each 8×8-pixel cell's motion in frame t, 1-frame chunks in
                                    shards like the frames; units in the record's motion_source
-  videos/<video_id>  attrs         a VideoRecord (storage_schemas.records)
+  lineage/, validation/            append-only JSON and markdown files
 ```
 """
 
@@ -31,6 +33,17 @@ MASKS = "masks"
 KEYPOINTS = "keypoints"
 MOTION = "motion"
 
+# Each array's dimension names (Zarr v3 ``dimension_names``): what xarray reads a version folder by
+# (``xr.open_zarr(STORE, group=PATH)``; docs/architecture.md). Frames and masks share t, y, x; the
+# motion map's cells are coarser, so they have names of their own.
+DIMENSIONS = {
+    FRAMES: ("t", "y", "x", "channel"),
+    TIMESTAMPS: ("t",),
+    MASKS: ("t", "y", "x"),
+    KEYPOINTS: ("t", "joint", "coordinate"),
+    MOTION: ("t", "cell_y", "cell_x"),
+}
+
 # Side of a motion-map cell, in stored pixels: finer than any training patch (a 32-px patch of a
 # crop resized to 128-224 px covers 8-40 stored pixels at short side 256), coarse enough that the
 # map is ~1/200 of the frames' bytes.
@@ -49,10 +62,16 @@ MOTION_SOURCES = ("motion_vectors", "frame_difference")
 VIDEO_RECORD_ATTR = "vmac"
 STORE_INFO_ATTR = "vmac_store"
 
-# Zarr groups whose folders also hold plain files that Zarr passes over: per-video lock files
-# and append-only lineage records (JSON).
-LOCKS_DIR = ".vmac-locks"
+# The folder of append-only lineage records (JSON) inside a store. Stores of format 1 also had a
+# Zarr group of per-video lock files, which ``vmac migrate`` removes.
 LINEAGE_DIR = "lineage"
+LEGACY_LOCKS_DIR = ".vmac-locks"
+
+# How a store keeps its catalog (StoreInfo.store_format): 1, in each video group's attributes,
+# arrays rewritten in place; 2, in snapshots over immutable version folders
+# (storage_schemas.snapshots), each video's arrays under videos/<video_id>/<version>/.
+LEGACY_STORE_FORMAT = 1
+STORE_FORMAT = 2
 
 # Mask value of a frame that has no annotation file (DAVIS test-dev style sparse labels).
 NOT_ANNOTATED = 255

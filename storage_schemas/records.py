@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from storage_schemas.codecs import FRAME_CODECS, LEGACY_FRAME_CODEC
-from storage_schemas.layout import SCHEMA_VERSION
+from storage_schemas.layout import LEGACY_STORE_FORMAT, SCHEMA_VERSION
 
 
 class Status(str, Enum):
@@ -246,3 +246,6 @@ class StoreInfo(BaseModel):
     # Chosen when the store is created; a store without it predates recorded codecs.
     frame_codec: str = Field(LEGACY_FRAME_CODEC, description="how every frames array of the store is kept "
                              "(storage_schemas.codecs); its arrays' Zarr metadata name the codec too")
+    store_format: int = Field(LEGACY_STORE_FORMAT, description="how the store keeps its catalog: 1, in each video "
+                              "group's attributes, rewritten in place (vmac migrate converts it); 2, in snapshots "
+                              "over immutable version folders (storage_schemas.snapshots)")

@@ -218,8 +218,8 @@ def load_suites() -> list[SuiteDefinition]:
     return suites
 
 
-def catalog_fingerprint(rows: Iterable[tuple[str, str | None, str]]) -> str:
-    """sha256 over the sorted (video_id, decode_key, status) of every video in the store.
+def catalog_fingerprint(rows: Iterable[tuple]) -> str:
+    """sha256 over the sorted (video_id, decode_key, status, version folder) of every video in the store.
 
     Any added, removed or re-decoded video, or a change of status, changes it.
     """
@@ -249,14 +249,13 @@ class ValidationCounts(BaseModel):
 
 
 class ValidationStamp(BaseModel):
-    """Root attribute ``vmac_validation``: the latest validation of this store.
+    """The latest validation of a store, committed into its catalog (``SnapshotData.validation``).
 
-    Pretraining compares ``catalog_fingerprint`` with the store's current catalog, so a stamp
-    stops vouching for the store as soon as a video is added, removed or re-decoded; and
-    ``data_fingerprint`` with the store's array files as listed now (each one's path, size and
-    modification time or version tag), so it stops vouching as soon as a stored chunk is
-    written, truncated, added or removed. Validation itself re-hashes every complete video's
-    frames against the record, so a stamp that passed vouches for every stored frame byte.
+    Pretraining compares ``catalog_fingerprint`` with the catalog of the snapshot it reads, so a
+    stamp stops vouching as soon as a video is added, removed or re-decoded. The fingerprint
+    covers each video's version folder, and version folders are never rewritten, so an equal
+    fingerprint means the frames validation read. Validation itself re-hashes every complete
+    video's frames against the record, so a stamp that passed vouches for every stored frame byte.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -267,9 +266,9 @@ class ValidationStamp(BaseModel):
     store: str
     suites: list[SuiteVersion]
     catalog_fingerprint: str
-    data_fingerprint: str | None = Field(
-        None, description="digest of every array file under videos/ (path, size, version) when validated; None in "
-        "stamps of vmac before 0.2, which pre-training asks to validate again")
+    snapshot: str | None = Field(
+        None, description="the snapshot validated (storage_schemas.snapshots); None in stamps of a vmac before "
+        "snapshots, which pre-training asks to validate again")
     counts: ValidationCounts
     quarantined: dict[str, list[str]] = Field(
         default_factory=dict, description="video_id → the quarantine rules it broke, with what was measured: "

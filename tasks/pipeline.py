@@ -30,8 +30,10 @@ from storage_schemas.run import ENCODER, LOSS_CURVE, METRICS, PREVIEWS_DIR
 from tasks.io import lineage
 from tasks.io.files import file_sha256, make_folder, write_atomic
 from tasks.io.metrics_file import metric_rows
+from tasks.io.snapshots import split_ref
 from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
-from tasks.io.store import fingerprint_of, read_catalog
+from tasks.io.store import fingerprint_of, open_snapshot
+from tasks.io.uris import normalize
 from tasks.pretrain.checkpoints import checkpoint_paths, latest_recorded_checkpoint
 from tasks.sample.write import MANIFEST_NAME, write_sample
 
@@ -88,8 +90,10 @@ def check_validation_needed(store: str) -> bool:
 
 
 def _what_it_computes(values: dict) -> dict:
-    """A dumped PretrainConfig without the ``RUN_ONLY_FIELDS``."""
+    """A dumped PretrainConfig without the ``RUN_ONLY_FIELDS``, its stores without the snapshots a
+    run pinned them to (``tasks.pretrain.data``; whether the data is the same is the fingerprints')."""
     kept = copy.deepcopy(values)
+    kept["stores"] = [normalize(split_ref(store)[0]) for store in kept.get("stores") or []]
     for path in RUN_ONLY_FIELDS:
         *sections, name = path.split(".")
         holder = kept
@@ -107,7 +111,7 @@ def _completed_record(run_dir: Path):
 
 
 def _fingerprints(stores: list[str]) -> dict[str, str]:
-    return {store: fingerprint_of(read_catalog(store)) for store in stores}
+    return {normalize(store): fingerprint_of(open_snapshot(store)) for store in stores}
 
 
 @task(name="plan_pretraining", cache_policy=NO_CACHE)
@@ -133,7 +137,7 @@ def plan_pretraining(config: PipelineConfig, store: str) -> PretrainPlan:
             return PretrainPlan("resume", f"{latest.name} was interrupted", str(latest), make(latest, resume=True))
         return PretrainPlan("new", f"{latest.name} left no checkpoint", str(latest), wanted)
     same_config = _what_it_computes(record.parameters) == _what_it_computes(wanted.model_dump(mode="json"))
-    recorded = {i.uri: i.facets.get("catalog_fingerprint") for i in record.inputs if i.kind == "store"}
+    recorded = {normalize(i.uri): i.facets.get("catalog_fingerprint") for i in record.inputs if i.kind == "store"}
     same_data = recorded == _fingerprints(wanted.stores)
     if same_config and same_data and (latest / ENCODER).exists():
         return PretrainPlan("reuse", f"{latest.name} finished on the same data and config", str(latest), wanted)

@@ -14,18 +14,19 @@ from tasks.io.faults import reason_of
 from tasks.io.files import file_sha256
 from tasks.io.items import SourceItem
 from tasks.io.sources import expand_sources, hash_source
-from tasks.io.store import UnreadableFramesError, frames_sha256
+from tasks.io.store import Snapshot, UnreadableFramesError, frames_sha256
 from tasks.io.uris import exists, is_url, join
 
 
-def check_frames(root, store: str, video_id: str, recorded: str | None, record: str,
-                 array_name: str = FRAMES) -> Drift | None:
-    """Re-hash ``videos/<video_id>/<array_name>`` (the frames, or the motion map) of the opened
-    store ``root`` against ``recorded``; a Drift (``what`` is the array's name), or None when it
-    matches."""
-    uri = join(store, VIDEOS_GROUP, video_id, array_name)
+def check_frames(snapshot: Snapshot, video_id: str, recorded: str | None, record: str,
+                 array_name: str = FRAMES, root=None) -> Drift | None:
+    """Re-hash ``<array_name>`` (the frames, or the motion map) of the version folder ``snapshot``
+    names for ``video_id`` against ``recorded`` (``root``: the store's root group, opened once by
+    the caller); a Drift (``what`` is the array's name), or None when it matches."""
+    path = snapshot.path(video_id)
+    uri = join(snapshot.store, path or join(VIDEOS_GROUP, video_id), array_name)
     try:
-        array = root[f"{VIDEOS_GROUP}/{video_id}/{array_name}"]
+        array = snapshot.group(video_id, root)[array_name]
     except KeyError:
         return Drift(what=array_name, uri=uri, video_id=video_id, recorded=recorded, detail="missing", record=record)
     try:

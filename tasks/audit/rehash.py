@@ -25,7 +25,8 @@ from tasks.io import lineage
 from tasks.io.files import is_temporary
 from tasks.io.items import SourceItem
 from tasks.io.secrets import was_redacted
-from tasks.io.store import is_store, open_store, read_catalog
+from tasks.io.snapshots import SnapshotNotFoundError, split_ref
+from tasks.io.store import is_store, open_snapshot
 from tasks.io.uris import exists, join, local_path, normalize
 from tasks.progress import progress_bar
 
@@ -33,14 +34,16 @@ Rehash = tuple[dict[str, int], list[Drift], list[str]]  # (hashes compared, by w
 
 
 def audit_store(store: str, progress: bool = False) -> Rehash:
-    """Re-hash every complete video's source and stored frames against its catalog row (and check
-    the row against the ingest record that wrote it). Returns (checked counts, drifts, notes)."""
-    root = open_store(store, mode="r")
-    catalog = read_catalog(root)
+    """Re-hash every complete video's source and stored frames in one snapshot of the store (its
+    tip, or ``STORE@REF``) against its catalog row (and check the row against the ingest record
+    that wrote it). Returns (checked counts, drifts, notes)."""
+    snapshot = open_snapshot(store)
+    store, root, catalog = snapshot.store, snapshot.root(), snapshot.records()
     ingests = index_ingest_outputs(read_lineage(store), store)
     complete = {vid: row for vid, row in catalog.items() if row is not None and row.status is Status.complete}
-    notes = [f"{len(catalog) - len(complete)} video(s) not complete (failed, writing or unreadable): not re-hashed"
-             ] if len(catalog) > len(complete) else []
+    notes = [f"audited snapshot {snapshot.id}"] if snapshot.id else []
+    notes += [f"{len(catalog) - len(complete)} video(s) not complete (failed or unreadable): not re-hashed"
+              ] if len(catalog) > len(complete) else []
     notes.append("masks and keypoints have no stored-array hash in the catalog (VideoRecord.frames_sha256 only); "
                  "their source files are covered by the source hash")
     drifts: list[Drift] = []
@@ -71,11 +74,11 @@ def audit_store(store: str, progress: bool = False) -> Rehash:
                     drifts += [drift] if drift else []
             advance(note=f"{vid} frames")
             checked["frames"] += 1
-            drift = check_frames(root, store, vid, row.frames_sha256, where)
+            drift = check_frames(snapshot, vid, row.frames_sha256, where, root=root)
             drifts += [drift] if drift else []
             if row.has_motion:
                 checked["motion"] = checked.get("motion", 0) + 1
-                drift = check_frames(root, store, vid, row.motion_sha256, where, MOTION)
+                drift = check_frames(snapshot, vid, row.motion_sha256, where, MOTION, root)
                 drifts += [drift] if drift else []
     return checked, drifts, notes
 
@@ -121,29 +124,44 @@ def _rehash_run_files(run_dir: str, files: dict[str, tuple[LineageRecord, Datase
     return checked, drifts, notes
 
 
-def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str, dict]], basis: LineageRecord,
+def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str | None, str, dict]], basis: LineageRecord,
                            advance: Callable[..., None]) -> tuple[int, list[Drift]]:
-    """The frames of each (store, video_id, recorded hashes) the run trained on, and its motion
-    map when the record names one (``motion_sha256``): (videos re-hashed, drifts). A missing
-    store is one drift, and its videos are skipped."""
+    """The frames of each (store, snapshot, video_id, recorded hashes) the run trained on, read from
+    the snapshot it trained on (the store's tip for runs recorded before snapshots), and its motion
+    map when the record names one (``motion_sha256``): (videos re-hashed, drifts). A missing store
+    or snapshot (expired by ``vmac gc``) is one drift, and its videos are skipped."""
     where = f"{join(run_dir, LINEAGE_DIR)} record {basis.id[:12]}"
     drifts: list[Drift] = []
     checked = 0
-    roots: dict[str, object] = {}
-    for store, vid, recorded in videos:
+    opened: dict[tuple[str, str | None], tuple | None] = {}
+    for store, snapshot_id, vid, recorded in videos:
         advance(note=f"{vid} frames")
-        if store not in roots:
-            roots[store] = open_store(store, mode="r") if is_store(store) else None
-            if roots[store] is None:
-                drifts.append(Drift(what="store", uri=store, detail="missing", record=where))
-        if roots[store] is None:
+        key = (store, snapshot_id)
+        if key not in opened:
+            opened[key] = _open_trained(store, snapshot_id, where, drifts)
+        if opened[key] is None:
             continue
+        snapshot, root = opened[key]
         checked += 1
-        found = [check_frames(roots[store], store, vid, recorded.get("frames_sha256"), where)]
+        found = [check_frames(snapshot, vid, recorded.get("frames_sha256"), where, root=root)]
         if recorded.get("motion_sha256"):
-            found.append(check_frames(roots[store], store, vid, recorded["motion_sha256"], where, MOTION))
+            found.append(check_frames(snapshot, vid, recorded["motion_sha256"], where, MOTION, root))
         drifts += [drift for drift in found if drift]
     return checked, drifts
+
+
+def _open_trained(store: str, snapshot_id: str | None, where: str, drifts: list[Drift]) -> tuple | None:
+    """(snapshot, root group) a run trained on; None, with a drift appended, when it is gone."""
+    if not is_store(store):
+        drifts.append(Drift(what="store", uri=store, detail="missing", record=where))
+        return None
+    try:
+        snapshot = open_snapshot(f"{store}@{snapshot_id}" if snapshot_id else store)
+    except SnapshotNotFoundError:
+        drifts.append(Drift(what="store", uri=f"{store}@{snapshot_id}", detail="snapshot missing: expired by vmac gc, "
+                            "or the store was replaced", record=where))
+        return None
+    return snapshot, snapshot.root()
 
 
 def unknown_checkpoint_files(run_dir: str, files: dict[str, tuple[LineageRecord, Dataset]]) -> tuple[list[Drift], list[str]]:
@@ -168,8 +186,9 @@ def unknown_checkpoint_files(run_dir: str, files: dict[str, tuple[LineageRecord,
 
 
 def audit_run(run_dir: str, progress: bool = False) -> Rehash:
-    """Re-hash the checkpoints and encoder a run recorded, then the frames its stores held when it
-    trained. Returns (checked counts, drifts, notes).
+    """Re-hash the checkpoints and encoder a run recorded, then the frames it trained on, read from
+    the snapshot of each store it recorded (however the store changed since). Returns (checked
+    counts, drifts, notes).
 
     Each file is compared with the latest record that names it. A checkpoint missing because a
     later completed record superseded it, or ``keep_checkpoints`` pruned it, is a note, not
@@ -180,7 +199,7 @@ def audit_run(run_dir: str, progress: bool = False) -> Rehash:
     if not records:
         raise ValueError(f"{run_dir} has no pretrain lineage records; audit takes a store or a run directory")
     basis, notes = _run_basis(records)
-    videos = [(locate(item.uri, basis, run_dir), vid, meta)
+    videos = [(locate(item.uri, basis, run_dir), item.facets.get("snapshot"), vid, meta)
               for item in basis.inputs if item.kind == "store" for vid, meta in (item.facets.get("videos") or {}).items()]
     outputs = _run_outputs(run_dir, records)
     with progress_bar("auditing", len(outputs) + len(videos), "hashes", enabled=progress, transient=True) as advance:
@@ -209,7 +228,7 @@ def record_audit(report: AuditReport, flow_run_id: str | None = None) -> str:
     drifted = [Dataset(uri=d.uri, kind=d.what, sha256=d.found, facets=d.model_dump(mode="json")) for d in report.drifts]
     record = lineage.make_record("audit", "drift_found" if report.drifts else "completed", lineage.run_id(),
                                  [target, *drifted], [], {"path": report.target}, flow_run_id)
-    return lineage.write_record(join(report.target, LINEAGE_DIR), record)
+    return lineage.write_record(join(split_ref(report.target)[0], LINEAGE_DIR), record)
 
 
 def audit(path: str, progress: bool = False, flow_run_id: str | None = None) -> AuditReport:
@@ -217,7 +236,8 @@ def audit(path: str, progress: bool = False, flow_run_id: str | None = None) -> 
 
     Memory stays within one shard (frames) or one MiB block (files) at a time.
     """
-    target = normalize(path)
+    base, ref = split_ref(path)
+    target = normalize(base) + (f"@{ref}" if ref else "")
     kind = audit_kind(target)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -16,7 +16,7 @@ import os
 from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.lineage import PROGRESS_STATUSES, Dataset, LineageRecord
 from storage_schemas.records import VideoRecord
-from storage_schemas.validation import VALIDATION_ATTR, VALIDATION_DIR
+from storage_schemas.validation import VALIDATION_DIR
 from tasks.audit.records import (
     IngestIndex,
     index_ingest_outputs,
@@ -25,7 +25,7 @@ from tasks.audit.records import (
     read_lineage,
 )
 from tasks.io.files import file_sha256
-from tasks.io.store import fingerprint_of, is_store, open_store, read_catalog
+from tasks.io.store import Snapshot, fingerprint_of, is_store, open_snapshot
 from tasks.io.uris import ancestors, exists, is_url, isdir, join, normalize, open_uri
 
 
@@ -56,7 +56,7 @@ class LineageIndex:
 
     def __init__(self) -> None:
         self._records: dict[str, list[LineageRecord]] = {}
-        self._catalogs: dict[str, dict[str, VideoRecord | None]] = {}
+        self._snapshots: dict[str, Snapshot] = {}
         self._ingests: dict[str, IngestIndex] = {}
 
     def records(self, owner: str) -> list[LineageRecord]:
@@ -65,10 +65,14 @@ class LineageIndex:
             self._records[owner] = read_lineage(owner)
         return self._records[owner]
 
+    def snapshot(self, store: str) -> Snapshot:
+        """The store's tip, read once per tree."""
+        if store not in self._snapshots:
+            self._snapshots[store] = open_snapshot(store)
+        return self._snapshots[store]
+
     def catalog(self, store: str) -> dict[str, VideoRecord | None]:
-        if store not in self._catalogs:
-            self._catalogs[store] = read_catalog(store)
-        return self._catalogs[store]
+        return self.snapshot(store).records()
 
     def ingest_outputs(self, store: str) -> IngestIndex:
         if store not in self._ingests:
@@ -182,15 +186,15 @@ class LineageIndex:
     def validation(self, store: str, recorded_fingerprint: str | None) -> dict | None:
         """The store's validation stamp, and whether it vouches for the catalog a consumer recorded
         (``recorded_fingerprint``) and for the catalog as it is now."""
-        stamp = open_store(store, mode="r").attrs.get(VALIDATION_ATTR)
+        stamp = self.snapshot(store).data.validation
         if not stamp:
             return None
         fingerprint = stamp.get("catalog_fingerprint")
         return {"validation_id": stamp.get("validation_id"), "passed": stamp.get("passed"),
                 "validated_at": stamp.get("validated_at"), "catalog_fingerprint": fingerprint,
-                "report_path": stamp.get("report_path"),
+                "snapshot": stamp.get("snapshot"), "report_path": stamp.get("report_path"),
                 "matches_recorded_catalog": None if recorded_fingerprint is None else recorded_fingerprint == fingerprint,
-                "matches_current_catalog": fingerprint_of(self.catalog(store)) == fingerprint}
+                "matches_current_catalog": fingerprint_of(self.snapshot(store)) == fingerprint}
 
     def validation_result(self, store: str, name: str) -> dict:
         """``<store>/validation/<id>.json|md``: that validation's stamp, over the store it checked."""

@@ -26,7 +26,7 @@ from tasks.evaluate.videos import NotEvaluable
 from tasks.evaluate.weights import EncoderSpec, load_encoder
 from tasks.evaluate.youtube_vos import evaluate_first_appearance
 from tasks.io.files import write_atomic
-from tasks.io.store import open_store
+from tasks.io.store import open_snapshot
 from vmac_core.device import resolve_device
 
 _LOG = logging.getLogger("vmac.evaluate")
@@ -88,7 +88,7 @@ def _evaluate_encoder(spec: EncoderSpec, plan: EvaluationPlan, config: EvaluateC
 def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, config: EvaluateConfig,
                      device: torch.device, log) -> tuple[list[SequenceResult], list[VideoInput], list[SkippedVideo]]:
     """(results, the videos they came from, the plan's skipped videos plus those that failed)."""
-    root = open_store(plan.store, mode="r")
+    snapshot = open_snapshot(plan.snapshot or plan.store)
     results: list[SequenceResult] = []
     evaluated: list[VideoInput] = []
     skipped = list(plan.skipped)
@@ -98,7 +98,7 @@ def _evaluate_videos(encoder: torch.nn.Module, name: str, plan: EvaluationPlan, 
         try:
             # YouTube-VOS by its own semantics (objects from their first appearance), never as DAVIS.
             run = evaluate_first_appearance if video.benchmark == "youtube-vos" else evaluate_video
-            result = run(encoder, video, root, config, device, outputs)
+            result = run(encoder, video, snapshot, config, device, outputs)
         except NotEvaluable as exc:
             log.warning("%s: skipped %s: %s", name, video.sequence, exc)
             skipped.append(SkippedVideo(video_id=video.video_id, reason=str(exc)))

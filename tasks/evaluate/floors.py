@@ -36,7 +36,7 @@ from tasks.evaluate.plan import EvaluationPlan
 from tasks.evaluate.report import read_report
 from tasks.evaluate.weights import EncoderSpec
 from tasks.io.files import write_atomic
-from tasks.io.store import fingerprint_of, read_catalog
+from tasks.io.store import fingerprint_of, open_snapshot
 
 FLOOR_KINDS = ("random-init", "pixels")
 
@@ -47,8 +47,9 @@ def _sha256(value) -> str:
 
 def data_fingerprint(plan: EvaluationPlan) -> str:
     """What the evaluation reads, as one hex digest: the store's catalog fingerprint (which videos,
-    decoded how, in which state) and the (video id, frames sha256) of every planned video."""
-    catalog = fingerprint_of(read_catalog(plan.store))
+    decoded how, in which state, which version folder) of the snapshot it reads and the (video id,
+    frames sha256) of every planned video."""
+    catalog = fingerprint_of(open_snapshot(plan.snapshot or plan.store))
     videos = sorted((v.video_id, v.record.frames_sha256) for v in plan.videos)
     return _sha256({"catalog": catalog, "videos": videos})
 

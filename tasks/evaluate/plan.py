@@ -19,31 +19,37 @@ from tasks.evaluate.videos import LabelledVideo, find_labelled_videos, selection
 from tasks.evaluate.weights import EncoderSpec, plan_encoders
 from tasks.io import lineage
 from tasks.io.files import file_sha256
+from tasks.io.store import open_snapshot
 
 
 @dataclass(frozen=True)
 class EvaluationPlan:
-    """What one evaluation run covers: the store, its labelled videos, and the encoders."""
+    """What one evaluation run covers: the store, its labelled videos, and the encoders.
+    ``snapshot``: the store's snapshot every video is read from (``STORE@SNAPSHOT``)."""
 
     store: str
     source: str
     encoders: list[EncoderSpec]
     videos: list[LabelledVideo]
     skipped: list[SkippedVideo]
+    snapshot: str = ""
     notes: list[str] = field(default_factory=list)
 
 
 def make_plan(config: EvaluateConfig, store: str) -> EvaluationPlan:
     """The encoders (checkpoints, then each architecture's random-init floor) and the labelled
-    videos of ``store``. Raises ValueError when no video can be evaluated."""
+    videos of ``store`` (its tip, or ``STORE@REF``), read from one snapshot for the whole run.
+    Raises ValueError when no video can be evaluated."""
     encoders = plan_encoders(config)
-    videos, skipped = find_labelled_videos(store, config.split, config.vip_classes)
+    snapshot = open_snapshot(store)
+    videos, skipped = find_labelled_videos(snapshot, config.split, config.vip_classes)
     if not videos:
         split = f" of split {config.split!r}" if config.split else " (DAVIS: split val by default)"
         why = "; ".join(f"{s.video_id}: {s.reason}" for s in skipped[:3]) + ("; …" if len(skipped) > 3 else "")
         raise ValueError(f"no labelled videos{split} to evaluate in {store}"
                          + (f"; {len(skipped)} not evaluable ({why})" if skipped else ""))
-    return EvaluationPlan(store, config.data, encoders, videos, skipped, selection_notes(videos, config.split))
+    return EvaluationPlan(snapshot.store, config.data, encoders, videos, skipped, snapshot.ref,
+                          selection_notes(videos, config.split))
 
 
 def ingest_config_for(config: EvaluateConfig) -> IngestConfig:
@@ -55,7 +61,8 @@ def ingest_config_for(config: EvaluateConfig) -> IngestConfig:
 def _inputs(plan: EvaluationPlan) -> list[Dataset]:
     """The store, each weights file (with its sha256) and each evaluated video (its hashes)."""
     store = plan.store.rstrip("/")
-    inputs = [Dataset(uri=store, kind="store")]
+    snapshot = open_snapshot(plan.snapshot or store)
+    inputs = [Dataset(uri=store, kind="store", facets={"snapshot": snapshot.id})]
     for spec in plan.encoders:
         if spec.path:
             inputs.append(Dataset(uri=os.path.abspath(spec.path), kind="checkpoint" if spec.kind == "checkpoint" else "encoder",
@@ -64,7 +71,8 @@ def _inputs(plan: EvaluationPlan) -> list[Dataset]:
         inputs.append(Dataset(uri=f"{store}/{VIDEOS_GROUP}/{video.video_id}", kind="video",
                               sha256=video.record.frames_sha256,
                               facets={"source_uri": video.record.source_uri, "source_sha256": video.record.sha256,
-                                      "benchmark": video.benchmark}))
+                                      "benchmark": video.benchmark,
+                                      "version": snapshot.entries[video.video_id].version}))
     return inputs
 
 

@@ -23,7 +23,7 @@ from tasks.evaluate.outputs import VideoOutputs
 from tasks.evaluate.overlays import draw_keypoint_overlay, draw_mask_overlay, overlay_frames, save_palette_png
 from tasks.evaluate.scores import DAVIS_KEYS, davis_metrics, joint_counts, pck_metrics
 from tasks.evaluate.videos import LabelledVideo, NotEvaluable
-from tasks.io.store import UnreadableFramesError, check_claimed_shape, video_group
+from tasks.io.store import Snapshot, UnreadableFramesError, check_claimed_shape
 from vmac_core import metrics
 from vmac_core.label_grid import (
     Geometry,
@@ -41,14 +41,15 @@ def propagation_config(config: EvaluateConfig) -> PropagationConfig:
     return config.propagation
 
 
-def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, store_root, config: EvaluateConfig,
+def evaluate_video(encoder: torch.nn.Module, video: LabelledVideo, snapshot: Snapshot, config: EvaluateConfig,
                    device: torch.device, outputs: VideoOutputs) -> SequenceResult:
     """Propagate frame 0's labels through one stored video and score the result.
 
-    Raises NotEvaluable when the protocol cannot score the video (frame 0 unlabelled or without an
+    Reads the version folder ``snapshot`` (the run's one snapshot of the store) names. Raises
+    NotEvaluable when the protocol cannot score the video (frame 0 unlabelled or without an
     object, no annotated frame left to score) or its arrays cannot be read (``check_stored_shapes``).
     """
-    group = video_group(store_root, video.video_id)
+    group = snapshot.group(video.video_id)
     frames = group[FRAMES]
     check_stored_shapes(group, video.benchmark)
     geom = geometry_for(tuple(frames.shape[1:3]), config.features.stride, config.features.short_side)

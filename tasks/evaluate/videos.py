@@ -10,7 +10,7 @@ from storage_schemas import benchmark as bm
 from storage_schemas.benchmark import SkippedVideo, VideoInput
 from storage_schemas.records import Status, VideoRecord
 from tasks.io.names import is_clean_name
-from tasks.io.store import read_catalog
+from tasks.io.store import Snapshot, read_catalog
 
 
 class NotEvaluable(ValueError):
@@ -148,10 +148,10 @@ def _skip_reason(record: VideoRecord | None, split: str | None, vip_classes: int
     return None
 
 
-def find_labelled_videos(store: str, split: str | None = None,
+def find_labelled_videos(store: str | Snapshot, split: str | None = None,
                          vip_classes: int = bm.VIP_CLASSES) -> tuple[list[LabelledVideo], list[SkippedVideo]]:
-    """Complete, labelled videos of ``store`` (optionally of one split), ordered by benchmark
-    then sequence name, and why the others are skipped."""
+    """Complete, labelled videos of ``store`` (a store's tip, ``STORE@REF`` or an opened snapshot;
+    optionally of one split), ordered by benchmark then sequence name, and why the others are skipped."""
     videos: list[LabelledVideo] = []
     skipped: list[SkippedVideo] = []
     for video_id, record in with_tree_lists(read_catalog(store)).items():

@@ -29,7 +29,7 @@ from tasks.evaluate.overlays import draw_mask_overlay, overlay_frames, save_pale
 from tasks.evaluate.scores import DAVIS_KEYS, davis_metrics
 from tasks.evaluate.video import predicted_ids
 from tasks.evaluate.videos import LabelledVideo, NotEvaluable
-from tasks.io.store import video_group
+from tasks.io.store import Snapshot
 from vmac_core import metrics
 from vmac_core.label_grid import geometry_for
 
@@ -49,12 +49,13 @@ class FramesFrom:
         return self.frames[self.start + index.start:self.start + index.stop]
 
 
-def evaluate_first_appearance(encoder: torch.nn.Module, video: LabelledVideo, store_root, config: EvaluateConfig,
-                              device: torch.device, outputs: VideoOutputs) -> SequenceResult:
+def evaluate_first_appearance(encoder: torch.nn.Module, video: LabelledVideo, snapshot: Snapshot,
+                              config: EvaluateConfig, device: torch.device, outputs: VideoOutputs) -> SequenceResult:
     """Propagate each object from its first appearance and score it on the annotated frames after.
 
-    Raises NotEvaluable when no object has an annotated frame after its first."""
-    group = video_group(store_root, video.video_id)
+    Reads the version folder ``snapshot`` (the run's one snapshot of the store) names. Raises
+    NotEvaluable when no object has an annotated frame after its first."""
+    group = snapshot.group(video.video_id)
     frames, masks = group[FRAMES], group[MASKS]
     geom = geometry_for(tuple(frames.shape[1:3]), config.features.stride, config.features.short_side)
     first = dict(sorted(video.record.object_first_frames.items()))

@@ -1,9 +1,10 @@
 """Decoding fanned out over Dask: one unit of work per video, progress through a Dask queue.
 
-Plain functions run on the workers (``tasks.ingest.video.ingest_video``), not Prefect tasks: in
+Plain functions run on the workers (``tasks.ingest.video.store_video``), not Prefect tasks: in
 Prefect's ephemeral mode every Dask worker process would start its own temporary Prefect API,
 17–21 s each before its first task (docs/architecture.md, "Parallelism"). Each video's outcome
 still reaches Prefect through the calling task, as a log line and a row of the summary artifact.
+Workers write version folders; the calling process commits them (``tasks.ingest.commits``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
 from tasks.ingest.plan import ExpectedFrames, IngestPlan, Outcome
-from tasks.ingest.video import ingest_video
+from tasks.ingest.video import store_video
 from tasks.io.files import private_folder
 from tasks.io.items import SourceItem
 from tasks.io.secrets import given, remember
@@ -114,20 +115,21 @@ def in_process_store(store: str) -> bool:
 
 def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str,
                      urls: dict[str, str], retry_failed: bool = False) -> Outcome:
-    """Runs on a Dask worker: ingest one video, reporting decoded frames through a Dask queue.
-    ``urls``: the source URLs as given, by their redacted form (``tasks.io.secrets.given``), held
-    in the worker's memory only."""
+    """Runs on a Dask worker: decode one video into a version folder (committed by the caller of
+    ``decode_all``), reporting decoded frames through a Dask queue. ``urls``: the source URLs as
+    given, by their redacted form (``tasks.io.secrets.given``), held in the worker's memory only."""
     from distributed import Queue
 
     remember(urls)
     queue = Queue(queue_name)
-    return ingest_video(item, store, params, run_id, on_frames=queue.put, retry_failed=retry_failed)
+    return store_video(item, store, params, run_id, on_frames=queue.put, retry_failed=retry_failed)
 
 
 def decode_all(plan: IngestPlan, config: IngestConfig, run_id: str, log: Callable[[str], None],
                on_outcome: Callable[[Outcome], None], on_progress: Callable[[int, int, str], None] | None = None,
                on_dashboard: Callable[[str, int], None] | None = None) -> list[Outcome]:
-    """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order.
+    """Decode every planned item on Dask, with a frame progress bar; outcomes in completion order,
+    not committed (``on_outcome`` commits them: ``tasks.ingest.commits.Committer``).
     ``on_progress(frames, total, note)`` follows the bar; ``on_dashboard(link, workers)`` gets the
     Dask dashboard's address while the cluster runs (the Prefect task publishes both)."""
     from distributed import Queue, as_completed

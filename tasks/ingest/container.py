@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from storage_schemas.codecs import frame_codec
-from storage_schemas.layout import FRAMES, TIMESTAMPS
+from storage_schemas.layout import DIMENSIONS, FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, StreamRecord, VideoRecord
 from tasks.ingest.motion import write_motion
 from tasks.ingest.plan import ExpectedFrames
@@ -140,7 +140,7 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
         plan = plan_decode(info, packets, params)
         if on_frames:
             on_frames(ExpectedFrames(plan.expected))
-        decoded = _decode(group, store, base.video_id, uri, path, info, packets, params, plan, on_frames)
+        decoded = _decode(group, store, uri, path, info, packets, params, plan, on_frames)
         if decoded.interlaced_frames and not plan.filters[:1] == DEINTERLACE:
             plan = plan_decode(info, packets, params, deinterlace=True)
             decoded = _write_whole(group, path, info, params, plan, None)
@@ -156,7 +156,8 @@ def write_video(group, base: VideoRecord, params: DecodeParams, uri: str,
             plain = not changes and not packets.leading and not plan.filters and params.fps is None
             motion = write_motion(group, plan.shard_frames, path if plain else None, info)
     timestamps, jumps = continuous_clock(decoded.timestamps_t)
-    group.create_array(TIMESTAMPS, data=timestamps, chunks=(max(len(timestamps), 1),), overwrite=True)
+    group.create_array(TIMESTAMPS, data=timestamps, chunks=(max(len(timestamps), 1),), overwrite=True,
+                       dimension_names=DIMENSIONS[TIMESTAMPS])
     mode, fps = frame_rate(timestamps, params.fps)
     return base.model_copy(update=dict(
         status=Status.complete, codec=info.codec, container_format=info.container_format,
@@ -180,7 +181,7 @@ def _stream_record(stream) -> StreamRecord:
                         fps=stream.fps or None, default=stream.default, attached_pic=stream.attached_pic)
 
 
-def _decode(group, store: str | None, video_id: str, uri: str, path: str, info: Probe, packets: PacketCount,
+def _decode(group, store: str | None, uri: str, path: str, info: Probe, packets: PacketCount,
             params: DecodeParams, plan: DecodePlan, on_frames) -> Decoded:
     """In time ranges on the cluster where the video is long enough and its clock is one timeline;
     else (or when a range cannot show it starts where it should) in one decode."""
@@ -190,7 +191,7 @@ def _decode(group, store: str | None, video_id: str, uri: str, path: str, info: 
         spans = time_ranges(packets.shown_times, plan.shard_frames, info.start_time, packets.key_times)
     if len(spans) > 1:
         try:
-            decoded = _write_ranges(group, store, video_id, path, info, params, plan, spans)
+            decoded = _write_ranges(group, store, path, info, params, plan, spans)
         except RangeMismatchError as exc:
             LOG.warning("%s: decoding it from the start instead of in time ranges: %s", uri, exc)
         else:
@@ -214,13 +215,15 @@ def _write_whole(group, path: str, info: Probe, params: DecodeParams, plan: Deco
                    writer.sha256.hexdigest(), decode.geometry, decode.interlaced_frames)
 
 
-def _write_ranges(group, store: str, video_id: str, path: str, info: Probe, params: DecodeParams,
+def _write_ranges(group, store: str, path: str, info: Probe, params: DecodeParams,
                   plan: DecodePlan, spans: list[TimeRange]) -> Decoded:
     """The frames array at its final length, then each time range into its own shards on the
-    cluster; the frames hash from reading them back (a sha256 cannot be joined from parts)."""
+    cluster (each range worker opens the version folder ``group`` by its path, which no reader
+    sees before the video's commit); the frames hash from reading them back (a sha256 cannot be
+    joined from parts)."""
     create_sharded(group, FRAMES, spans[-1].stop, (plan.height, plan.width, 3), "uint8", plan.shard_frames,
                    frame_codec(params.frame_codec))
-    job = functools.partial(decode_range, path, store, video_id, info, params, plan)
+    job = functools.partial(decode_range, path, store, group.path, info, params, plan)
     results = sorted(run_ranges(job, spans), key=lambda result: result.first)
     mismatch = next((r.mismatch for r in results if r.mismatch), None)
     if mismatch:

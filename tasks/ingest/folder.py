@@ -18,7 +18,7 @@ import numpy as np
 
 from storage_schemas.benchmark import VIP_CLASSES
 from storage_schemas.codecs import frame_codec
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
+from storage_schemas.layout import DIMENSIONS, FRAMES, KEYPOINTS, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.ingest.motion import write_motion
 from tasks.io import frame_files
@@ -56,7 +56,8 @@ def write_frame_folder(group, base: VideoRecord, params: DecodeParams, item: Sou
                        mask_semantics=item.mask_semantics or "complete", label_reading=rule.described())
     if item.keypoints_uri:
         keypoints = frame_files.read_keypoints(item, width / src_w, height / src_h, width, height)
-        group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True)
+        group.create_array(KEYPOINTS, data=keypoints, chunks=keypoints.shape, overwrite=True,
+                           dimension_names=DIMENSIONS[KEYPOINTS])
         changes.update(has_keypoints=True, num_joints=int(keypoints.shape[1]))
     if params.motion:
         changes.update(write_motion(group, params.shard_frames))
@@ -75,7 +76,8 @@ def _clock(group, count: int, numbering: frame_files.Numbering, fps: float) -> d
     the folder's own interval (a frame after a gap keeps its own time; numbers that wobble by
     rounding do not make the rate variable). The record's fps is then the stored frames' mean rate."""
     times = frame_files.frame_times(count, numbering, fps)
-    group.create_array(TIMESTAMPS, data=times, chunks=(count,), overwrite=True)
+    group.create_array(TIMESTAMPS, data=times, chunks=(count,), overwrite=True,
+                       dimension_names=DIMENSIONS[TIMESTAMPS])
     if numbering.gaps:
         rate = (count - 1) / float(times[-1])
     else:

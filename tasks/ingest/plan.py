@@ -45,6 +45,10 @@ class Outcome:
     - ``left_out``: a folder walk passed over an entry that may have been meant as a video (audio
       only, a playlist, not a regular file, a link it does not follow): it counts as a failure;
       ``ignored``: one that is not (hidden, a still image, text): listed only.
+
+    A decode's outcome carries what it stored until a commit makes it part of the catalog
+    (``tasks.ingest.commits``): ``record`` (to commit), ``version`` (its folder; None when the
+    video failed and stored nothing); ``snapshot`` is the commit's snapshot once committed.
     """
 
     video_id: str
@@ -54,6 +58,14 @@ class Outcome:
     seconds: float = 0.0
     reason: str | None = None
     transient: bool = False
+    record: VideoRecord | None = None
+    version: str | None = None
+    snapshot: str | None = None
+
+    @property
+    def uncommitted(self) -> bool:
+        """True for a decode whose record no commit has taken into the catalog yet."""
+        return self.record is not None and self.snapshot is None
 
 
 @dataclass(frozen=True)

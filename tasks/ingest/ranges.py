@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from storage_schemas.codecs import frame_codec
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES
 from storage_schemas.records import DecodeParams
 from tasks.io.ffmpeg import FfmpegDecode, Geometry
 from tasks.io.probe import Probe
@@ -100,12 +100,12 @@ def time_ranges(shown_times: tuple[float, ...], shard_frames: int, start_time: f
     return ranges
 
 
-def decode_range(path: str, store: str, video_id: str, info: Probe, params: DecodeParams, plan, span: TimeRange
+def decode_range(path: str, store: str, group_path: str, info: Probe, params: DecodeParams, plan, span: TimeRange
                  ) -> RangeResult:
-    """Decode ``span`` of the video at ``path`` into the existing frames array of ``video_id``
-    (``plan``: a ``tasks.ingest.container.DecodePlan``): the frames from ``keep_from`` on,
-    ``stop - first`` of them, written as whole shards."""
-    group = open_store(store)[f"{VIDEOS_GROUP}/{video_id}"]
+    """Decode ``span`` of the video at ``path`` into the existing frames array of the version folder
+    ``group_path`` (``plan``: a ``tasks.ingest.container.DecodePlan``): the frames from ``keep_from``
+    on, ``stop - first`` of them, written as whole shards."""
+    group = open_store(store)[group_path]
     writer = ShardWriter(group, FRAMES, (plan.height, plan.width, 3), "uint8", plan.shard_frames, span.stop,
                          codec=frame_codec(params.frame_codec), threads=ENCODE_THREADS, first_frame=span.first,
                          create=False)

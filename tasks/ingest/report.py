@@ -8,7 +8,7 @@ from storage_schemas.lineage import Dataset
 from tasks.ingest.plan import Outcome
 from tasks.io import lineage
 from tasks.io.secrets import redact, redact_text
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, open_store
 
 
 def write_started_record(config: IngestConfig, run_id: str, flow_run_id: str | None) -> str:
@@ -21,27 +21,33 @@ def write_started_record(config: IngestConfig, run_id: str, flow_run_id: str | N
 
 
 def write_finished_record(config: IngestConfig, outcomes: list[Outcome], run_id: str, flow_run_id: str | None) -> str:
-    """Append the run's record to ``<store>/lineage/``: each source's hash in, each video group out.
+    """Append the run's record to ``<store>/lineage/``: each source's hash in, each video out (its
+    version folder and the snapshot that committed it), and the store at the run's last snapshot.
 
     Status: ``failed`` when the machine kept videos from being stored (``retry``: nothing was
     recorded for them), else ``completed_with_failures`` when an input failed, else ``completed``.
     An alias is an input whose output is the video it shares its bytes with.
     """
-    catalog = read_catalog(config.store)
+    tip = open_snapshot(config.store)
+    catalog = tip.records()
     inputs, outputs = [], []
     walked = [o for o in outcomes if o.action in ("left_out", "ignored")]
     for outcome in (o for o in outcomes if o not in walked):
-        record = catalog.get(outcome.video_id)
+        record = outcome.record or catalog.get(outcome.video_id)
         alias = record is not None and outcome.uri in record.aliases
         inputs.append(Dataset(uri=outcome.uri, kind="source", sha256=record.sha256 if record else None,
                               facets={"video_id": outcome.video_id, **({"alias_of": outcome.video_id} if alias else {})}))
         if record is not None and not alias and outcome.action != "retry":
+            entry = tip.entries.get(outcome.video_id)
+            version = outcome.version if outcome.record else (entry.version if entry else None)
             outputs.append(Dataset(
                 uri=f"{config.store.rstrip('/')}/{VIDEOS_GROUP}/{outcome.video_id}", kind="video",
                 sha256=record.frames_sha256,
                 facets={"status": record.status.value, "action": outcome.action, "decode_key": record.decode_key,
-                        "source_sha256": record.sha256, "reason": record.reason},
+                        "source_sha256": record.sha256, "reason": record.reason, "version": version,
+                        "snapshot": outcome.snapshot},
             ))
+    outputs.append(Dataset(uri=config.store.rstrip("/"), kind="store", facets={"snapshot": tip.id}))
     not_stored = [o for o in outcomes if o.action == "retry"]
     error = f"{len(not_stored)} video(s) not stored: {not_stored[0].reason}" if not_stored else None
     status = ("failed" if not_stored else

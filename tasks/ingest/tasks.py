@@ -14,6 +14,7 @@ from prefect.tasks import exponential_backoff
 
 from storage_schemas.config import IngestConfig
 from tasks.ingest.cluster import decode_all
+from tasks.ingest.commits import Committer
 from tasks.ingest.plan import IngestPlan, Outcome, plan_sources
 from tasks.ingest.report import summary_markdown, summary_table, write_finished_record, write_started_record
 from tasks.ingest.video import record_alias
@@ -62,8 +63,8 @@ def plan_ingest(config: IngestConfig) -> IngestPlan:
 @task(name="decode_videos", **STORE_RETRY)
 def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[Outcome]:
     """Decode every planned item on Dask, one unit of work per video, with a frame progress bar, the
-    ``ingest-progress`` artifact (frames decoded) and a ``dask-dashboard`` link artifact; then
-    record the aliases.
+    ``ingest-progress`` artifact (frames decoded) and a ``dask-dashboard`` link artifact, committing
+    the videos as they finish (``tasks.ingest.commits.Committer``); then record the aliases.
 
     Videos that hit a transient fault make the task raise while retries remain; a retry skips
     what this run already stored. On the last attempt their ``retry`` outcomes are returned.
@@ -83,10 +84,19 @@ def decode_videos(plan: IngestPlan, config: IngestConfig, run_id: str) -> list[O
                              description=f"ingest into {config.store}: {len(plan.todo)} videos on {workers} "
                                          "workers; the page lives as long as the run's cluster")
 
-    outcomes = []
+    committer = Committer(config.store, run_id, log_outcome)
     if plan.todo:
         progress = ProgressArtifact(PROGRESS_ARTIFACT_KEY, f"decoding {len(plan.todo)} videos into {config.store}")
-        outcomes = decode_all(plan, config, run_id, logger.info, log_outcome, progress, link_dashboard)
+
+        def on_progress(done: int, total: int, note: str) -> None:
+            progress(done, total, note)
+            committer.tick()
+
+        try:
+            decode_all(plan, config, run_id, logger.info, committer.add, on_progress, link_dashboard)
+        finally:
+            committer.flush()  # what finished before a failure is kept
+    outcomes = committer.done
     for alias in plan.aliases:
         outcomes.append(record_alias(alias.item, config.store, plan.decode or config.decode, alias.target, alias.key, run_id))
         log_outcome(outcomes[-1])

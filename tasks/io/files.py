@@ -270,12 +270,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) -> None:
+def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False, sync: bool = True) -> None:
     """Write ``data`` to a local path or fsspec URL in one step (text is UTF-8).
 
-    ``exclusive``: refuse to replace an existing file (append-only folders); raises
-    FileExistsError. On S3 the server refuses (a conditional PUT, ``If-None-Match: *``), so two
-    writers racing for one name cannot both succeed; fsspec checks first on other stores.
+    ``sync`` (local, exclusive writes): fsync the file before it appears under its name, so it
+    survives a power loss. A store's commits leave it out: an fsync of a small file makes ext4
+    flush everything written before it (a video's shards), and its readers step back past a
+    commit a power loss left empty (``tasks.io.snapshots``); a killed process cannot tear it.
+
+    ``exclusive``: refuse to replace an existing file (append-only folders, a store's commits);
+    raises FileExistsError. Two writers racing for one name cannot both succeed: locally the
+    finished temporary is hard-linked to the name, which the kernel refuses when the name exists;
+    on S3 the server refuses (a conditional PUT, ``If-None-Match: *``); fsspec checks first on
+    other stores.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
     path = local_path(str(uri))
@@ -287,7 +294,25 @@ def write_atomic(uri: str | Path, data: str | bytes, exclusive: bool = False) ->
         except FileExistsError:
             raise FileExistsError(f"{uri} exists") from None
         return
-    if exclusive and os.path.exists(path):
+    if not exclusive:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(payload)
+        return
+    if os.path.exists(path):
         raise FileExistsError(f"{path} exists")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
+    target = Path(os.path.abspath(path))
+    make_folder(target.parent)
+    # mkstemp: a fresh temporary per writer and thread (O_CREAT|O_EXCL, never through a planted link).
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.vmac-tmp-{os.getpid()}-", suffix=target.suffix,
+                                dir=target.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.link(tmp, target)  # atomic, and refused (EEXIST) when another writer made the name first
+    finally:
+        tmp.unlink(missing_ok=True)

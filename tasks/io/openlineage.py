@@ -16,8 +16,8 @@ record and gets both formats. Each event goes to two places:
 The mapping (storage_schemas.openlineage): job ``<namespace>/<kind>``; runId the record's run id
 when it is a UUID, else a UUID derived from (kind, run id), so a START and its closing event share
 it; the Prefect flow run as the ``parent`` facet; datasets named as OpenLineage names them
-(``file`` + absolute path, ``s3://bucket`` + key, ...), with their sha256 as the ``version`` facet
-and in ``vmac_artifact``.
+(``file`` + absolute path, ``s3://bucket`` + key, ...), with their sha256 (a store: the snapshot id)
+as the ``version`` facet, and in ``vmac_artifact``.
 """
 
 from __future__ import annotations
@@ -115,9 +115,11 @@ def _dataset(item: Dataset, cls: type[InputDataset] | type[OutputDataset], by: s
     namespace, name = dataset_name(item.uri)
     facets: dict = {spec.VMAC_DATASET_FACET: VmacArtifactDatasetFacet(kind=item.kind, sha256=item.sha256,
                                                                       details=item.facets, producer=by)}
-    if item.sha256:
+    # A file's version is its content hash; a store's, the snapshot the run read or wrote.
+    version = item.sha256 or item.facets.get("snapshot")
+    if version:
         facets[spec.VERSION_FACET] = dataset_version_dataset.DatasetVersionDatasetFacet(
-            datasetVersion=item.sha256, producer=by)
+            datasetVersion=version, producer=by)
     return cls(namespace=namespace, name=name, facets=facets)
 
 

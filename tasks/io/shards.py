@@ -25,6 +25,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from storage_schemas.codecs import MASK_CODEC, FrameCodec
+from storage_schemas.layout import DIMENSIONS
 from tasks.io.framecodecs import ChunkCodec, chunk_codec_of, zarr_codec_args
 
 
@@ -34,7 +35,7 @@ def create_sharded(group: zarr.Group, name: str, frames: int, frame_shape: tuple
     ``codec``; whatever ``name`` held is replaced."""
     return group.create_array(
         name, shape=(frames, *frame_shape), chunks=(1, *frame_shape), shards=(shard_frames, *frame_shape),
-        dtype=dtype, fill_value=0, overwrite=True, **zarr_codec_args(codec))
+        dtype=dtype, fill_value=0, overwrite=True, dimension_names=DIMENSIONS.get(name), **zarr_codec_args(codec))
 
 
 # Memory a decode holds per buffer of frames (two are in flight) and per shard of raw frames: a

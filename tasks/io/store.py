@@ -1,22 +1,23 @@
-"""The Zarr v3 frame store: open it over fsspec, read the catalog, fingerprint it, lock one video.
+"""The Zarr v3 frame store: open it over fsspec, read a snapshot of its catalog, write versions.
 
-Writers own whole video groups (``video_lock``); their arrays are written shard by shard
-(``tasks.io.shards``). A video's record says ``writing`` while its arrays are written and
-``complete`` only after the last one is, so a run killed at any point leaves nothing
-half-written that claims to be complete.
+A store keeps each decode of a video in a *version folder* of its own,
+``videos/<video_id>/<version>/``, written once and never changed after it is committed; its
+catalog lives in snapshots (``tasks.io.snapshots``). A writer decodes into a new version folder,
+which no reader looks at until a commit names it in a snapshot; a reader opens one snapshot
+(``open_snapshot``) and reads the version folders it names, whatever is committed meanwhile. A run
+killed at any point leaves at worst a version folder no snapshot names (``vmac gc`` removes it).
+
+Stores written before snapshots (store format 1: records in each video group, arrays rewritten in
+place) are refused with a message naming ``vmac migrate`` (``tasks.io.migrate``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
 import os
-import warnings
-from collections.abc import Iterator
+from dataclasses import dataclass
 
-import fsspec
 import numpy as np
 import zarr
 from pydantic import ValidationError
@@ -25,23 +26,22 @@ from zarr.storage import FsspecStore, LocalStore
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, LEGACY_FRAME_CODEC
 from storage_schemas.layout import (
     LINEAGE_DIR,
-    LOCKS_DIR,
+    STORE_FORMAT,
     STORE_INFO_ATTR,
     VIDEO_RECORD_ATTR,
     VIDEOS_GROUP,
 )
 from storage_schemas.records import DecodeParams, StoreInfo, VideoRecord
-
-UNREADABLE = "unreadable"  # the status a catalog shows for a video group whose record cannot be parsed
+from storage_schemas.snapshots import REFS_DIR, SNAPSHOTS_DIR, CatalogEntry, SnapshotData
 from storage_schemas.validation import VALIDATION_DIR, catalog_fingerprint
-from tasks.io.files import check_path, private_folder
+from tasks.io import snapshots
+from tasks.io.files import check_path
 from tasks.io.names import inside
 from tasks.io.secrets import redact_json, reveal
-from tasks.io.uris import exists, isdir, join, local_path, storage_options
+from tasks.io.snapshots import LegacyStoreError
+from tasks.io.uris import exists, filesystem, join, local_path, normalize, storage_options
 
-# What tells one version of a stored file from the next, by filesystem: an object store's tag,
-# else a local modification time, else an in-memory file's creation time.
-_VERSION_KEYS = ("ETag", "etag", "md5Hash", "generation", "mtime", "LastModified", "created")
+UNREADABLE = "unreadable"  # the status a catalog shows for a video whose record cannot be parsed
 
 
 def _zarr_store(store: str, read_only: bool = False):
@@ -51,9 +51,24 @@ def _zarr_store(store: str, read_only: bool = False):
     return FsspecStore.from_url(reveal(store), read_only=read_only, storage_options=storage_options(store))
 
 
+def open_root(store: str, read_only: bool = False) -> zarr.Group:
+    """The root group of an existing store, as it is (no creation, no format check)."""
+    return zarr.open_group(_zarr_store(store, read_only=read_only), mode="r" if read_only else "r+")
+
+
+def store_info(root: zarr.Group) -> StoreInfo | None:
+    raw = root.attrs.get(STORE_INFO_ATTR)
+    try:
+        return StoreInfo.model_validate(raw) if raw else None
+    except ValidationError:
+        return None
+
+
 def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_codec: str | None = None) -> zarr.Group:
-    """Open (``a``: creating it if missing, its frames kept with ``frame_codec``, default
-    ``DEFAULT_FRAME_CODEC``) or read (``r``) a store's root group."""
+    """The store's root group: read (``r``; FileNotFoundError without a store), or opened for
+    writing (``a``), created when missing with its frames kept as ``frame_codec`` (default
+    ``DEFAULT_FRAME_CODEC``) and its first, empty snapshot. Writing refuses a store of format 1
+    (LegacyStoreError)."""
     if mode == "r":
         try:
             return zarr.open_group(_zarr_store(store, read_only=True), mode="r")
@@ -66,25 +81,31 @@ def open_store(store: str, mode: str = "a", created_by: str = "vmac", frame_code
         root = zarr.open_group(_zarr_store(store), mode="a")
     except zarr.errors.ContainsGroupError:
         root = zarr.open_group(_zarr_store(store), mode="a")
-    if STORE_INFO_ATTR not in root.attrs:
+    info = store_info(root)
+    if info is None and VIDEOS_GROUP not in root:
         name = os.path.basename(store.rstrip("/")) or store
-        info = StoreInfo(name=name, created_by=created_by, frame_codec=frame_codec or DEFAULT_FRAME_CODEC)
+        info = StoreInfo(name=name, created_by=created_by, frame_codec=frame_codec or DEFAULT_FRAME_CODEC,
+                         store_format=STORE_FORMAT)
         root.attrs[STORE_INFO_ATTR] = info.model_dump(mode="json")
-    for group in (VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR):
-        if group not in root:
-            with contextlib.suppress(zarr.errors.ContainsGroupError):
-                root.require_group(group)
+    if info is None or info.store_format < STORE_FORMAT:
+        raise LegacyStoreError(store)
+    if VIDEOS_GROUP not in root:
+        with contextlib.suppress(zarr.errors.ContainsGroupError):
+            root.require_group(VIDEOS_GROUP)
+    if snapshots.read_tip(store) is None:
+        with contextlib.suppress(FileExistsError):
+            snapshots.commit(store, lambda videos, validation: (videos, validation), "create", f"store {info.name}")
     return root
 
 
 # The entries of a store's root that vmac itself writes (Zarr's metadata, and vmac's folders).
-BOOKKEEPING = ("zarr.json", VIDEOS_GROUP, LINEAGE_DIR, LOCKS_DIR, VALIDATION_DIR)
+BOOKKEEPING = ("zarr.json", VIDEOS_GROUP, LINEAGE_DIR, VALIDATION_DIR, SNAPSHOTS_DIR, REFS_DIR)
 
 
 def check_bookkeeping(store: str) -> None:
     """For a local store: refuse (OutsideError) a store reached through another user's link, or
     whose own entries (``BOOKKEEPING``, and ``videos/zarr.json``) are symbolic links: Zarr and
-    the lock files would write through them, outside the store (a crafted store from elsewhere)."""
+    the commits would write through them, outside the store (a crafted store from elsewhere)."""
     path = local_path(store)
     if path is None:
         return
@@ -100,8 +121,8 @@ class FrameCodecMismatchError(ValueError):
 
 def store_frame_codec(root: zarr.Group) -> str:
     """The frame codec a store records (stores older than the record hold ``LEGACY_FRAME_CODEC``)."""
-    raw = root.attrs.get(STORE_INFO_ATTR)
-    return StoreInfo.model_validate(raw).frame_codec if raw else LEGACY_FRAME_CODEC
+    info = store_info(root)
+    return info.frame_codec if info else LEGACY_FRAME_CODEC
 
 
 def resolve_frame_codec(store: str, params: DecodeParams) -> DecodeParams:
@@ -119,51 +140,129 @@ def resolve_frame_codec(store: str, params: DecodeParams) -> DecodeParams:
     return params.model_copy(update={"frame_codec": params.frame_codec or held or DEFAULT_FRAME_CODEC})
 
 
-def read_record(group: zarr.Group) -> VideoRecord | None:
-    """The video's record, or None when its attributes are missing or unreadable (redo it)."""
+def parse_record(raw: dict | None) -> VideoRecord | None:
+    """A record from its JSON, or None when it is missing or unreadable (redo it)."""
     try:
-        raw = group.attrs.get(VIDEO_RECORD_ATTR)
         return VideoRecord.model_validate(raw) if raw is not None else None
     except (ValidationError, ValueError, TypeError):
         return None
 
 
-def read_catalog(store: str | zarr.Group) -> dict[str, VideoRecord | None]:
-    """video_id → record for every video group (None where the record is unreadable)."""
-    root = open_store(store, mode="r") if isinstance(store, str) else store
-    if VIDEOS_GROUP not in root:
-        return {}
-    videos = root[VIDEOS_GROUP]
-    out: dict[str, VideoRecord | None] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr warns about non-zarr folders it passes over
-        names = sorted(videos.group_keys())
-    for name in names:
-        try:
-            out[name] = read_record(videos[name])
-        except (KeyError, ValueError, OSError):
-            out[name] = None
-    return out
+def read_record(group: zarr.Group) -> VideoRecord | None:
+    """The record in a version folder's attributes, or None when missing or unreadable."""
+    return parse_record(group.attrs.get(VIDEO_RECORD_ATTR))
 
 
-def video_group(root: zarr.Group, video_id: str) -> zarr.Group:
-    return root[f"{VIDEOS_GROUP}/{video_id}"]
+def version_path(video_id: str, version: str) -> str:
+    """Where a version's arrays lie below the store's root."""
+    return f"{VIDEOS_GROUP}/{video_id}/{version}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed state of a store, as a reader sees it for its whole run.
+
+    ``store``: the store's location (no ``@``); ``data``: the snapshot (catalog and validation
+    stamp). ``ref`` names it for other processes (``STORE@ID``), which then read the same state."""
+
+    store: str
+    data: SnapshotData
+
+    @property
+    def id(self) -> str:
+        return self.data.id
+
+    @property
+    def ref(self) -> str:
+        return f"{self.store}@{self.id}" if self.id else self.store
+
+    @property
+    def entries(self) -> dict[str, CatalogEntry]:
+        return self.data.videos
+
+    def records(self) -> dict[str, VideoRecord | None]:
+        """video_id → record, by video id (None where the record is unreadable)."""
+        return {video_id: parse_record(self.entries[video_id].record) for video_id in sorted(self.entries)}
+
+    def path(self, video_id: str) -> str | None:
+        """The video's version folder below the root; None for a video that stored nothing (failed)."""
+        entry = self.entries.get(video_id)
+        return version_path(video_id, entry.version) if entry is not None and entry.version else None
+
+    def root(self) -> zarr.Group:
+        return open_root(self.store, read_only=True)
+
+    def group(self, video_id: str, root: zarr.Group | None = None) -> zarr.Group:
+        """The video's version folder, read-only; KeyError when the snapshot stores nothing for it."""
+        path = self.path(video_id)
+        if path is None:
+            raise KeyError(f"{self.ref} stores no arrays for {video_id}")
+        return (root if root is not None else self.root())[path]
+
+
+def open_snapshot(store: str) -> Snapshot:
+    """The snapshot ``store`` names: ``STORE`` (its tip), ``STORE@SNAPSHOT_ID`` or ``STORE@TAG``.
+
+    Raises FileNotFoundError without a store, LegacyStoreError for a store of format 1 and
+    ``tasks.io.snapshots.SnapshotNotFoundError`` for an unknown snapshot or tag."""
+    uri, ref = snapshots.split_ref(store)
+    uri = normalize(uri)
+    root = open_store(uri, mode="r")
+    info = store_info(root)
+    if info is None or info.store_format < STORE_FORMAT:
+        raise LegacyStoreError(uri)
+    return Snapshot(uri, snapshots.resolve(uri, ref))
+
+
+def read_catalog(store: str | Snapshot) -> dict[str, VideoRecord | None]:
+    """video_id → record of every video in the snapshot (a store's tip, ``STORE@REF``, or an
+    opened Snapshot); None where the record is unreadable."""
+    return (open_snapshot(store) if isinstance(store, str) else store).records()
+
+
+def new_version(root: zarr.Group, video_id: str) -> zarr.Group:
+    """A new, empty version folder for ``video_id`` (``videos/<video_id>/<version>``), which no
+    reader sees until a commit names it."""
+    version = snapshots.new_version_id()
+    if isinstance(root.store, LocalStore):
+        # A link planted in the store (videos/<id> → elsewhere) is not written through.
+        inside(str(root.store.root), VIDEOS_GROUP, video_id, version)
+    with contextlib.suppress(zarr.errors.ContainsGroupError):
+        root.require_group(f"{VIDEOS_GROUP}/{video_id}")
+    return root.create_group(version_path(video_id, version))
+
+
+def remove_version(store: str, video_id: str, version: str) -> None:
+    """Delete a version folder this process made and no snapshot names (a decode the machine
+    failed, or one another writer's commit made redundant). In a local store, OutsideError when
+    the path goes through a symbolic link (``tasks.io.names.inside``): nothing is deleted there."""
+    store = normalize(store)
+    if local_path(store) is not None:
+        inside(local_path(store), VIDEOS_GROUP, video_id, version)
+    fs, path = filesystem(join(store, version_path(video_id, version)))
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
 
 
 def is_store(uri: str) -> bool:
-    """True when ``uri`` (a local path or fsspec URL) is a vmac store's root: a Zarr group
-    holding a ``videos`` group. A video group inside a store holds arrays, so it is not one."""
-    return exists(join(uri, "zarr.json")) and isdir(join(uri, VIDEOS_GROUP))
+    """True when ``uri`` (a local path or fsspec URL; ``STORE@REF`` names its store) is a vmac
+    store's root, of any format: a Zarr group holding a ``videos`` group. A video folder inside a
+    store holds arrays, so it is not one."""
+    base, _ = snapshots.split_ref(uri)
+    return exists(join(base, "zarr.json")) and exists(join(base, VIDEOS_GROUP, "zarr.json"))
 
 
-def fingerprint_of(catalog: dict[str, VideoRecord | None]) -> str:
-    """The catalog fingerprint of ``read_catalog``'s output: which videos, decoded how, in which
-    state (``storage_schemas.validation.catalog_fingerprint``). Validation stamps it; pre-training
-    and lineage record it, so a changed catalog is noticed."""
-    return catalog_fingerprint(
-        (video_id, record.decode_key if record else None, record.status.value if record else UNREADABLE)
-        for video_id, record in catalog.items()
-    )
+def fingerprint_of(snapshot: Snapshot) -> str:
+    """The catalog fingerprint of a snapshot: which videos, decoded how, in which state and
+    which version folder (``storage_schemas.validation.catalog_fingerprint``). Validation stamps
+    it; pre-training and lineage record it. Version folders are never rewritten, so an equal
+    fingerprint means equal stored data."""
+    rows = []
+    for video_id, record in snapshot.records().items():
+        version = snapshot.entries[video_id].version
+        rows.append((video_id, record.decode_key if record else None, record.status.value if record else UNREADABLE,
+                     version))
+    return catalog_fingerprint(rows)
 
 
 class UnreadableFramesError(ValueError):
@@ -218,76 +317,7 @@ def frames_sha256(array) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprints(store: str) -> dict[str, str]:
-    """video_id → digest of the video's array files as they are now: each one's path below the
-    group, size, and modification time (or the object store's version tag). One listing, no
-    reads: any write, truncation, addition or removal of a chunk, shard or array header
-    changes it. The video's record (its group's attributes) is left out: aliases are added to
-    it, and the catalog fingerprint covers what decides training.
-    """
-    fs, root = fsspec.core.url_to_fs(reveal(store))
-    base = f"{root.rstrip('/')}/{VIDEOS_GROUP}"
-    if not fs.isdir(base):
-        return {}
-    lines: dict[str, list[str]] = {}
-    for path, info in fs.find(base, detail=True).items():
-        rel = path[len(base) + 1:]
-        video_id, _, inner = rel.partition("/")
-        if not inner or inner == "zarr.json":
-            continue  # the videos group's own header, or a video's record
-        version = next((info[k] for k in _VERSION_KEYS if info.get(k) is not None), None)
-        lines.setdefault(video_id, []).append(f"{inner}\t{info.get('size')}\t{version}")
-    return {vid: hashlib.sha256("\n".join(sorted(found)).encode("utf-8")).hexdigest()
-            for vid, found in sorted(lines.items())}
-
-
-def data_fingerprint(per_video: dict[str, str]) -> str:
-    """One digest of ``data_fingerprints``' output (what a validation stamp holds)."""
-    return hashlib.sha256(json.dumps(per_video, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def reset_video(root: zarr.Group, video_id: str, record: VideoRecord) -> zarr.Group:
-    """Drop whatever ``videos/<video_id>`` holds and start it again with ``record``. In a local
-    store, OutsideError when the group's path leaves the store (a link planted in a store from
-    elsewhere: ``tasks.io.names.inside``)."""
-    if isinstance(root.store, LocalStore):
-        inside(str(root.store.root), VIDEOS_GROUP, video_id)
-    videos = root[VIDEOS_GROUP]
-    if video_id in videos:
-        del videos[video_id]
-    group = videos.create_group(video_id, overwrite=True)
-    group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))
-    return group
-
-
 def write_record(group: zarr.Group, record: VideoRecord) -> None:
-    """The video's record as its group's attributes, every URL in it redacted (``tasks.io.secrets``)."""
+    """Write ``record`` into a version folder's attributes (a version still being written), every
+    URL in it redacted (``tasks.io.secrets``)."""
     group.attrs[VIDEO_RECORD_ATTR] = redact_json(record.model_dump(mode="json"))
-
-
-@contextlib.contextmanager
-def video_lock(store: str, video_id: str) -> Iterator[None]:
-    """Exclusive lock on one video of one store, across processes and threads of this host.
-
-    Local stores keep lock files inside the store (``locks/``), so runs on other hosts that
-    share the filesystem see them too; remote stores lock in this user's private folder
-    (``tasks.io.files.private_folder``, 0700: another user can neither take nor link a lock),
-    which protects concurrent runs of this user on one host only (a documented limit).
-    """
-    path = local_path(store)
-    if path is not None:
-        folder = str(inside(path, LOCKS_DIR))
-    else:
-        key = hashlib.sha1(store.encode("utf-8")).hexdigest()[:16]
-        folder = str(private_folder("locks") / key)
-    os.makedirs(folder, exist_ok=True)
-    # flock locks belong to the open file description, so two opens in one process exclude
-    # each other as well as two processes do.
-    lock = os.open(os.path.join(folder, f"{video_id}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    with os.fdopen(lock, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-

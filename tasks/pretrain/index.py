@@ -1,8 +1,10 @@
 """Which frame pairs pre-training reads, and in what order; no frame is read here.
 
-- ``PairIndex``: every valid (video, t) of every ``complete`` video, from the stores' catalogs,
-  except the videos a store's validation quarantined (its content heuristics marked them: frozen,
-  black or flat), which it lists by name (``quarantined``).
+- ``PairIndex``: every valid (video, t) of every ``complete`` video, from one snapshot of each
+  store's catalog (``tasks.io.store.open_snapshot``): each video's frames are read from the version
+  folder that snapshot names, which no later commit changes. The videos that snapshot's validation
+  stamp quarantined (its content heuristics marked them: frozen, black or flat) are left out and
+  listed by name (``quarantined``).
 - ``PairSampler``: the order. A seeded permutation of the index per epoch, sharded across DDP
   ranks, cut into batches; it yields ``BatchRequest``s and remembers how many batches the
   training loop has *received* (not how many workers have prefetched), so ``state_dict()``
@@ -21,8 +23,8 @@ from torch.utils.data import Sampler
 
 from storage_schemas.config import DataParams
 from storage_schemas.records import Status
-from tasks.io.stamp import validation_status
-from tasks.io.store import read_catalog
+from tasks.io.stamp import stamp_of
+from tasks.io.store import open_snapshot
 from vmac_core.augment import ViewParams
 
 Gap = int | tuple[int, int]
@@ -30,7 +32,8 @@ Gap = int | tuple[int, int]
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One complete video of one store: where it is and its frame-array shape."""
+    """One complete video of one store's snapshot: its version folder (``path`` below the store's
+    root ``store``, in snapshot ``snapshot``) and its frame-array shape."""
 
     store: str
     video_id: str
@@ -38,6 +41,8 @@ class VideoEntry:
     height: int
     width: int
     has_motion: bool = False
+    path: str = ""
+    snapshot: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,9 @@ def _gap_range(gap: Gap) -> tuple[int, int]:
 
 class PairIndex:
     """Every (video, t) with t + gap_low inside the video, over the complete videos of ``stores``
-    that their store's latest validation did not quarantine (those are in ``quarantined``).
+    (each ``STORE``, read at its tip, or ``STORE@SNAPSHOT``; ``snapshots`` holds each one's
+    snapshot as read, so every process reads the same data), except those the validation stamp of
+    that snapshot quarantined (those are in ``quarantined``).
 
     ``video_of[i]`` indexes ``videos``; ``t_of[i]`` is the first frame of pair i. Videos shorter
     than gap_low + 1 frames contribute nothing. Arrays, not lists: a YouTube-VOS-sized index
@@ -91,17 +98,18 @@ class PairIndex:
         self.gap_low, self.gap_high = _gap_range(gap)
         videos: list[VideoEntry] = []
         self.quarantined: list[QuarantinedVideo] = []
-        for store in self.stores:
-            stamp = validation_status(store)
+        self.snapshots = [open_snapshot(store) for store in self.stores]
+        for snapshot in self.snapshots:
+            stamp = stamp_of(snapshot)
             marked = stamp.quarantined if stamp is not None else {}
-            for video_id, record in read_catalog(store).items():
+            for video_id, record in snapshot.records().items():
                 if record is None or record.status is not Status.complete or not record.frame_count:
                     continue
                 if video_id in marked:
-                    self.quarantined.append(QuarantinedVideo(store, video_id, tuple(marked[video_id])))
+                    self.quarantined.append(QuarantinedVideo(snapshot.store, video_id, tuple(marked[video_id])))
                     continue
-                videos.append(VideoEntry(store, video_id, record.frame_count, record.height, record.width,
-                                         record.has_motion))
+                videos.append(VideoEntry(snapshot.store, video_id, record.frame_count, record.height, record.width,
+                                         record.has_motion, snapshot.path(video_id), snapshot.id))
         self.videos = videos
         counts = np.array([max(v.frames - self.gap_low, 0) for v in videos], dtype=np.int64)
         self.video_of = np.repeat(np.arange(len(videos), dtype=np.int64), counts)

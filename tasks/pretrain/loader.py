@@ -6,7 +6,8 @@ A plain module (no Prefect), so the training loop can use it anywhere.
   batch. All frames of a batch are fetched together (``ShardedFrames``: one ``cat_ranges`` call
   for the batch's compressed frames, cached shard indexes), since Zarr's per-call overhead
   dominates single-frame reads (docs/loader.md). Each process opens its own store handles on
-  first use; handles are never pickled.
+  first use; handles are never pickled. Every process reads the version folders the index's
+  snapshots name: no commit made meanwhile reaches a worker.
 - ``make_pair_loader``: the DataLoader and its sampler; ``BatchStream``: endless batches over
   epochs from them, resumable.
 
@@ -27,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 from zarr.core.sync import sync
 
-from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL
 from tasks.io.shards import ShardedFrames
 from tasks.io.store import open_store
 from tasks.io.uris import filesystem, local_path
@@ -86,7 +87,7 @@ class FramePairDataset(Dataset):
                 fs, root_path = filesystem(local_path(entry.store) or entry.store)
                 self._roots[entry.store] = (open_store(entry.store, mode="r"), fs, root_path)
             root, fs, root_path = self._roots[entry.store]
-            array = root[f"{VIDEOS_GROUP}/{entry.video_id}/{FRAMES}"]
+            array = root[f"{entry.path}/{FRAMES}"]
             handle = self._handles[video] = (array, ShardedFrames.open(fs, root_path, array))
         return handle
 
@@ -169,7 +170,7 @@ class FramePairDataset(Dataset):
         self._handle(video)
         if video not in self._motion_arrays:
             entry = self.index.videos[video]
-            self._motion_arrays[video] = self._roots[entry.store][0][f"{VIDEOS_GROUP}/{entry.video_id}/{MOTION}"]
+            self._motion_arrays[video] = self._roots[entry.store][0][f"{entry.path}/{MOTION}"]
         return self._motion_arrays[video]
 
 

@@ -8,15 +8,25 @@ from prefect.runtime import flow_run
 
 from storage_schemas.config import PretrainConfig
 from tasks.io.stamp import require_validated
+from tasks.pretrain.data import pin_stores
 from tasks.pretrain.train import TrainResult, train
 from tasks.progress import ProgressArtifact
 
 PROGRESS_ARTIFACT_KEY = "pretrain-progress"
 
 
+@task(name="pin_data_snapshots")
+def pin_data_snapshots(config: PretrainConfig) -> PretrainConfig:
+    """The config with every store pinned to the snapshot the run will read (``tasks.pretrain.data``)."""
+    pinned = pin_stores(config)
+    get_run_logger().info("reading %s", ", ".join(pinned.stores))
+    return pinned
+
+
 @task(name="check_stores_validated")
 def check_stores_validated(config: PretrainConfig) -> None:
-    """Refuse stores that have not passed validation (or changed since), unless told to skip."""
+    """Refuse stores whose snapshot (pinned, ``pin_data_snapshots``) has not passed validation,
+    unless told to skip."""
     if config.run.skip_validation_check:
         get_run_logger().warning("validation check skipped (--skip-validation-check)")
         return

@@ -32,7 +32,7 @@ from storage_schemas.run import (
 )
 from tasks.io import lineage
 from tasks.io.files import file_sha256, remove_stale_temporaries, write_atomic
-from tasks.io.store import fingerprint_of, read_catalog
+from tasks.io.store import fingerprint_of, open_snapshot
 from tasks.pretrain.checkpoints import (
     checkpoint_path,
     checkpoint_paths,
@@ -42,6 +42,7 @@ from tasks.pretrain.checkpoints import (
     save_checkpoint,
     save_encoder,
 )
+from tasks.pretrain.data import pin_stores, tag_snapshots
 from tasks.pretrain.index import describe_quarantined, gap_of, views_of
 from tasks.pretrain.loader import BatchStream, make_pair_loader
 from tasks.pretrain.metrics import append_metrics, describe, read_metrics, truncate_metrics
@@ -96,6 +97,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     initialise from was made with another ModelConfig.
     """
     world = setup_world(config.run.device)
+    config = pin_stores(config, world)
     threads = set_cpu_threads(world, config.run.threads, config.data.loader_workers)
     torch.manual_seed(config.run.seed)
     run_dir = Path(config.out)
@@ -106,8 +108,7 @@ def train(config: PretrainConfig, log: Log = print, flow_run_id: str | None = No
     wrap(training, config, world)
     record = Recorder(config, run_dir, flow_run_id) if world.is_main else None
     if record:
-        start_run_directory(config, run_dir, training.step)
-        record("started")
+        start_run_directory(config, run_dir, training.step, record, log)
     board = open_tensorboard(config, run_dir, training.step) if world.is_main else None
     s = training.schedule
     if skipped := describe_quarantined(training.batches.loader.dataset.index.quarantined):
@@ -225,10 +226,15 @@ def save_milestone_zero(training: Training, config: PretrainConfig, record: Reco
                                           training.scaler, training.batches.state(), 0))
 
 
-def start_run_directory(config: PretrainConfig, run_dir: Path, step: int) -> None:
-    """Write config.json; drop metric rows past ``step`` (a resumed run replays those steps)."""
+def start_run_directory(config: PretrainConfig, run_dir: Path, step: int, record: Recorder, log: Log) -> None:
+    """Write config.json (its stores pinned to their snapshots); drop metric rows past ``step`` (a
+    resumed run replays those steps); write the ``started`` record; tag the snapshots read so that
+    ``vmac gc`` keeps them (``tasks.pretrain.data``)."""
     write_atomic(run_dir / CONFIG, json.dumps(config.model_dump(mode="json"), indent=2))
     truncate_metrics(run_dir / METRICS, step)
+    record("started")
+    for line in tag_snapshots(config.stores, record.run_id):
+        log(line)
 
 
 def after_step(training: Training, config: PretrainConfig, world: World, row: dict, preview, log: Log,
@@ -303,14 +309,17 @@ class Recorder:
 
 
 def store_inputs(stores: list[str]) -> list[Dataset]:
-    """Lineage inputs: each store and every complete video in it with its source and array hashes
-    (frames, and the motion map where there is one)."""
+    """Lineage inputs: each store at the snapshot the run reads (``STORE@SNAPSHOT``: the store's
+    location as ``uri``, the snapshot id as a facet) and every complete video in it with its version
+    folder, source and array hashes (frames, and the motion map where there is one)."""
     inputs = []
     for store in stores:
-        catalog = read_catalog(store)
+        snapshot = open_snapshot(store)
         videos = {vid: {"sha256": r.sha256, "frames_sha256": r.frames_sha256, "source_uri": r.source_uri,
+                        "version": snapshot.entries[vid].version,
                         **({"motion_sha256": r.motion_sha256} if r.has_motion else {})}
-                  for vid, r in catalog.items() if r is not None and r.status is Status.complete}
-        inputs.append(Dataset(uri=store, kind="store",
-                              facets={"catalog_fingerprint": fingerprint_of(catalog), "videos": videos}))
+                  for vid, r in snapshot.records().items() if r is not None and r.status is Status.complete}
+        inputs.append(Dataset(uri=snapshot.store, kind="store",
+                              facets={"catalog_fingerprint": fingerprint_of(snapshot), "snapshot": snapshot.id,
+                                      "videos": videos}))
     return inputs

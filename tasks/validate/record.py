@@ -1,6 +1,6 @@
 """What a validation leaves behind: the GE result JSON and the markdown report under
-``<store>/validation`` (append-only, ``<timestamp>-<id>.json|md``), the stamp on the store's root,
-and a ``validate`` lineage record in ``<store>/lineage``.
+``<store>/validation`` (append-only, ``<timestamp>-<id>.json|md``), the stamp committed into the
+store's catalog (``tasks.io.snapshots``), and a ``validate`` lineage record in ``<store>/lineage``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status
 from storage_schemas.validation import (
-    VALIDATION_ATTR,
     VALIDATION_DIR,
     FailedVideo,
     RuleOutcome,
@@ -32,7 +31,8 @@ from tasks.io import lineage
 from tasks.io.files import file_sha256, write_atomic
 from tasks.io.lineage import code_version
 from tasks.io.names import inside
-from tasks.io.store import data_fingerprint, open_store
+from tasks.io.snapshots import commit
+from tasks.io.store import open_snapshot
 from tasks.io.uris import join, local_path, normalize
 from tasks.validate.report import report_markdown
 from tasks.validate.suites import rule_outcomes
@@ -102,7 +102,7 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
         store=config.store,
         suites=[SuiteVersion(name=s.name, version=s.meta.version, sha256=s.sha256) for s in suites],
         catalog_fingerprint=tables.fingerprint,
-        data_fingerprint=data_fingerprint(tables.data_fingerprints),
+        snapshot=tables.snapshot,
         counts=counts,
         quarantined=quarantined_videos(rules),
         result_path=result_uri(config.store, f"{validation_id}.json"),
@@ -115,23 +115,26 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
 
 def record_summary(config: ValidateConfig, tables: ValidationTables, results: dict[str, dict],
                    flow_run_id: str | None = None, run_id: str | None = None) -> ValidationSummary:
-    """Write the GE result JSON and the markdown report into the store, then stamp its root and
-    append the lineage record (of run ``run_id``, the one ``record_started`` opened; else a run of
-    its own named by the validation id).
+    """Write the GE result JSON and the markdown report into the store, then commit the stamp into
+    its catalog and append the lineage record (of run ``run_id``, the one ``record_started``
+    opened; else a run of its own named by the validation id).
 
-    The stamp goes after the files, so it only ever points at files that exist. Raises
-    FileExistsError if a result file of the same id exists (results are append-only).
+    The stamp goes after the files, so it only ever points at files that exist. It is committed
+    onto whatever the tip is by then; it names the snapshot validated, and vouches for a later
+    one only while that one's catalog fingerprint is the same. Raises FileExistsError if a
+    result file of the same id exists (results are append-only).
     """
     suites = load_suites()
     rules = rule_outcomes(results, tables, suites)
     stamp = make_stamp(config, tables, suites, rules, flow_run_id)
     not_complete = not_complete_videos(tables.catalog)
     markdown = report_markdown(stamp, rules, not_complete, tables)
-    document = {"stamp": stamp.model_dump(mode="json"), "results": results,
-                "data_fingerprints": tables.data_fingerprints}
+    document = {"stamp": stamp.model_dump(mode="json"), "results": results}
     write_new(stamp.result_path, json.dumps(document, indent=1, allow_nan=False, default=str))
     write_new(stamp.report_path, markdown)
-    open_store(config.store, mode="a").attrs[VALIDATION_ATTR] = stamp.model_dump(mode="json")
+    commit(config.store, lambda videos, _: (videos, stamp.model_dump(mode="json")), "validate",
+           f"validation {stamp.validation_id} of snapshot {stamp.snapshot}: {'passed' if stamp.passed else 'failed'}",
+           run_id, code_version())
     record_lineage(config, stamp, flow_run_id, run_id or stamp.validation_id)
     return ValidationSummary(stamp=stamp, rules=rules, not_complete=not_complete, report_markdown=markdown)
 
@@ -139,7 +142,7 @@ def record_summary(config: ValidateConfig, tables: ValidationTables, results: di
 def record_started(config: ValidateConfig, run_id: str, flow_run_id: str | None) -> str:
     """Append the ``started`` record of validation run ``run_id`` before reading the store; its path.
     A path that is not a store fails here, as reading it would, before anything is written."""
-    open_store(config.store, mode="r")
+    open_snapshot(config.store)
     inputs = [Dataset(uri=config.store, kind="store")]
     record = lineage.make_record("validate", "started", run_id, inputs, [], config.model_dump(mode="json"), flow_run_id)
     return lineage.write_record(f"{config.store.rstrip('/')}/{LINEAGE_DIR}", record)
@@ -147,7 +150,8 @@ def record_started(config: ValidateConfig, run_id: str, flow_run_id: str | None)
 
 def record_lineage(config: ValidateConfig, stamp: ValidationStamp, flow_run_id: str | None, run_id: str) -> None:
     """Append a ``validate`` lineage record: the store's catalog in, the result and report out."""
-    inputs = [Dataset(uri=config.store, kind="store", facets={"catalog_fingerprint": stamp.catalog_fingerprint})]
+    inputs = [Dataset(uri=config.store, kind="store", facets={"catalog_fingerprint": stamp.catalog_fingerprint,
+                                                              "snapshot": stamp.snapshot})]
     outputs = [Dataset(uri=stamp.result_path, kind="validation", sha256=file_sha256(stamp.result_path),
                        facets={"passed": stamp.passed, "validation_id": stamp.validation_id}),
                Dataset(uri=stamp.report_path, kind="report", sha256=file_sha256(stamp.report_path))]

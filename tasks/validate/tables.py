@@ -1,7 +1,7 @@
 """The two tables Great Expectations sees, both small (one row per video), built from a store:
 
-- the *catalog*: every video group's record (complete, failed, writing or unreadable) plus the
-  shapes of the arrays actually stored, and the shapes the record implies;
+- the *catalog*: every video's record in one snapshot of the store (complete, failed or
+  unreadable) plus the shapes of the arrays actually stored, and the shapes the record implies;
 - the *frame statistics* (``tasks.validate.frames``): per complete video, statistics of a sample
   of its frames, the label ids of its masks, and whether all its stored frames still hash to the
   record's ``frames_sha256``.
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, MOTION, MOTION_CELL, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, MOTION, MOTION_CELL
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import CATALOG_TABLE, ValidateConfig
-from tasks.io.store import UNREADABLE, data_fingerprints, fingerprint_of, open_store, read_catalog
+from tasks.io.store import UNREADABLE, Snapshot, fingerprint_of, open_snapshot
 from tasks.validate.frames import frame_stats_rows
 
 CATALOG_COLUMNS = [
@@ -30,38 +30,44 @@ CATALOG_COLUMNS = [
 
 @dataclass(frozen=True)
 class ValidationTables:
-    """What the suites run on, the fingerprint of the catalog the tables were built from, and
-    the data fingerprints (``tasks.io.store.data_fingerprints``) of the files they read."""
+    """What the suites run on, the fingerprint of the catalog the tables were built from, and the
+    snapshot they read (``tasks.io.store.open_snapshot``: version folders no commit changes)."""
 
     catalog: pd.DataFrame
     frame_stats: pd.DataFrame
     fingerprint: str
-    data_fingerprints: dict[str, str]
+    snapshot: str
 
     def table(self, name: str) -> pd.DataFrame:
         return self.catalog if name == CATALOG_TABLE else self.frame_stats
 
 
 def build_tables(config: ValidateConfig) -> ValidationTables:
-    """Read the store's catalog, sample every complete video and re-hash its frames.
+    """Read one snapshot of the store's catalog, sample every complete video and re-hash its frames.
 
-    The data fingerprints are taken first: a file written while the tables are built then
-    no longer matches the stamp, and pre-training asks for another validation.
+    Everything is read from that snapshot, whatever is committed meanwhile; the stamp names it.
     """
-    root = open_store(config.store, mode="r")
-    catalog = read_catalog(root)
-    fingerprints = data_fingerprints(config.store)
+    snapshot = open_snapshot(config.store)
+    catalog = snapshot.records()
     return ValidationTables(
-        catalog=catalog_rows(root, catalog),
-        frame_stats=frame_stats_rows(root, catalog, config),
-        fingerprint=fingerprint_of(catalog),
-        data_fingerprints=fingerprints,
+        catalog=catalog_rows(snapshot, catalog),
+        frame_stats=frame_stats_rows(snapshot, catalog, config),
+        fingerprint=fingerprint_of(snapshot),
+        snapshot=snapshot.id,
     )
+
+
+def video_groups(snapshot: Snapshot) -> dict[str, object]:
+    """video_id → its version folder in ``snapshot`` (opened read-only), or None where the snapshot
+    stores nothing for it (a failed video)."""
+    root = snapshot.root()
+    return {video_id: snapshot.group(video_id, root) if snapshot.path(video_id) else None
+            for video_id in snapshot.entries}
 
 
 def _shape(group, name: str) -> str | None:
     try:
-        return str(tuple(int(n) for n in group[name].shape)) if name in group else None
+        return str(tuple(int(n) for n in group[name].shape)) if group is not None and name in group else None
     except (KeyError, ValueError, OSError):
         return None
 
@@ -112,7 +118,7 @@ def _record_columns(record: VideoRecord) -> dict:
     )
 
 
-def catalog_rows(root, catalog: dict[str, VideoRecord | None]) -> pd.DataFrame:
+def catalog_rows(snapshot: Snapshot, catalog: dict[str, VideoRecord | None]) -> pd.DataFrame:
     """One row per video group: record fields, stored array shapes, and the shapes the record implies.
 
     Shapes are strings such as ``"(24, 64, 96, 3)"`` so a mismatch reads plainly in the report.
@@ -120,8 +126,9 @@ def catalog_rows(root, catalog: dict[str, VideoRecord | None]) -> pd.DataFrame:
     rounding is always allowed, since resampling by duration × fps rounds either way.
     """
     rows = []
+    groups = video_groups(snapshot)
     for video_id, record in catalog.items():
-        group = root[f"{VIDEOS_GROUP}/{video_id}"]
+        group = groups[video_id]
         row: dict = {
             "video_id": video_id,
             "status": record.status.value if record else UNREADABLE,

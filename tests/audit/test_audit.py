@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage_schemas.layout import FRAMES, LINEAGE_DIR, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, LINEAGE_DIR
 from tasks.audit.rehash import audit
 from tasks.audit.tree import lineage_tree
 from tasks.io.files import file_sha256
 from tasks.io.sources import expand_sources, hash_source
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, read_catalog
 from tests.audit.conftest import ingest, train_tiny, write_videos
+from tests.stores import writable_group
 
 
 def _lineage_files(folder: Path) -> dict[str, bytes]:
@@ -60,10 +61,10 @@ def test_edited_source_and_edited_chunk_are_both_reported(tmp_path):
     with open(clips[0], "r+b") as handle:
         handle.seek(200)
         handle.write(b"\x00" * 16)
-    frames = open_store(store)[f"{VIDEOS_GROUP}/{ids['clip1.mp4']}/{FRAMES}"]
+    frames = writable_group(store, ids["clip1.mp4"])[FRAMES]  # edits vmac never makes: what audit is for
     frames[3] = 255 - frames[3]
     clips[2].unlink()
-    shard = Path(store) / VIDEOS_GROUP / ids["clip2.mp4"] / FRAMES / "c" / "1" / "0" / "0" / "0"
+    shard = Path(store) / open_snapshot(store).path(ids["clip2.mp4"]) / FRAMES / "c" / "1" / "0" / "0" / "0"
     raw = bytearray(shard.read_bytes())
     raw[10:60] = b"\xff" * 50
     shard.write_bytes(bytes(raw))
@@ -79,7 +80,8 @@ def test_edited_source_and_edited_chunk_are_both_reported(tmp_path):
     assert edited.uri == str(clips[0]) and edited.found == file_sha256(str(clips[0]))
     assert edited.recorded == read_catalog(store)[ids["clip0.mp4"]].sha256
     chunk = next(d for d in report.drifts if d.what == "frames" and d.video_id == ids["clip1.mp4"])
-    assert chunk.uri.endswith(f"{VIDEOS_GROUP}/{ids['clip1.mp4']}/{FRAMES}") and chunk.found and chunk.recorded
+    assert chunk.uri.endswith(f"{open_snapshot(store).path(ids['clip1.mp4'])}/{FRAMES}") and chunk.found
+    assert chunk.recorded
 
     # Append-only: each audit added one record and rewrote none.
     after = _lineage_files(Path(store))
@@ -123,9 +125,9 @@ def test_run_audit_rehashes_outputs_and_the_frames_it_trained_on(pipeline, tmp_p
     (moved / "encoder.pt").write_bytes((moved / "encoder.pt").read_bytes() + b"\0")
 
     video_id = min(read_catalog(pipeline.store))
-    group = Path(pipeline.store) / VIDEOS_GROUP / video_id
+    group = Path(pipeline.store) / open_snapshot(pipeline.store).path(video_id)
     restore_after(group)
-    frames = open_store(pipeline.store)[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"]
+    frames = writable_group(pipeline.store, video_id)[FRAMES]
     frames[0] = np.zeros(frames.shape[1:], np.uint8)
 
     report = audit(str(moved))
@@ -171,7 +173,7 @@ def test_lineage_from_a_benchmark_reaches_the_source_hashes(pipeline):
 
 @pytest.mark.parametrize("start", ["encoder", "checkpoint", "run_dir", "video", "store", "eval_out"])
 def test_lineage_from_any_artifact(pipeline, start):
-    video = Path(pipeline.store) / VIDEOS_GROUP / min(read_catalog(pipeline.store))
+    video = Path(pipeline.store) / open_snapshot(pipeline.store).path(min(read_catalog(pipeline.store)))
     path = {"encoder": pipeline.encoder, "checkpoint": pipeline.checkpoint, "run_dir": pipeline.run_dir,
             "video": video / FRAMES, "store": pipeline.store, "eval_out": pipeline.eval_out}[start]
     tree = lineage_tree(str(path))
@@ -277,3 +279,33 @@ def test_vmac_audit_through_prefect(prefect_harness, tmp_path, capsys):
 
     assert "1 drift(s) found" in asyncio.run(artifact_markdown())
     assert audit_flow(store, progress=False).drifted
+
+
+def test_run_audit_rehashes_the_snapshot_it_trained_on_after_a_redecode(tmp_path):
+    """A run's frames are re-decoded at another size after it trained: the audit reads the snapshot
+    the run recorded (tagged by the run, so ``vmac gc`` keeps it) and finds no drift."""
+    from datetime import timedelta
+
+    from tasks.io.gc import collect_garbage
+    from tasks.io.snapshots import list_tags
+
+    write_videos(tmp_path / "videos", 2)
+    store = ingest([tmp_path / "videos"], tmp_path / "s.zarr")
+    trained = open_snapshot(store)
+    train_tiny(store, tmp_path / "run")
+    ingest([tmp_path / "videos"], tmp_path / "s.zarr", short_side=24)  # both videos decoded again
+    tip = open_snapshot(store)
+    assert all(tip.entries[v].version != trained.entries[v].version for v in tip.entries)
+    [tag] = list_tags(store)
+    assert tag.name.startswith("run-") and tag.snapshot == trained.id
+    collect_garbage(store, timedelta(days=0))  # expires every untagged snapshot but the tip
+    report = audit(str(tmp_path / "run"))
+    assert not report.drifted and report.checked == {"files": 2, "frames": 2}  # checkpoint and encoder
+    assert open_snapshot(f"{store}@{tag.name}").group(min(tip.entries))[FRAMES].shape[1] == 32
+    assert tip.group(min(tip.entries))[FRAMES].shape[1] == 24
+
+    # Without the tag, gc frees the frames the run read, and the audit says so.
+    (Path(store) / "refs" / "tags" / f"{tag.name}.json").unlink()
+    collect_garbage(store, timedelta(days=0))
+    drifts = audit(str(tmp_path / "run")).drifts
+    assert [(d.what, d.detail.split(":")[0]) for d in drifts] == [("store", "snapshot missing")]

@@ -92,6 +92,7 @@ def test_a_killed_command_leaves_no_process_behind(tmp_path, make_video, how):
         while _still_running(started) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _still_running(started), f"left running after {how}: {_still_running(started)}"
+        _store_opens_at_its_last_commit(str(tmp_path / "s.zarr"))
         if how in (signal.SIGKILL, "ctrl-c"):
             # The shared server outlives the killed command, then stops after 20 s without one.
             procs = [psutil.Process(server[k]) for k in ("supervisor_pid", "server_pid")]
@@ -107,6 +108,21 @@ def test_a_killed_command_leaves_no_process_behind(tmp_path, make_video, how):
         for proc in _descendants(command.pid):
             proc.kill()
         stop_server(home)
+
+
+def _store_opens_at_its_last_commit(store: str) -> None:
+    """Whatever the kill interrupted (a decode, a commit), the store opens at its last commit, and
+    every video that commit names is complete and reads back to its recorded hash."""
+    from storage_schemas.layout import FRAMES
+    from storage_schemas.records import Status
+    from tasks.io.store import frames_sha256, is_store, open_snapshot
+
+    if not is_store(store):
+        return  # killed before the store was made
+    snapshot = open_snapshot(store)
+    for video_id, record in snapshot.records().items():
+        assert record.status is Status.complete
+        assert frames_sha256(snapshot.group(video_id)[FRAMES]) == record.frames_sha256
 
 
 def test_stop_signals_only_the_process_it_listed():

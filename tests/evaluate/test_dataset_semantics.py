@@ -14,9 +14,10 @@ from cli.main import build_parser
 from tasks.evaluate.report import read_report
 from tasks.evaluate.video import _VipScores
 from tasks.evaluate.videos import NotEvaluable, find_labelled_videos, selection_notes
-from tasks.io.store import open_store, read_catalog, write_record
+from tasks.io.store import read_catalog
 from tests.evaluate.conftest import ingest_folder, write_davis, write_davis_trainval, write_vip, write_ytvos
 from tests.evaluate.test_evaluate import _config, _run
+from tests.stores import put_video
 
 PIXELS = {"random_init": False, "pixels": True, "encoder": None}
 
@@ -166,8 +167,7 @@ def test_records_written_before_vmac_kept_the_trees_lists_are_judged_by_the_stor
     _davis_2016_lists(root, lists)
     store = ingest_folder(root, tmp_path / "d.zarr")
     for video_id, record in read_catalog(store).items():
-        write_record(open_store(store)[f"videos/{video_id}"],
-                     record.model_copy(update={"splits": [], "dataset_splits": None}))
+        put_video(store, record.model_copy(update={"splits": [], "dataset_splits": None}))
     videos, skipped = find_labelled_videos(store)
     assert sorted(v.sequence for v in videos) == scored
     assert len(skipped) == 3 - len(scored)

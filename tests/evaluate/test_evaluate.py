@@ -27,7 +27,7 @@ from tasks.evaluate.report import read_report
 from tasks.evaluate.video import evaluate_video
 from tasks.evaluate.videos import find_labelled_videos
 from tasks.evaluate.weights import load_encoder, plan_encoders
-from tasks.io.store import open_store
+from tasks.io.store import open_snapshot
 from tests.evaluate.conftest import ingest_folder, write_jhmdb, write_vip
 from vmac_core.augment import IMAGENET_MEAN, IMAGENET_STD
 
@@ -81,7 +81,7 @@ def test_known_shifts_are_recovered_with_colour_features(tmp_path):
     store = ingest_folder(root, tmp_path / "s.zarr")
     config = _config(tmp_path, store)
     (video,), _ = find_labelled_videos(store)
-    result = evaluate_video(ColourEncoder(), video, open_store(store, mode="r"), config, torch.device("cpu"),
+    result = evaluate_video(ColourEncoder(), video, open_snapshot(store), config, torch.device("cpu"),
                                VideoOutputs())
     assert result.benchmark == "davis" and result.frames == t_total and result.scored_frames == t_total - 2
     assert result.feature_size == (21, 30) and result.input_size == (h, w)

@@ -15,7 +15,7 @@ from storage_schemas.palette import DAVIS_PALETTE
 from tasks.evaluate.outputs import video_outputs
 from tasks.evaluate.video import evaluate_video
 from tasks.evaluate.videos import NotEvaluable, find_labelled_videos
-from tasks.io.store import open_store
+from tasks.io.store import open_snapshot
 from tests.evaluate.conftest import ingest_folder
 from tests.evaluate.test_evaluate import ColourEncoder, _config, _run
 
@@ -50,7 +50,7 @@ def evaluate_one(tmp_path: Path, root: Path, save_masks: bool = False):
     store = ingest_folder(root, tmp_path / "s.zarr")
     (video,), _ = find_labelled_videos(store)
     outputs = video_outputs(str(tmp_path / "out"), "colour", video.sequence, save_masks)
-    result = evaluate_video(ColourEncoder(), video, open_store(store, mode="r"), _config(tmp_path, store),
+    result = evaluate_video(ColourEncoder(), video, open_snapshot(store), _config(tmp_path, store),
                             torch.device("cpu"), outputs)
     return result, outputs
 

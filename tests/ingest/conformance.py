@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from storage_schemas.layout import FRAMES, TIMESTAMPS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.ingest.plan import Outcome
 from tasks.ingest.video import ingest_video
 from tasks.io.ffmpeg import ffmpeg_exe
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, read_catalog
 
 # The deinterlacer the contract names: BWDIF, one frame out per frame in, only on frames flagged
 # interlaced, the field order read from each frame.
@@ -549,7 +549,7 @@ def ingest(path: Path, store: str, params: DecodeParams, timeout: float) -> Stor
     outcome, record = result["outcome"], result["record"]
     frames = timestamps = None
     if record.status is Status.complete:
-        group = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}"]
+        group = open_snapshot(store).group(outcome.video_id)
         frames = group[FRAMES][:]
         timestamps = group[TIMESTAMPS][:] if TIMESTAMPS in group else None
     return Stored(path, outcome, record, frames, timestamps)

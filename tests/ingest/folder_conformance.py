@@ -32,7 +32,7 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageOps
 
-from storage_schemas.layout import FRAMES, MASKS, NOT_ANNOTATED, TIMESTAMPS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, MASKS, NOT_ANNOTATED, TIMESTAMPS
 from storage_schemas.palette import DAVIS_PALETTE
 from storage_schemas.records import DecodeParams, Status, VideoRecord
 from tasks.ingest.folder import folder_notes
@@ -41,7 +41,7 @@ from tasks.io.ffmpeg import ffmpeg_exe
 from tasks.io.images import MORE_PICTURES, NO_EOI
 from tasks.io.items import SourceItem
 from tasks.io.sources import Skipped, scan_sources
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot
 
 NATIVE = DecodeParams(short_side=0, shard_frames=2)  # 2: a 3-frame folder ends in a partial shard
 SCALED = DecodeParams(short_side=20, shard_frames=2)
@@ -222,10 +222,11 @@ def ingest(source: Path, store: str, params: DecodeParams, sequence: str | None)
         assert matches, f"no item for sequence {sequence!r}; found {[Path(i.uri).name for i in items]}"
         item = matches[0]
     outcome = ingest_video(item, store, params)
-    record = read_catalog(store)[outcome.video_id]
+    snapshot = open_snapshot(store)
+    record = snapshot.records()[outcome.video_id]
     frames = masks = times = None
     if record.status is Status.complete:
-        group = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}"]
+        group = snapshot.group(outcome.video_id)
         frames = group[FRAMES][:]
         masks = group[MASKS][:] if MASKS in group else None
         times = group[TIMESTAMPS][:] if TIMESTAMPS in group else None

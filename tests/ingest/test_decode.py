@@ -9,7 +9,7 @@ from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, VIDEOS_GROUP
 from storage_schemas.records import DecodeParams, Status
 from tasks.ingest.video import ingest_video
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, read_catalog
 from tests.conftest import moving_frames, write_bad_inputs
 
 
@@ -29,7 +29,7 @@ def test_each_container_decodes_to_short_side(tmp_path, make_video, name, vcodec
     record = read_catalog(store)[outcome.video_id]
     assert record.status is Status.complete and record.frame_count == 20
     assert (record.height, record.width) == (48, 85)  # 128 * 48/72 = 85.3, rounded to the nearest pixel
-    frames = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}/{FRAMES}"]
+    frames = open_snapshot(store).group(outcome.video_id)[FRAMES]
     assert frames.shape == (20, 48, 85, 3) and frames.dtype == np.uint8
     assert record.sha256 and record.byte_size == path.stat().st_size and record.frames_sha256
 
@@ -38,7 +38,7 @@ def test_native_size_frames_match_the_source_pixels(tmp_path, make_video):
     path = make_video("a.mp4", frames=12, height=64, width=96)
     store = str(tmp_path / "s.zarr")
     [outcome] = _ingest([path], store, short_side=0)
-    stored = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}/{FRAMES}"][:]
+    stored = open_snapshot(store).group(outcome.video_id)[FRAMES][:]
     expected = moving_frames(12, 64, 96)
     # H.264 4:2:0 at crf 18 is lossy; each decoded frame is still far closer to its own source
     # frame than to its neighbour, so frames are neither reordered nor dropped.
@@ -99,9 +99,10 @@ def test_bad_inputs_fail_with_reasons_and_good_ones_are_stored(tmp_path, make_vi
         record = catalog[outcome.video_id]
         assert outcome.action == "failed" and record.status is Status.failed, name
         assert fragment in record.reason and "\n" not in record.reason, (name, record.reason)
-    # A failed video has no arrays.
-    group = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{by_name['random.mkv'].video_id}"]
-    assert FRAMES not in group
+    # A failed video stores nothing: no version folder, and none left behind.
+    video_id = by_name["random.mkv"].video_id
+    assert open_snapshot(store).path(video_id) is None
+    assert [p.name for p in (tmp_path / "s.zarr" / VIDEOS_GROUP / video_id).iterdir()] == ["zarr.json"]
 
 
 def test_truncated_long_video_fails_instead_of_storing_a_prefix(tmp_path, make_video):
@@ -117,7 +118,7 @@ def test_names_with_spaces_unicode_and_metacharacters(tmp_path, make_video):
     store = tmp_path / "store with space.zarr"
     [outcome] = _ingest([odd], str(store), short_side=32)
     assert outcome.action == "decoded", outcome.reason
-    assert (store / VIDEOS_GROUP / outcome.video_id / FRAMES / "zarr.json").exists()
+    assert (store / open_snapshot(str(store)).path(outcome.video_id) / FRAMES / "zarr.json").exists()
     assert {p.name for p in tmp_path.iterdir()} == {"videos", "store with space.zarr"}
 
 
@@ -141,7 +142,7 @@ def test_davis_folder_with_masks(tmp_path):
     [outcome] = _ingest([root], store, short_side=24)
     record = read_catalog(store)[outcome.video_id]
     assert record.layout == "davis" and record.has_masks and record.object_ids == [1, 2]
-    stored = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}/{MASKS}"][:]
+    stored = open_snapshot(store).group(outcome.video_id)[MASKS][:]
     assert stored.shape == (5, 24, 32) and set(np.unique(stored)) == {0, 1, 2}
     assert (stored[:, 5:10, 5:15] == 1).all()
 
@@ -162,7 +163,7 @@ def test_jhmdb_keypoints_are_rescaled(tmp_path):
     savemat(mat_dir / "joint_positions.mat", {"pos_img": pos})
     store = str(tmp_path / "s.zarr")
     [outcome] = _ingest([tmp_path / "jhmdb"], store, short_side=20)
-    keypoints = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{outcome.video_id}/{KEYPOINTS}"][:]
+    keypoints = open_snapshot(store).group(outcome.video_id)[KEYPOINTS][:]
     assert keypoints.shape == (4, 15, 3)
     np.testing.assert_allclose(keypoints[0, 1], [15.0, 10.0, 1.0])
     assert keypoints[0, 0, 2] == 0.0

@@ -8,7 +8,8 @@ from cli.main import main
 from storage_schemas.records import DecodeParams, Status
 from tasks.ingest.video import ingest_video
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog, video_group, write_record
+from tasks.io.store import read_catalog
+from tests.stores import put_video
 
 
 def snapshot(root) -> dict[str, tuple[int, int]]:
@@ -27,7 +28,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(make_video, tmp_path, capsys
     for name in ("done.mp4", "stuck.mp4"):
         ingest_video(items[name], store, params)
     stuck = items["stuck.mp4"].video_id
-    write_record(video_group(open_store(store), stuck), read_catalog(store)[stuck].model_copy(update={"status": Status.writing}))
+    # A record still ``writing``: what a store converted from format 1 holds for a decode a kill interrupted.
+    put_video(store, read_catalog(store)[stuck].model_copy(update={"status": Status.writing}))
     before = snapshot(store)
 
     assert main(["ingest", str(tmp_path / "videos"), "--store", store, "--dry-run"]) == 0

@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from storage_schemas.layout import FRAMES, MASKS, TIMESTAMPS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, MASKS, TIMESTAMPS
 from storage_schemas.records import DecodeParams, Status
 from tasks.ingest.video import ingest_video
 from tasks.io.ffmpeg import ffmpeg_exe
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, read_catalog
 from tests.conftest import moving_frames
 
 
@@ -28,12 +28,13 @@ def ffmpeg(*args: str) -> None:
 
 
 def ingest(source: Path, store: str, **params):
-    """(outcome, record, video group) of the one video ``source`` expands to."""
+    """(outcome, record, video group) of the one video ``source`` expands to; the group is None for a
+    video that failed (it stores nothing)."""
     [item] = expand_sources([str(source)])
     outcome = ingest_video(item, store, DecodeParams(**params))
     record = read_catalog(store)[outcome.video_id]
-    root = open_store(store, mode="r")
-    return outcome, record, root[f"{VIDEOS_GROUP}/{outcome.video_id}"]
+    snapshot = open_snapshot(store)
+    return outcome, record, snapshot.group(outcome.video_id) if snapshot.path(outcome.video_id) else None
 
 
 def distinct_frames(frames_thwc: np.ndarray, tolerance: float = 2.0) -> int:
@@ -156,7 +157,7 @@ def test_corrupt_middle_fails_naming_the_decode_error(corrupt_mp4, tmp_path):
     assert outcome.action == "failed" and record.status is Status.failed
     assert record.reason.startswith("damaged stream: ffmpeg logged") and "\n" not in record.reason
     assert "--on-decode-error keep" in record.reason
-    assert FRAMES not in group
+    assert group is None  # nothing stored
 
 
 def test_corrupt_middle_kept_on_request_with_the_error_count(corrupt_mp4, tmp_path):

@@ -15,8 +15,9 @@ from storage_schemas.records import DecodeParams, Status
 from tasks.ingest.report import summary_markdown
 from tasks.ingest.video import ingest_video
 from tasks.io.sources import scan_sources
-from tasks.io.store import data_fingerprints, open_store, read_catalog, read_record, write_record
+from tasks.io.store import open_snapshot, read_catalog
 from tests.ingest.folder_conformance import bomb_png, exif_bytes, pattern
+from tests.stores import put_video
 
 PARAMS = DecodeParams(short_side=0, shard_frames=4)
 
@@ -104,11 +105,10 @@ def test_a_stored_sequence_takes_its_trees_corrected_split_without_decoding_agai
     store = str(tmp_path / "s.zarr")
     [item] = scan_sources([str(root)]).items
     assert ingest_video(item, store, PARAMS).action == "decoded"
-    group = open_store(store)[f"videos/{item.video_id}"]
-    stale = read_record(group).model_copy(update={"split": "trainval", "splits": [], "dataset_splits": None})
-    write_record(group, stale)
-    frames_before = data_fingerprints(store)
+    stored = read_catalog(store)[item.video_id]
+    version = put_video(store, stored.model_copy(update={"split": "trainval", "splits": [], "dataset_splits": None}))
     again = ingest_video(item, store, PARAMS)
-    record = read_catalog(store)[item.video_id]
-    assert again.action == "skipped" and data_fingerprints(store) == frames_before
+    tip = open_snapshot(store)
+    record = tip.records()[item.video_id]
+    assert again.action == "skipped" and tip.entries[item.video_id].version == version  # the same frames
     assert (record.split, record.splits, record.dataset_splits) == ("val", ["trainval", "val"], ["trainval", "val"])

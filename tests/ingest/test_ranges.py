@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from storage_schemas.layout import FRAMES, TIMESTAMPS, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, TIMESTAMPS
 from storage_schemas.records import DecodeParams
 from tasks.ingest import ranges
 from tasks.ingest.video import ingest_video
 from tasks.io.ffmpeg import ffmpeg_exe
 from tasks.io.probe import count_packets
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog
+from tasks.io.store import open_snapshot, read_catalog
 
 SOURCES = ("testsrc2", "mandelbrot", "smptebars", "rgbtestsrc", "testsrc", "cellauto")
 
@@ -39,7 +39,7 @@ def long_clip(tmp_path_factory) -> str:
 
 def _stored(store: str) -> tuple[np.ndarray, np.ndarray, object]:
     [(video_id, record)] = read_catalog(store).items()
-    group = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{video_id}"]
+    group = open_snapshot(store).group(video_id)
     return group[FRAMES][:], group[TIMESTAMPS][:], record
 
 

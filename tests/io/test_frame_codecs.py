@@ -14,19 +14,20 @@ import numpy as np
 import pytest
 
 from storage_schemas.codecs import DEFAULT_FRAME_CODEC, FRAME_CODECS, LEGACY_FRAME_CODEC, frame_codec
-from storage_schemas.layout import FRAMES, STORE_INFO_ATTR, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, STORE_INFO_ATTR
 from storage_schemas.records import DecodeParams, SourceKind, Status, VideoRecord
 from tasks.ingest.plan import decode_key
 from tasks.io.shards import ShardedFrames, ShardWriter
 from tasks.io.store import (
     FrameCodecMismatchError,
     frames_sha256,
+    open_snapshot,
     open_store,
-    reset_video,
     resolve_frame_codec,
     store_frame_codec,
 )
 from tests.conftest import moving_frames
+from tests.stores import new_video_folder
 
 
 def smooth_frames(frames: int, height: int, width: int) -> np.ndarray:
@@ -42,10 +43,11 @@ def smooth_frames(frames: int, height: int, width: int) -> np.ndarray:
 
 
 def _group(store: str, codec: str):
-    root = open_store(store, frame_codec=codec)
+    """A new version folder of video ``v`` (not committed: these tests read it by its path)."""
+    open_store(store, frame_codec=codec)
     record = VideoRecord(video_id="v", source_uri="/v.mp4", source_kind=SourceKind.video, layout="file",
                          status=Status.writing, decode_params=DecodeParams(shard_frames=4, frame_codec=codec))
-    return reset_video(root, "v", record)
+    return new_video_folder(store, record)
 
 
 def _direct_read(store: str, array) -> np.ndarray:
@@ -65,11 +67,12 @@ def _direct_read(store: str, array) -> np.ndarray:
 def test_every_codec_round_trips(codec, where, tmp_path):
     store = str(tmp_path / "s.zarr") if where == "local" else f"memory://codec-{uuid.uuid4().hex}.zarr"
     frames = smooth_frames(10, 24, 40)  # 2 full shards of 4 and a partial one
-    writer = ShardWriter(_group(store, codec), FRAMES, (24, 40, 3), "uint8", 4, 6, codec=frame_codec(codec))
+    group = _group(store, codec)
+    writer = ShardWriter(group, FRAMES, (24, 40, 3), "uint8", 4, 6, codec=frame_codec(codec))
     writer.append(frames[:3])
     writer.append(frames[3:])
     assert writer.close() == 10
-    array = open_store(store, mode="r")[f"{VIDEOS_GROUP}/v/{FRAMES}"]
+    array = open_store(store, mode="r")[f"{group.path}/{FRAMES}"]
     through_zarr = array[:]
     np.testing.assert_array_equal(_direct_read(store, array), through_zarr)
     # The record's hash is what validation recomputes from Zarr reads, lossy or not.
@@ -87,13 +90,14 @@ def test_every_codec_round_trips(codec, where, tmp_path):
 def test_plain_zarr_reads_the_image_codec_through_its_entry_point(tmp_path):
     store = str(tmp_path / "s.zarr")
     frames = moving_frames(5, 16, 16, seed=1)
-    writer = ShardWriter(_group(store, "qoi"), FRAMES, (16, 16, 3), "uint8", 4, 5, codec=frame_codec("qoi"))
+    group = _group(store, "qoi")
+    writer = ShardWriter(group, FRAMES, (16, 16, 3), "uint8", 4, 5, codec=frame_codec("qoi"))
     writer.append(frames)
     writer.close()
-    meta = json.loads((tmp_path / "s.zarr" / VIDEOS_GROUP / "v" / FRAMES / "zarr.json").read_text())
+    meta = json.loads((tmp_path / "s.zarr" / group.path / FRAMES / "zarr.json").read_text())
     assert meta["codecs"][0]["configuration"]["codecs"] == [{"name": "vmac.image", "configuration": {"format": "qoi"}}]
     # A fresh interpreter that imports only zarr: the codec comes from vmac's entry point.
-    code = f"import zarr; a = zarr.open_array({str(tmp_path / 's.zarr' / VIDEOS_GROUP / 'v' / FRAMES)!r}); print(int(a[:].sum()))"
+    code = f"import zarr; a = zarr.open_array({str(tmp_path / 's.zarr' / group.path / FRAMES)!r}); print(int(a[:].sum()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == int(frames.sum())
@@ -144,10 +148,10 @@ def test_ingest_creates_the_store_with_the_codec_asked_for_and_a_rerun_keeps_it(
                                         progress=False, decode=decode))
 
     assert run(frame_codec="qoi").frames_decoded == 6
-    root = open_store(store, mode="r")
-    assert store_frame_codec(root) == "qoi"
-    [video_id] = list(root[VIDEOS_GROUP].group_keys())
-    assert "vmac.image" in json.dumps(root[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"].metadata.to_dict())
+    assert store_frame_codec(open_store(store, mode="r")) == "qoi"
+    snapshot = open_snapshot(store)
+    [video_id] = list(snapshot.entries)
+    assert "vmac.image" in json.dumps(snapshot.group(video_id)[FRAMES].metadata.to_dict())
     # The same command again, and the command without --frame-codec: nothing to decode.
     assert run(frame_codec="qoi").frames_decoded == 0
     assert run().frames_decoded == 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES
 from storage_schemas.records import DecodeParams, Status
 from tasks.ingest.video import ingest_video
 from tasks.io.ffmpeg import encode_video
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, read_catalog, video_group, write_record
+from tasks.io.store import open_snapshot, read_catalog
 from tests.conftest import moving_frames
+from tests.stores import put_video
 
 SIZE = 24
 # Shards of 4 frames, so pairs cross shard boundaries and videos end in a partial shard.
@@ -45,11 +46,10 @@ def disk_store(tmp_path_factory):
     encode_video(moving_frames(8, 32, 48, seed=9), str(root / "stuck.mp4"), 12)
     [stuck] = expand_sources([str(root / "stuck.mp4")])
     ids["stuck.mp4"] = ingest_video(stuck, store, PARAMS).video_id
-    group = video_group(open_store(store), ids["stuck.mp4"])
     record = read_catalog(store)[ids["stuck.mp4"]]
-    write_record(group, record.model_copy(update={"status": Status.writing}))
+    put_video(store, record.model_copy(update={"status": Status.writing}))
     return store, ids
 
 
 def stored_frames(store: str, video_id: str) -> np.ndarray:
-    return open_store(store, mode="r")[f"{VIDEOS_GROUP}/{video_id}/{FRAMES}"][:]
+    return open_snapshot(store).group(video_id)[FRAMES][:]

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL, VIDEOS_GROUP
+from storage_schemas.layout import FRAMES, MOTION, MOTION_CELL
 from storage_schemas.records import SourceKind, Status, VideoRecord
 from tasks.ingest.video import ingest_video
 from tasks.io.sources import expand_sources
-from tasks.io.store import open_store, reset_video
+from tasks.io.store import open_snapshot
 from tasks.pretrain.index import PairIndex
 from tasks.pretrain.loader import FramePairDataset, make_pair_loader
 from tests.conftest import moving_frames
 from tests.pretrain.conftest import LENGTHS, PARAMS, SIZE, ingest_folder, stored_frames, write_videos
+from tests.stores import new_video_folder, put_video
 from vmac_core.augment import (
     ViewParams,
     augment_pair_batch,
@@ -85,12 +86,12 @@ def test_direct_shard_reads_equal_zarr_reads(disk_store):
 
 def test_other_layouts_are_read_through_zarr(tmp_path):
     store = str(tmp_path / "other.zarr")
-    root = open_store(store)
     frames = moving_frames(5, 16, 24)
     record = VideoRecord(video_id="plain", source_uri="test://plain", source_kind=SourceKind.frames, layout="folder",
                          status=Status.complete, decode_params=PARAMS, frame_count=5, height=16, width=24)
-    group = reset_video(root, "plain", record)
+    group = new_video_folder(store, record)
     group.create_array(FRAMES, shape=frames.shape, chunks=(2, 16, 24, 3), dtype="uint8")[:] = frames
+    put_video(store, record, group.basename)
     dataset = FramePairDataset(PairIndex([store]), SIZE)
     assert dataset._handle(0)[1] is None
     [pair] = dataset.read_pairs(np.array([0]), np.array([1]), np.array([3]))
@@ -209,7 +210,7 @@ def test_motion_follows_each_pairs_crop_and_flip_into_training_patches(tmp_path)
     crops = sample_batch_crops([torch.from_numpy(p) for p in pairs], generator)
     for k, crop in enumerate(crops):
         video_id = dataset.index.videos[int(videos[k])].video_id
-        motion = open_store(store, mode="r")[f"{VIDEOS_GROUP}/{video_id}/{MOTION}"][:]
+        motion = open_snapshot(store).group(video_id)[MOTION][:]
         summed = motion[int(starts[k]) + 1:int(starts[k]) + int(gaps[k]) + 1].sum(axis=0)
         assert torch.allclose(batch["motion_bl"][k], crop_cell_map(torch.from_numpy(summed), crop, MOTION_CELL, 3))
 

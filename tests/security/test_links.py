@@ -154,11 +154,12 @@ def test_a_torn_or_damaged_metrics_file_is_named_in_one_line(tmp_path, caplog):
         assert str(path) in line and "line 2" in line and "defect" not in line
 
 
-@pytest.mark.parametrize("entry", [".vmac-locks", "videos", "lineage", "validation", "zarr.json", "videos/zarr.json"])
+@pytest.mark.parametrize("entry", ["snapshots", "refs", "videos", "lineage", "validation", "zarr.json",
+                                   "videos/zarr.json"])
 def test_a_store_whose_bookkeeping_is_a_link_is_refused_before_any_write(tmp_path, outside, entry):
     """B4: a crafted store (from elsewhere) whose own entries are links to outside it: Zarr's
-    require_group and the lock files would write through them."""
-    from tasks.io.store import open_store, video_lock
+    require_group and the commits would write through them."""
+    from tasks.io.store import open_store
 
     crafted = tmp_path / "crafted.zarr"
     open_store(str(crafted))
@@ -178,8 +179,4 @@ def test_a_store_whose_bookkeeping_is_a_link_is_refused_before_any_write(tmp_pat
     before = _snapshot(outside)
     with pytest.raises(OutsideError, match="symbolic link"):
         open_store(str(crafted))
-    if entry == ".vmac-locks":
-        with pytest.raises(OutsideError, match="symbolic link"):
-            with video_lock(str(crafted), "clip"):
-                pass
     assert _snapshot(outside) == before

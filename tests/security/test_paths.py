@@ -12,10 +12,11 @@ import pytest
 
 from cli.examples import BENCHMARKS
 from cli.main import main
-from storage_schemas.layout import LINEAGE_DIR, VIDEO_RECORD_ATTR, VIDEOS_GROUP
+from storage_schemas.layout import LINEAGE_DIR, VIDEOS_GROUP
 from storage_schemas.validation import VALIDATION_DIR
 from tasks.io.names import OutsideError, clean_name, inside, is_clean_name
 from tests.evaluate.conftest import davis_store  # noqa: F401 - the fixture, for this module's tests
+from tests.stores import put_video, writable_group
 
 
 def _files(root: Path, leave_out: Path) -> dict[str, bytes]:
@@ -46,7 +47,7 @@ def test_inside_refuses_every_name_that_is_not_one_plain_name_and_every_link(tmp
 def test_frame_names_of_a_crafted_store_write_nothing_outside_out(tmp_path, davis_store):  # noqa: F811
     from storage_schemas.benchmark import EvaluateConfig
     from tasks.evaluate import tasks as evaluate_tasks
-    from tasks.io.store import open_store, read_catalog
+    from tasks.io.store import read_catalog
 
     store, _ = davis_store
     victim = tmp_path / "victim"
@@ -55,11 +56,9 @@ def test_frame_names_of_a_crafted_store_write_nothing_outside_out(tmp_path, davi
     # Every frame of every video named to escape: absolute paths, parents, a path into the victim's folder.
     hostile = [str(victim / "kept.png"), "../../../../victim/kept.png", f"{victim}/new.png", "../x.png", "a/../../b",
                "/tmp/vmac-escape.png"]
-    root = open_store(store)
-    for video_id, record in read_catalog(store).items():
-        attrs = dict(root[f"{VIDEOS_GROUP}/{video_id}"].attrs[VIDEO_RECORD_ATTR])
-        attrs["frame_names"] = [hostile[t % len(hostile)] for t in range(record.frame_count)]
-        root[f"{VIDEOS_GROUP}/{video_id}"].attrs[VIDEO_RECORD_ATTR] = attrs
+    for video_id, record in read_catalog(store).items():  # committed as a crafted store would hold them
+        put_video(store, record.model_copy(update={"frame_names": [hostile[t % len(hostile)]
+                                                                   for t in range(record.frame_count)]}))
     out = tmp_path / "out"
     before = _files(tmp_path, out)
     config = EvaluateConfig.model_validate({"random_init": True, "encoder": "resnet18", "data": store, "out": str(out),
@@ -93,6 +92,56 @@ def test_a_link_planted_in_a_store_keeps_validation_and_lineage_writes_inside(tm
     assert list(victim.iterdir()) == []
 
 
+def test_a_link_planted_in_a_store_keeps_commits_and_version_folders_inside(tmp_path, davis_store):  # noqa: F811
+    """A store's refs, its snapshots and a video's folder each a link to another user's folder: no
+    commit, tag, new version folder or removal goes through it, and nothing lands in the victim's."""
+    from storage_schemas.snapshots import REFS_DIR, SNAPSHOTS_DIR
+    from tasks.io.snapshots import commit, create_tag
+    from tasks.io.store import new_version, open_snapshot, open_store, remove_version
+
+    store, _ = davis_store
+    snapshot = open_snapshot(store)
+    video_id, entry = next(iter(sorted(snapshot.entries.items())))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name in (REFS_DIR, SNAPSHOTS_DIR, f"{VIDEOS_GROUP}/{video_id}"):
+        target = Path(store) / name
+        os.rename(target, tmp_path / f"moved-{name.replace('/', '-')}")
+        target.symlink_to(victim)
+        if name.startswith(VIDEOS_GROUP):
+            writes = [lambda: new_version(open_store(store), video_id),
+                      lambda: remove_version(store, video_id, entry.version)]
+        else:
+            writes = [lambda: commit(store, lambda videos, stamp: ({}, stamp), "test")]
+            writes += [lambda: create_tag(store, "kept", snapshot.id)] if name == REFS_DIR else []
+        for write in writes:
+            with pytest.raises(OutsideError, match="symbolic link"):
+                write()
+        target.unlink()
+        os.rename(tmp_path / f"moved-{name.replace('/', '-')}", target)
+    assert list(victim.iterdir()) == []
+    assert open_snapshot(store).id == snapshot.id  # nothing was committed
+
+
+def test_a_commit_writes_no_credential_into_the_store(tmp_path):
+    """A record and a commit message naming a source URL with a password and a signed query are
+    redacted in the snapshot and commit files a commit writes."""
+    from storage_schemas.snapshots import CatalogEntry
+    from tasks.io.snapshots import commit
+
+    store = str(tmp_path / "s.zarr")
+    secret = "https://ann:hunter2@example.org/clip.mp4?X-Amz-Signature=deadbeef"
+
+    def edit(videos, validation):
+        videos["clip-00000000"] = CatalogEntry(version=None, record={"source_uri": secret, "aliases": [secret]})
+        return videos, validation
+
+    commit(store, edit, "alias", f"{secret} is an alias of clip-00000000")
+    written = "".join(p.read_text() for p in Path(store).rglob("*.json"))
+    assert "hunter2" not in written and "deadbeef" not in written
+    assert "https://ann:***@example.org/clip.mp4?X-Amz-Signature=***" in written
+
+
 def test_bench_runs_only_a_listed_benchmark(tmp_path, capsys):
     planted = tmp_path / "planted.py"
     planted.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')\n")
@@ -121,12 +170,11 @@ def test_a_crafted_store_claiming_huge_shapes_is_skipped_in_one_line(tmp_path, d
 
     from storage_schemas.benchmark import EvaluateConfig
     from tasks.evaluate import tasks as evaluate_tasks
-    from tasks.io.store import open_store, read_catalog
+    from tasks.io.store import read_catalog
 
     store, _ = davis_store
-    root = open_store(store)
     crafted = sorted(read_catalog(store))[0]
-    group = root[f"{VIDEOS_GROUP}/{crafted}"]
+    group = writable_group(store, crafted)  # the version folder the tip names, crafted in place
     old = group[array]
     shape = (old.shape[0], 65536, 65536, *old.shape[3:])
     del group[array]

@@ -1,7 +1,7 @@
-"""Trial finding B5: a remote store's lock files are in the user's private folder, not in the
-shared temporary folder where another user could make them first (blocking every ingest) or plant
-links. (B6, the Dask workers' scratch in the same private folder, is checked with the cluster in
-test_dask.py.)
+"""Trial finding B5: no lock file of a store lies in the shared temporary folder, where another user
+could make it first (blocking every ingest) or plant links: stores have no lock files (commits race
+by exclusive creation, docs/architecture.md), and what vmac keeps on the host is in the user's
+private folder. (B6, the Dask workers' scratch there, is checked with the cluster in test_dask.py.)
 
 The temporary folder is this test's own (``tempfile.tempdir``), so what another user plants
 there is planted for this test only.
@@ -13,13 +13,13 @@ import os
 import shutil
 import stat
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tasks.io.files import private_folder
 from tasks.io.names import OutsideError
-from tasks.io.store import video_lock
 from tests.security.other_user import OTHER_UID, needs_other_user, python_as_other_user
 
 
@@ -34,13 +34,19 @@ def temp(tmp_path, monkeypatch):  # tmp_path first: pytest makes it in the tempo
     shutil.rmtree(folder)
 
 
-def test_a_remote_stores_locks_are_in_a_folder_only_the_user_can_enter(temp):
-    with video_lock("s3://bucket/s.zarr", "clip-0123"):
-        locks = list(temp.rglob("*.lock"))
+def test_an_ingest_into_a_remote_store_leaves_no_lock_file_and_the_private_folder_is_the_users(temp, make_video):
+    from storage_schemas.records import DecodeParams
+    from tasks.ingest.video import ingest_video
+    from tasks.io.sources import expand_sources
+
+    [item] = expand_sources([str(make_video("clip.mp4", frames=4, height=32, width=48))])
+    store = f"memory://{uuid.uuid4().hex}/s.zarr"
+    assert ingest_video(item, store, DecodeParams(short_side=32)).action == "decoded"
+    assert list(temp.rglob("*.lock")) == [] and not (temp / "vmac-locks").exists()
+    folder = private_folder("dask-scratch")
     base = temp / f"vmac-{os.geteuid()}"
-    assert [p.name for p in locks] == ["clip-0123.lock"] and locks[0].is_relative_to(base)
+    assert folder.is_relative_to(base)
     assert stat.S_IMODE(base.stat().st_mode) == 0o700 and base.stat().st_uid == os.geteuid()
-    assert not (temp / "vmac-locks").exists()
 
 
 @needs_other_user()
@@ -52,7 +58,7 @@ def test_another_user_can_neither_enter_nor_pre_create_the_private_folder(temp):
     planted = python_as_other_user("import os, sys; os.mkdir(sys.argv[1], 0o777)", str(folder.parent))
     assert planted.returncode == 0, planted.stderr
     with pytest.raises(OutsideError, match="no one else can write"):
-        video_lock("s3://bucket/s.zarr", "clip").__enter__()
+        private_folder("dask-scratch")
 
 
 @pytest.mark.parametrize("plant", ["link", "theirs", "group-writable"])

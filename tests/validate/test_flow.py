@@ -14,9 +14,9 @@ def test_flow_publishes_report_stamps_quarantines_and_fails_on_critical_rules(pr
 
     from cli.main import build_parser
     from flows.validate import ValidationFailedError, validate_flow
-    from storage_schemas.layout import FRAMES, VIDEOS_GROUP
+    from storage_schemas.layout import FRAMES
     from tasks.io.stamp import validation_status
-    from tasks.io.store import open_store
+    from tests.stores import writable_group
 
     passed = validate_flow(ValidateConfig(store=store))
     assert passed.passed and validation_status(store) == passed.stamp
@@ -31,7 +31,7 @@ def test_flow_publishes_report_stamps_quarantines_and_fails_on_critical_rules(pr
     assert "## Quarantined videos" in artifact.data and black in artifact.data
 
     # A stored frame changed after ingest breaks the store's integrity: the flow fails.
-    stored = open_store(store)[f"{VIDEOS_GROUP}/{black}/{FRAMES}"]
+    stored = writable_group(store, black)[FRAMES]
     stored[20] = stored[20] // 2
     state = validate_flow(ValidateConfig(store=store), return_state=True)
     assert state.is_failed()

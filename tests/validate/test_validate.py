@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from storage_schemas.layout import FRAMES as FRAMES_ARRAY
-from storage_schemas.layout import MASKS, VIDEOS_GROUP
-from storage_schemas.validation import VALIDATION_ATTR, ValidationStamp
+from storage_schemas.layout import MASKS
+from storage_schemas.validation import ValidationStamp
 from tasks.io.stamp import ValidationRequiredError, require_validated, validation_status
-from tasks.io.store import open_store
+from tasks.io.store import open_snapshot, open_store
+from tests.stores import writable_group
 from tests.validate.conftest import FRAMES, clip, encode, failed_rules, ingest, validate
 
 
@@ -35,7 +36,8 @@ def test_good_store_passes_and_is_stamped(store, monkeypatch):
 
     stamp = validation_status(store)
     assert stamp == summary.stamp
-    assert open_store(store, mode="r").attrs[VALIDATION_ATTR]["passed"] is True
+    tip = open_snapshot(store)
+    assert tip.data.validation["passed"] is True and stamp.snapshot == tip.data.parent  # committed on top of what it read
     assert [s.name for s in stamp.suites] == ["vmac_catalog", "vmac_frame_stats"]
     assert require_validated(store) == stamp
 
@@ -149,7 +151,7 @@ def _davis(root, frames=6):
 def test_masks_pass_then_undeclared_ids_fail(store, tmp_path):
     [bear] = ingest([_davis(tmp_path / "DAVIS")], store)
     assert validate(store).passed  # masks and their shape agree with the record
-    masks = open_store(store)[f"{VIDEOS_GROUP}/{bear}/{MASKS}"]
+    masks = writable_group(store, bear)[MASKS]  # an edit vmac never makes
     patch = masks[4]
     patch[:4, :4] = 7
     masks[4] = patch
@@ -159,9 +161,8 @@ def test_masks_pass_then_undeclared_ids_fail(store, tmp_path):
 
 
 def test_array_length_disagreeing_with_the_catalog_fails(store):
-    root = open_store(store)
-    video = sorted(root[VIDEOS_GROUP].group_keys())[1]
-    frames = root[f"{VIDEOS_GROUP}/{video}/{FRAMES_ARRAY}"]
+    video = sorted(open_snapshot(store).entries)[1]
+    frames = writable_group(store, video)[FRAMES_ARRAY]
     frames.resize((frames.shape[0] - 4, *frames.shape[1:]))
     summary = validate(store)
     # Fewer frames also hash differently from the record.
@@ -201,27 +202,23 @@ def test_require_validated_refuses_unvalidated_and_changed_stores(store, tmp_pat
 
 def _shard(store: str, video: str, shard: int = 0) -> Path:
     """The file of one frames shard (64 frames per shard by default; 8 here)."""
-    return Path(store) / VIDEOS_GROUP / video / FRAMES_ARRAY / "c" / str(shard) / "0" / "0" / "0"
+    return Path(store) / open_snapshot(store).path(video) / FRAMES_ARRAY / "c" / str(shard) / "0" / "0" / "0"
 
 
-def test_changed_or_damaged_frames_fail_validation_and_pretraining_refuses_the_store(store):
-    from storage_schemas.config import PretrainConfig
-    from tasks.pretrain.tasks import check_stores_validated
+def test_changed_or_damaged_frames_fail_validation_and_the_audit(store):
+    """vmac never writes a committed version folder; bytes changed on disk behind its back are what
+    validation (every frame re-hashed) and ``vmac audit`` find."""
+    from tasks.audit.rehash import audit
 
     assert validate(store).passed
-    first, second = sorted(open_store(store, mode="r")[VIDEOS_GROUP].group_keys())
+    first, second = sorted(open_snapshot(store).entries)
     shard = _shard(store, first, shard=1)
     original = shard.read_bytes()
     data = bytearray(original)
     middle = len(data) // 3
     data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # 16 bytes flipped in a chunk
     shard.write_bytes(bytes(data))
-
-    # Pre-training checks the stamp before its first step: the data no longer matches it.
-    config = PretrainConfig.model_validate({"stores": [store], "out": "unused"})
-    with pytest.raises(ValidationRequiredError, match=rf"stored arrays .* changed .*1 video\(s\): {first}") as refused:
-        check_stores_validated.fn(config)
-    assert f"run `vmac validate --store {store}`" in str(refused.value)
+    assert [(d.what, d.video_id) for d in audit(store).drifts] == [("frames", first)]
 
     # Validation reads every frame, not only its sample: the damage fails it.
     summary = validate(store)
@@ -231,7 +228,7 @@ def test_changed_or_damaged_frames_fail_validation_and_pretraining_refuses_the_s
     # A truncated shard does not decode; a frame rewritten through Zarr decodes but changed.
     last = _shard(store, second, shard=2)
     last.write_bytes(last.read_bytes()[:200])
-    frames = open_store(store)[f"{VIDEOS_GROUP}/{first}/{FRAMES_ARRAY}"]
+    frames = writable_group(store, first)[FRAMES_ARRAY]
     shard.write_bytes(original)
     frames[3] = frames[3] // 2
     details = {r.rule: r.details for r in validate(store).critical_failures}
