@@ -106,6 +106,11 @@ class ValidateConfig(BaseModel):
     sample_windows: int = Field(
         4, ge=1, description="the sample is this many contiguous windows spread from first to last frame"
     )
+    dask_address: str | None = Field(
+        None, description="read the videos on this Dask scheduler's workers (as ingest's --dask-address)")
+    dask_workers: int | None = Field(
+        None, ge=1, description="read the videos on a LocalCluster of this many workers; without it and without "
+        "dask_address they are read in this process")
     full: bool = Field(
         False, description="re-read and re-hash every complete video, even one the last validation read at the "
         "same version folder and record with the same sampling (docs/validation.md, \"What is reused\")"

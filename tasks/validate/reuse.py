@@ -30,7 +30,8 @@ from tasks.io.names import inside
 from tasks.io.stamp import stamp_of
 from tasks.io.store import Snapshot
 from tasks.io.uris import filesystem, join, local_path, normalize
-from tasks.validate.frames import FRAME_STATS_COLUMNS, video_row
+from tasks.validate.frames import FRAME_STATS_COLUMNS
+from tasks.validate.reading import read_rows
 
 # Bump whenever ``video_row`` computes a row differently: rows of older code are then read again.
 FRAME_STATS_VERSION = 1
@@ -101,24 +102,18 @@ def frame_stats_rows(snapshot: Snapshot, catalog: dict[str, VideoRecord | None],
                      ) -> tuple[pd.DataFrame, list[dict], int]:
     """(the frame-statistics table, one row per complete video; the clean rows with their keys, to
     hand on; how many videos were read). A video whose key the last validation handed on is not
-    opened; the others are read from ``snapshot``."""
+    opened; the others are read from ``snapshot`` (``tasks.validate.reading``)."""
     reusable = reusable_rows(snapshot, config)
     suites = load_suites()
-    rows, handed_on, read, root = [], [], 0, None
-    for video_id, record in catalog.items():
-        if record is None or record.status is not Status.complete:
-            continue
-        entry = snapshot.entries[video_id]
-        key = row_key(video_id, entry.version, entry.record, config, suites)
-        row = reusable.get(key)
-        if row is None:
-            root = root if root is not None else snapshot.root()
-            row = video_row(snapshot.group(video_id, root), video_id, record, config)
-            read += 1
-        if clean(row):
-            handed_on.append({"key": key, "row": row})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=FRAME_STATS_COLUMNS), handed_on, read
+    keys = {video_id: row_key(video_id, snapshot.entries[video_id].version, snapshot.entries[video_id].record,
+                              config, suites)
+            for video_id, record in catalog.items() if record is not None and record.status is Status.complete}
+    rows = {video_id: reusable[key] for video_id, key in keys.items() if key in reusable}
+    unread = {video_id: catalog[video_id] for video_id in keys if video_id not in rows}
+    rows.update(read_rows(snapshot, unread, config))
+    handed_on = [{"key": key, "row": rows[video_id]} for video_id, key in keys.items() if clean(rows[video_id])]
+    table = pd.DataFrame([rows[video_id] for video_id in keys], columns=FRAME_STATS_COLUMNS)
+    return table, handed_on, len(unread)
 
 
 def frame_stats_document(handed_on: list[dict]) -> str:

@@ -121,6 +121,10 @@ def test_a_frame_stats_file_changed_after_it_was_written_is_not_trusted(store):
 
 def _changed(name: str, value):
     """Another valid value of a config or thresholds field."""
+    if name == "dask_address":
+        return "tls://127.0.0.1:8786"
+    if name == "dask_workers":
+        return 2
     if isinstance(value, bool):
         return not value
     if name == "sample_frames_per_video":
@@ -152,3 +156,37 @@ def test_the_row_key_changes_exactly_with_what_the_row_depends_on(name):
     for changed in (("w", "20260101T000000Z-0000abcd", record), ("v", "20260101T000001Z-0000abcd", record),
                     ("v", "20260101T000000Z-0000abcd", {**record, "frames_sha256": "cd" * 32})):
         assert row_key(*changed, base, suites) != key
+
+
+def _frame_stats(store: str, **config) -> pd.DataFrame:
+    from tasks.validate.tables import build_tables
+
+    tables = build_tables(ValidateConfig(store=store, full=True, **config))
+    assert tables.videos_read == len(tables.frame_stats)
+    return tables.frame_stats
+
+
+def test_rows_read_as_dask_tasks_equal_rows_read_here(tmp_path):
+    """A memory:// store: the LocalCluster's workers are threads of this process (tasks.io.cluster)."""
+    import uuid
+
+    store = f"memory://{uuid.uuid4().hex}/s.zarr"
+    ingest([encode(tmp_path / "in", f"c{i}.mp4", clip(seed=10 + i)) for i in range(3)], store)
+    pd.testing.assert_frame_equal(_frame_stats(store, dask_workers=2), _frame_stats(store))
+
+
+def test_nothing_to_read_starts_no_cluster(store):
+    assert _read_reused(validate(store)) == (2, 0)
+    # Nothing listens there: an unchanged store validates without reaching for a scheduler.
+    unchanged = validate(store, dask_address="tls://127.0.0.1:9")
+    assert unchanged.passed and _read_reused(unchanged) == (0, 2)
+
+
+@pytest.mark.slow
+def test_a_process_cluster_reads_and_finds_damage(store):
+    """Worker processes over TLS on loopback, as `vmac validate --workers 2` starts them."""
+    pd.testing.assert_frame_equal(_frame_stats(store, dask_workers=2), _frame_stats(store))
+    a, _ = sorted(open_snapshot(store).entries)
+    _damage(store, a, truncate=True)
+    summary = validate(store, full=True, dask_workers=2)
+    assert failed_rules(summary)["frames_match_record"] == [a] and _read_reused(summary) == (2, 0)
