@@ -4,7 +4,9 @@ The store is the real dev clips (as ``benchmarks.integrity``: short side 256, el
 sample), ingested once. Each repeat runs validate_flow's steps without Prefect (tables, Great
 Expectations suites, result files and stamp): first ``full`` (every video read and re-hashed, as
 a store's first validation), then the same config again (nothing changed: every row reused).
-``--cli`` also times ``vmac validate --full`` and ``vmac validate`` once each as a user runs them
+``--workers`` also times the first validation with its videos read as Dask tasks on a LocalCluster
+of 1 and of 2 workers (cluster start included; the issue's goal: 2 workers ≥ 1.7× faster than 1
+on a quiet machine). ``--cli`` also times ``vmac validate --full`` and ``vmac validate`` once each as a user runs them
 (Python start, Prefect included). Prints one JSON object (``--out FILE`` also writes it); medians
 over ``--repeats``, with the load average before and after. The issue's goal: unchanged ≤ 15% of
 first.
@@ -38,9 +40,9 @@ from tasks.validate.tables import build_tables  # noqa: E402
 GOAL = 0.15  # unchanged / first, from issue 23
 
 
-def validate(store: str, full: bool) -> dict:
+def validate(store: str, full: bool, workers: int | None = None) -> dict:
     """Seconds of each step of one validation, and how many videos it read and reused."""
-    config = ValidateConfig(store=store, full=full)
+    config = ValidateConfig(store=store, full=full, dask_workers=workers)
     started = time.perf_counter()
     tables = build_tables(config)
     built = time.perf_counter()
@@ -71,6 +73,7 @@ def summarise(runs: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", action="store_true", help="also time the first validation on 1 and 2 Dask workers")
     parser.add_argument("--cli", action="store_true", help="also time vmac validate (--full, then unchanged)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -83,6 +86,13 @@ def main(argv: list[str] | None = None) -> dict:
             first.append(validate(store, full=True))
             unchanged.append(validate(store, full=False))
             log(f"repeat {repeat + 1}: first {first[-1]['seconds']:.2f} s, unchanged {unchanged[-1]['seconds']:.2f} s")
+        dask = {}
+        if args.workers:
+            for workers in (1, 2):
+                runs = [validate(store, full=True, workers=workers) for _ in range(args.repeats)]
+                dask[f"workers_{workers}"] = summarise(runs)
+                log(f"{workers} Dask worker(s): first {dask[f'workers_{workers}']['seconds']:.2f} s")
+            dask["speedup_2_over_1"] = round(dask["workers_1"]["seconds"] / dask["workers_2"]["seconds"], 3)
         cli = {}
         if args.cli:
             cli = {"first_s": round(cli_seconds(store, "--full"), 2), "unchanged_s": round(cli_seconds(store), 2)}
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         "results": results,
         "ratio_unchanged_to_first": round(ratio, 3),
         "goal": {"ratio_max": GOAL, "met": ratio <= GOAL},
+        **({"dask": dask} if dask else {}),
         **({"cli": cli} if cli else {}),
         "data": {"store": what, "short_side": 256},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
