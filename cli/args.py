@@ -222,7 +222,8 @@ def validate_config_from_args(args: argparse.Namespace) -> ValidateConfig:
     if args.fps_range is not None:
         thresholds["fps_min"], thresholds["fps_max"] = args.fps_range
     flags = given(store=args.store, thresholds=thresholds, sample_frames_per_video=args.sample_frames,
-                  sample_windows=args.sample_windows)
+                  sample_windows=args.sample_windows, full=args.full, dask_address=args.dask_address,
+                  dask_workers=args.dask_workers)
     return validated(ValidateConfig, merge(flags, parse_overrides(args.set, ValidateConfig)))
 
 

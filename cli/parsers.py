@@ -127,6 +127,13 @@ def add_validate_parser(sub) -> None:
                    help=f"accepted stored fps (default {limits.fps_min:g} {limits.fps_max:g})")
     p.add_argument("--frame-count-tolerance", type=float, default=None,
                    help=f"relative frame-count slack vs the probe (default {limits.frame_count_tolerance:g})")
+    p.add_argument("--dask-address", default=None,
+                   help="read the videos on a running Dask scheduler's workers, e.g. tcp://host:8786")
+    p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
+                   help="read the videos on a LocalCluster of this many workers (default: in this process)")
+    p.add_argument("--full", action="store_true", default=None,
+                   help="re-read and re-hash every complete video, even those the last validation read unchanged "
+                        "(default: only new or re-decoded videos, or all when the sampling changed)")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
                    help="override any ValidateConfig field (a bare FIELD for a threshold), e.g. "
                         "--set max_black_frame_fraction=0.8")

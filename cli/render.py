@@ -86,7 +86,8 @@ def print_validation_summary(summary: ValidationSummary, console=None) -> None:
     console.print(
         f"{verdict}: {counts.expectations - len(failing)} of {counts.expectations} rules met, "
         f"{counts.critical_failures} critical failure(s), {counts.warnings} warning(s); "
-        f"{counts.videos} videos ({counts.complete} complete, {counts.failed} failed, {counts.other} other)"
+        f"{counts.videos} videos ({counts.complete} complete, {counts.failed} failed, {counts.other} other); "
+        f"frames of {counts.videos_read} read, {counts.videos_reused} reused from the last validation"
     )
     if stamp.quarantined:
         console.print(f"quarantined (pre-training skips them): {', '.join(stamp.quarantined)}")

@@ -106,6 +106,15 @@ class ValidateConfig(BaseModel):
     sample_windows: int = Field(
         4, ge=1, description="the sample is this many contiguous windows spread from first to last frame"
     )
+    dask_address: str | None = Field(
+        None, description="read the videos on this Dask scheduler's workers (as ingest's --dask-address)")
+    dask_workers: int | None = Field(
+        None, ge=1, description="read the videos on a LocalCluster of this many workers; without it and without "
+        "dask_address they are read in this process")
+    full: bool = Field(
+        False, description="re-read and re-hash every complete video, even one the last validation read at the "
+        "same version folder and record with the same sampling (docs/validation.md, \"What is reused\")"
+    )
 
     @model_validator(mode="after")
     def _windows_can_see_a_long_run(self) -> ValidateConfig:
@@ -246,6 +255,9 @@ class ValidationCounts(BaseModel):
     critical_failures: int
     warnings: int
     quarantined: int = Field(0, description="complete videos a quarantine rule marked (pre-training skips them)")
+    videos_read: int = Field(0, description="complete videos whose frames this validation read and re-hashed")
+    videos_reused: int = Field(0, description="complete videos whose frame statistics came from the last "
+                               "validation (same version folder, record and sampling), not re-read")
 
 
 class ValidationStamp(BaseModel):
@@ -254,8 +266,10 @@ class ValidationStamp(BaseModel):
     Pretraining compares ``catalog_fingerprint`` with the catalog of the snapshot it reads, so a
     stamp stops vouching as soon as a video is added, removed or re-decoded. The fingerprint
     covers each video's version folder, and version folders are never rewritten, so an equal
-    fingerprint means the frames validation read. Validation itself re-hashes every complete
-    video's frames against the record, so a stamp that passed vouches for every stored frame byte.
+    fingerprint means the frames validation read. Validation re-hashes every complete video's
+    frames against the record, or, for a video an earlier validation read at the same version
+    folder, record and sampling, reuses that clean result (``tasks.validate.reuse``; ``full``
+    re-reads all), so a stamp that passed vouches for every stored frame byte as it was read.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -275,6 +289,9 @@ class ValidationStamp(BaseModel):
         "pre-training skips these videos and names them; the store passes")
     result_path: str = Field(description="the full GE result JSON, inside the store")
     report_path: str = Field(description="the markdown report, inside the store")
+    frame_stats_sha256: str | None = Field(
+        None, description="sha256 of ``<validation_id>.frame-stats.json`` beside the report: the rows the next "
+        "validation may reuse, read only while they still hash to this")
     config: ValidateConfig
     code_version: str
     flow_run_id: str | None = None

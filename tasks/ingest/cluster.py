@@ -10,107 +10,30 @@ Workers write version folders; the calling process commits them (``tasks.ingest.
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-import fsspec
-from fsspec.implementations.memory import MemoryFileSystem
-
 from storage_schemas.config import IngestConfig
 from storage_schemas.records import DecodeParams
 from tasks.ingest.plan import ExpectedFrames, IngestPlan, Outcome
 from tasks.ingest.video import store_video
-from tasks.io.files import private_folder
+from tasks.io import cluster
 from tasks.io.items import SourceItem
 from tasks.io.secrets import given, remember
-from tasks.io.uris import is_url
 from tasks.progress import progress_bar
 
 if TYPE_CHECKING:
     from distributed import Client, Queue
 
-# Where a LocalCluster's scheduler, workers and dashboard listen: this machine only.
-LOOPBACK = "127.0.0.1"
-
 
 @contextlib.contextmanager
 def dask_client(config: IngestConfig) -> Iterator[Client]:
-    """A client on ``config.dask_address``, or on a LocalCluster of single-threaded workers.
-
-    The LocalCluster uses processes, one per core by default, except for stores on an in-memory
-    filesystem (``memory://`` and its subclasses), which exist only inside this process, so its
-    workers are threads here, talking in-process (nothing listens but the dashboard).
-
-    Other users of the machine must not reach it (docs/security.md, "Dask"): the scheduler, the
-    nannies and the workers listen on 127.0.0.1 only and speak TLS with a key made for this
-    cluster (``Security.temporary()``: in memory, handed to the worker processes at their start),
-    so a client without it is refused; the dashboard (read-only pages) listens on 127.0.0.1 only.
-    A cluster at ``dask_address`` is the user's: the client takes the user's Dask security
-    configuration (``distributed.comm.tls.*``), as ``dask`` tools do.
-    """
-    # distributed is imported here and in the functions below, not at the top: it takes 0.2-0.4 s,
-    # which a command with nothing to decode (the plan found every video stored) does not need.
-    from distributed import Client, LocalCluster
-    from distributed.security import Security
-
-    # Cluster start-up and shutdown chatter would bury the per-video log lines.
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    if config.dask_address:
-        with Client(config.dask_address, security=Security()) as client:
-            yield client
-        return
-    workers = config.dask_workers or os.cpu_count() or 1
-    processes = not in_process_store(config.store)
-    # Threads talk in-process; processes over TLS on loopback with this cluster's own key.
-    network = dict(host=LOOPBACK, protocol="tls://", security=Security.temporary()) if processes else dict(
-        protocol="inproc://")
-    levels: dict[str, int] = {}
-    with contextlib.ExitStack() as stack:
-        # Exits run last in, first out: quieten, close the client, close the cluster, restore.
-        stack.callback(_restore_levels, levels)
-        cluster = stack.enter_context(LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=f"{LOOPBACK}:0",
-            # Workers' scratch (spilled data, their lock files) in the user's private folder, not
-            # the shared /tmp/dask-scratch-space another user could make first or fill with links.
-            local_directory=str(private_folder("dask-scratch")),
-            silence_logs=40,
-            **network,
-        ))
-        client = stack.enter_context(Client(cluster))  # takes the cluster's security
-        stack.callback(_quieten, levels)
+    """``tasks.io.cluster.dask_client`` for an ingest: ``config.dask_address``, else a LocalCluster
+    of ``config.dask_workers`` workers."""
+    with cluster.dask_client(config.store, config.dask_address, config.dask_workers) as client:
         yield client
-
-
-# Loggers that report the races of a cluster closing (a stream closed under a pending message, an
-# RPC cancelled): noise once every result is in, silenced while the cluster closes.
-SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
-
-
-def _quieten(levels: dict[str, int]) -> None:
-    """Raise the shutdown loggers to CRITICAL, keeping their levels in ``levels``."""
-    for name in SHUTDOWN_LOGGERS:
-        levels[name] = logging.getLogger(name).level
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def _restore_levels(levels: dict[str, int]) -> None:
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
-def in_process_store(store: str) -> bool:
-    """True when ``store`` lives in this process's memory (fsspec's MemoryFileSystem or a subclass)."""
-    if not is_url(store):
-        return False
-    return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
 
 
 def decode_on_worker(item: SourceItem, store: str, params: DecodeParams, run_id: str, queue_name: str,

@@ -15,10 +15,9 @@ masks compress far better than frames.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from storage_schemas.layout import FRAMES, MASKS, NOT_ANNOTATED
-from storage_schemas.records import Status, VideoRecord
+from storage_schemas.records import VideoRecord
 from storage_schemas.validation import ValidateConfig, ValidationThresholds
 from tasks.io.store import UnreadableFramesError, frames_sha256
 
@@ -139,16 +138,10 @@ def video_stats(group, video_id: str, object_ids: list[int], config: ValidateCon
     return row
 
 
-def frame_stats_rows(snapshot, catalog: dict[str, VideoRecord | None], config: ValidateConfig) -> pd.DataFrame:
-    """One ``video_stats`` row per complete video of ``snapshot`` (a ``tasks.io.store.Snapshot``)."""
-    rows = []
-    root = snapshot.root()
-    for video_id, record in catalog.items():
-        if record is None or record.status is not Status.complete:
-            continue
-        group = snapshot.group(video_id, root)
-        row = video_stats(group, video_id, record.object_ids, config)
-        row["object_ids"] = ", ".join(str(i) for i in record.object_ids)
-        row["frames_check"] = frames_check(group, record.frames_sha256)
-        rows.append(row)
-    return pd.DataFrame(rows, columns=FRAME_STATS_COLUMNS)
+def video_row(group, video_id: str, record: VideoRecord, config: ValidateConfig) -> dict:
+    """The frame-statistics row of one complete video read from its version folder ``group``:
+    ``video_stats``, its declared object ids, and ``frames_check`` (every stored frame re-hashed)."""
+    row = video_stats(group, video_id, record.object_ids, config)
+    row["object_ids"] = ", ".join(str(i) for i in record.object_ids)
+    row["frames_check"] = frames_check(group, record.frames_sha256)
+    return row

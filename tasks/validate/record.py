@@ -5,6 +5,7 @@ store's catalog (``tasks.io.snapshots``), and a ``validate`` lineage record in `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime, timezone
@@ -15,7 +16,6 @@ from storage_schemas.layout import LINEAGE_DIR
 from storage_schemas.lineage import Dataset
 from storage_schemas.records import Status
 from storage_schemas.validation import (
-    VALIDATION_DIR,
     FailedVideo,
     RuleOutcome,
     Severity,
@@ -28,30 +28,14 @@ from storage_schemas.validation import (
     load_suites,
 )
 from tasks.io import lineage
-from tasks.io.files import file_sha256, write_atomic
+from tasks.io.files import file_sha256
 from tasks.io.lineage import code_version
-from tasks.io.names import inside
 from tasks.io.snapshots import commit
 from tasks.io.store import open_snapshot
-from tasks.io.uris import join, local_path, normalize
 from tasks.validate.report import report_markdown
+from tasks.validate.reuse import FRAME_STATS_SUFFIX, frame_stats_document, result_uri, write_new
 from tasks.validate.suites import rule_outcomes
 from tasks.validate.tables import ValidationTables
-
-
-def result_uri(store: str, name: str) -> str:
-    """``<store>/validation/<name>``: an absolute path for a local store, else a URL. OutsideError
-    when a local path would leave the store (``validation`` a link to elsewhere)."""
-    path = local_path(store)
-    return str(inside(path, VALIDATION_DIR, name)) if path is not None else join(normalize(store), VALIDATION_DIR, name)
-
-
-def write_new(uri: str, text: str) -> None:
-    """Write a new result file atomically; never replaces one (append-only): FileExistsError."""
-    try:
-        write_atomic(uri, text, exclusive=True)
-    except FileExistsError:
-        raise FileExistsError(f"{uri} exists; validation results are append-only") from None
 
 
 def quarantined_videos(rules: list[RuleOutcome]) -> dict[str, list[str]]:
@@ -65,11 +49,12 @@ def quarantined_videos(rules: list[RuleOutcome]) -> dict[str, list[str]]:
     return dict(sorted(marked.items()))
 
 
-def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> ValidationCounts:
-    """Videos by status (from the catalog table), failed rules by severity, videos quarantined."""
-    status = catalog["status"]
+def validation_counts(tables: ValidationTables, rules: list[RuleOutcome]) -> ValidationCounts:
+    """Videos by status (from the catalog table), failed rules by severity, videos quarantined,
+    complete videos read and reused."""
+    status = tables.catalog["status"]
     return ValidationCounts(
-        videos=len(catalog),
+        videos=len(tables.catalog),
         complete=int((status == Status.complete.value).sum()),
         failed=int((status == Status.failed.value).sum()),
         other=int((~status.isin([Status.complete.value, Status.failed.value])).sum()),
@@ -77,6 +62,8 @@ def validation_counts(catalog: pd.DataFrame, rules: list[RuleOutcome]) -> Valida
         critical_failures=sum(not r.success and r.severity is Severity.critical for r in rules),
         warnings=sum(not r.success and r.severity is Severity.warning for r in rules),
         quarantined=len(quarantined_videos(rules)),
+        videos_read=tables.videos_read,
+        videos_reused=tables.videos_reused,
     )
 
 
@@ -89,12 +76,13 @@ def not_complete_videos(catalog: pd.DataFrame) -> list[FailedVideo]:
 
 
 def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[SuiteDefinition],
-               rules: list[RuleOutcome], flow_run_id: str | None) -> ValidationStamp:
+               rules: list[RuleOutcome], flow_run_id: str | None, frame_stats_sha256: str) -> ValidationStamp:
     """The stamp of a validation run now: passed when no critical rule failed, with the videos
-    quarantine rules marked; names the result and report files it is about to be written beside."""
+    quarantine rules marked; names the result and report files it is about to be written beside,
+    and the hash of the frame-statistics rows it hands on (``tasks.validate.reuse``)."""
     now = datetime.now(timezone.utc)
     validation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    counts = validation_counts(tables.catalog, rules)
+    counts = validation_counts(tables, rules)
     return ValidationStamp(
         passed=counts.critical_failures == 0,
         validation_id=validation_id,
@@ -107,6 +95,7 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
         quarantined=quarantined_videos(rules),
         result_path=result_uri(config.store, f"{validation_id}.json"),
         report_path=result_uri(config.store, f"{validation_id}.md"),
+        frame_stats_sha256=frame_stats_sha256,
         config=config,
         code_version=code_version(),
         flow_run_id=flow_run_id,
@@ -115,7 +104,8 @@ def make_stamp(config: ValidateConfig, tables: ValidationTables, suites: list[Su
 
 def record_summary(config: ValidateConfig, tables: ValidationTables, results: dict[str, dict],
                    flow_run_id: str | None = None, run_id: str | None = None) -> ValidationSummary:
-    """Write the GE result JSON and the markdown report into the store, then commit the stamp into
+    """Write the GE result JSON, the markdown report and the frame-statistics rows the next
+    validation may reuse into the store, then commit the stamp into
     its catalog and append the lineage record (of run ``run_id``, the one ``record_started``
     opened; else a run of its own named by the validation id).
 
@@ -126,12 +116,14 @@ def record_summary(config: ValidateConfig, tables: ValidationTables, results: di
     """
     suites = load_suites()
     rules = rule_outcomes(results, tables, suites)
-    stamp = make_stamp(config, tables, suites, rules, flow_run_id)
+    handed_on = frame_stats_document(tables.handed_on)
+    stamp = make_stamp(config, tables, suites, rules, flow_run_id, hashlib.sha256(handed_on.encode()).hexdigest())
     not_complete = not_complete_videos(tables.catalog)
     markdown = report_markdown(stamp, rules, not_complete, tables)
     document = {"stamp": stamp.model_dump(mode="json"), "results": results}
     write_new(stamp.result_path, json.dumps(document, indent=1, allow_nan=False, default=str))
     write_new(stamp.report_path, markdown)
+    write_new(result_uri(config.store, stamp.validation_id + FRAME_STATS_SUFFIX), handed_on)
     commit(config.store, lambda videos, _: (videos, stamp.model_dump(mode="json")), "validate",
            f"validation {stamp.validation_id} of snapshot {stamp.snapshot}: {'passed' if stamp.passed else 'failed'}",
            run_id, code_version())

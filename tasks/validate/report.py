@@ -60,6 +60,8 @@ def _header_lines(stamp: ValidationStamp) -> list[str]:
         f"| validated at | {stamp.validated_at} |",
         f"| validation id | `{stamp.validation_id}` |",
         f"| videos | {counts.videos}: {counts.complete} complete, {counts.failed} failed, {counts.other} other |",
+        f"| frames read | {counts.videos_read} complete video(s) read and re-hashed, {counts.videos_reused} reused "
+        f"from the last validation (same version folder, record and sampling; `--full` reads all) |",
         f"| catalog fingerprint | `{stamp.catalog_fingerprint[:16]}` |",
         f"| suites | {suites} |",
         f"| full GE result | `{stamp.result_path}` |",

@@ -4,12 +4,13 @@
   unreadable) plus the shapes of the arrays actually stored, and the shapes the record implies;
 - the *frame statistics* (``tasks.validate.frames``): per complete video, statistics of a sample
   of its frames, the label ids of its masks, and whether all its stored frames still hash to the
-  record's ``frames_sha256``.
+  record's ``frames_sha256``. A video the last validation read at the same version folder,
+  record and sampling is not read again (``tasks.validate.reuse``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ from storage_schemas.layout import FRAMES, KEYPOINTS, MASKS, MOTION, MOTION_CELL
 from storage_schemas.records import Status, VideoRecord
 from storage_schemas.validation import CATALOG_TABLE, ValidateConfig
 from tasks.io.store import UNREADABLE, Snapshot, fingerprint_of, open_snapshot
-from tasks.validate.frames import frame_stats_rows
+from tasks.validate.reuse import frame_stats_rows
 
 CATALOG_COLUMNS = [
     "video_id", "status", "reason", "source_uri", "sha256", "decode_key", "source_kind", "layout",
@@ -31,29 +32,41 @@ CATALOG_COLUMNS = [
 @dataclass(frozen=True)
 class ValidationTables:
     """What the suites run on, the fingerprint of the catalog the tables were built from, and the
-    snapshot they read (``tasks.io.store.open_snapshot``: version folders no commit changes)."""
+    snapshot they read (``tasks.io.store.open_snapshot``: version folders no commit changes);
+    ``handed_on``: the clean frame-statistics rows with their keys, for the next validation
+    (``tasks.validate.reuse``); ``videos_read``: complete videos read (the others were reused)."""
 
     catalog: pd.DataFrame
     frame_stats: pd.DataFrame
     fingerprint: str
     snapshot: str
+    handed_on: list[dict] = field(default_factory=list)
+    videos_read: int = 0
+
+    @property
+    def videos_reused(self) -> int:
+        return len(self.frame_stats) - self.videos_read
 
     def table(self, name: str) -> pd.DataFrame:
         return self.catalog if name == CATALOG_TABLE else self.frame_stats
 
 
 def build_tables(config: ValidateConfig) -> ValidationTables:
-    """Read one snapshot of the store's catalog, sample every complete video and re-hash its frames.
+    """Read one snapshot of the store's catalog, sample every complete video and re-hash its frames
+    (all of them with ``config.full``; else those the last validation did not read as they are).
 
     Everything is read from that snapshot, whatever is committed meanwhile; the stamp names it.
     """
     snapshot = open_snapshot(config.store)
     catalog = snapshot.records()
+    frame_stats, handed_on, read = frame_stats_rows(snapshot, catalog, config)
     return ValidationTables(
         catalog=catalog_rows(snapshot, catalog),
-        frame_stats=frame_stats_rows(snapshot, catalog, config),
+        frame_stats=frame_stats,
         fingerprint=fingerprint_of(snapshot),
         snapshot=snapshot.id,
+        handed_on=handed_on,
+        videos_read=read,
     )
 
 

@@ -1,8 +1,8 @@
 """Finding 1: another local user must not reach the Dask cluster vmac starts (and through it run
 code as the vmac user), nor its dashboard from outside the machine.
 
-The cluster is ``tasks.ingest.cluster.dask_client``'s, the one ingest, ``evaluate --data FOLDER``
-and ``run`` use. The attacker runs as another uid (tests/security/other_user.py) and tries every
+The cluster is ``tasks.io.cluster.dask_client``'s (through ``tasks.ingest.cluster``), the one
+ingest, ``evaluate --data FOLDER``, ``run`` and ``validate --workers`` use. The attacker runs as another uid (tests/security/other_user.py) and tries every
 port the cluster's processes listen on, in plain TCP and in TLS without the cluster's key.
 """
 

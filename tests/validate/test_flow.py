@@ -30,10 +30,11 @@ def test_flow_publishes_report_stamps_quarantines_and_fails_on_critical_rules(pr
     artifact = Artifact.get("validation-report")
     assert "## Quarantined videos" in artifact.data and black in artifact.data
 
-    # A stored frame changed after ingest breaks the store's integrity: the flow fails.
+    # A stored frame changed after ingest breaks the store's integrity: a full validation (which
+    # re-reads the videos the last one read unchanged) fails the flow.
     stored = writable_group(store, black)[FRAMES]
     stored[20] = stored[20] // 2
-    state = validate_flow(ValidateConfig(store=store), return_state=True)
+    state = validate_flow(ValidateConfig(store=store, full=True), return_state=True)
     assert state.is_failed()
     with pytest.raises(ValidationFailedError, match="frames_match_record") as failure:
         state.result()
@@ -46,7 +47,8 @@ def test_flow_publishes_report_stamps_quarantines_and_fails_on_critical_rules(pr
     assert artifact.flow_run_id == state.state_details.flow_run_id
     assert "**FAILED**" in artifact.data and "`frames_match_record`" in artifact.data and black in artifact.data
 
-    # The CLI handler prints the summary and exits non-zero on critical failures.
+    # The CLI handler prints the summary and exits non-zero on critical failures: a finding is never
+    # handed on, so the damaged video is read again without --full.
     parser = build_parser()
     args = parser.parse_args(["validate", "--store", store, "--max-frozen-run", "10"])
     assert args.func(args) == 1

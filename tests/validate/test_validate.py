@@ -155,7 +155,7 @@ def test_masks_pass_then_undeclared_ids_fail(store, tmp_path):
     patch = masks[4]
     patch[:4, :4] = 7
     masks[4] = patch
-    summary = validate(store)
+    summary = validate(store, full=True)  # an incremental run reuses the row of the unchanged version folder
     assert failed_rules(summary) == {"mask_ids_declared": [bear]}
     assert "undeclared_mask_ids=7" in summary.critical_failures[0].details[0]
 
@@ -207,7 +207,7 @@ def _shard(store: str, video: str, shard: int = 0) -> Path:
 
 def test_changed_or_damaged_frames_fail_validation_and_the_audit(store):
     """vmac never writes a committed version folder; bytes changed on disk behind its back are what
-    validation (every frame re-hashed) and ``vmac audit`` find."""
+    a full validation (every frame re-hashed) and ``vmac audit`` find."""
     from tasks.audit.rehash import audit
 
     assert validate(store).passed
@@ -220,8 +220,9 @@ def test_changed_or_damaged_frames_fail_validation_and_the_audit(store):
     shard.write_bytes(bytes(data))
     assert [(d.what, d.video_id) for d in audit(store).drifts] == [("frames", first)]
 
-    # Validation reads every frame, not only its sample: the damage fails it.
-    summary = validate(store)
+    # A full validation reads every frame, not only its sample: the damage fails it (an incremental
+    # one reuses the clean row of the version folder it read before: tests/validate/test_reuse.py).
+    summary = validate(store, full=True)
     assert failed_rules(summary)["frames_match_record"] == [first]
     assert set(failed_rules(summary)) <= {"frames_match_record", "arrays_readable"}
 
@@ -231,7 +232,7 @@ def test_changed_or_damaged_frames_fail_validation_and_the_audit(store):
     frames = writable_group(store, first)[FRAMES_ARRAY]
     shard.write_bytes(original)
     frames[3] = frames[3] // 2
-    details = {r.rule: r.details for r in validate(store).critical_failures}
+    details = {r.rule: r.details for r in validate(store, full=True).critical_failures}
     assert any(f"{second} (frames_check=frames 16-23 do not decode" in d for d in details["frames_match_record"])
     assert any(f"{first} (frames_check=changed" in d for d in details["frames_match_record"])
     with pytest.raises(ValidationRequiredError, match="failed its last validation"):
@@ -249,7 +250,9 @@ def test_memory_store_results_are_append_only(tmp_path):
     fs = fsspec.filesystem("memory")
     files = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"/{name}/s.zarr/validation", detail=False))
     ids = sorted([first.stamp.validation_id, second.stamp.validation_id])
-    assert files == sorted([f"{i}.json" for i in ids] + [f"{i}.md" for i in ids])
+    assert files == sorted([f"{i}{suffix}" for i in ids for suffix in (".json", ".md", ".frame-stats.json")])
+    assert (first.stamp.counts.videos_read, first.stamp.counts.videos_reused) == (1, 0)
+    assert (second.stamp.counts.videos_read, second.stamp.counts.videos_reused) == (0, 1)
     assert json.loads(fs.cat(second.stamp.result_path))["stamp"]["passed"] is True
     assert second.stamp.result_path.startswith(f"memory://{name}/s.zarr/validation/")
     assert require_validated(store) == second.stamp

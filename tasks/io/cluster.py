@@ -1,0 +1,103 @@
+"""The Dask cluster every stage fans its per-video work out on: a LocalCluster on this machine, or
+the user's own scheduler (``--dask-address``).
+
+Stages submit plain functions, not Prefect tasks: in Prefect's ephemeral mode every Dask worker
+process would start its own temporary Prefect API (docs/architecture.md, "Parallelism").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import fsspec
+from fsspec.implementations.memory import MemoryFileSystem
+
+from tasks.io.files import private_folder
+from tasks.io.uris import is_url
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# Where a LocalCluster's scheduler, workers and dashboard listen: this machine only.
+LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def dask_client(store: str, address: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client on the scheduler at ``address``, or on a LocalCluster of ``workers``
+    single-threaded workers (default one per core) for work on ``store``.
+
+    The LocalCluster uses processes, one per core by default, except for stores on an in-memory
+    filesystem (``memory://`` and its subclasses), which exist only inside this process, so its
+    workers are threads here, talking in-process (nothing listens but the dashboard).
+
+    Other users of the machine must not reach it (docs/security.md, "Dask"): the scheduler, the
+    nannies and the workers listen on 127.0.0.1 only and speak TLS with a key made for this
+    cluster (``Security.temporary()``: in memory, handed to the worker processes at their start),
+    so a client without it is refused; the dashboard (read-only pages) listens on 127.0.0.1 only.
+    A cluster at ``address`` is the user's: the client takes the user's Dask security
+    configuration (``distributed.comm.tls.*``), as ``dask`` tools do.
+    """
+    # distributed is imported here and in the functions below, not at the top: it takes 0.2-0.4 s,
+    # which a command with nothing to decode (the plan found every video stored) does not need.
+    from distributed import Client, LocalCluster
+    from distributed.security import Security
+
+    # Cluster start-up and shutdown chatter would bury the per-video log lines.
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if address:
+        with Client(address, security=Security()) as client:
+            yield client
+        return
+    workers = workers or os.cpu_count() or 1
+    processes = not in_process_store(store)
+    # Threads talk in-process; processes over TLS on loopback with this cluster's own key.
+    network = dict(host=LOOPBACK, protocol="tls://", security=Security.temporary()) if processes else dict(
+        protocol="inproc://")
+    levels: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        # Exits run last in, first out: quieten, close the client, close the cluster, restore.
+        stack.callback(_restore_levels, levels)
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=f"{LOOPBACK}:0",
+            # Workers' scratch (spilled data, their lock files) in the user's private folder, not
+            # the shared /tmp/dask-scratch-space another user could make first or fill with links.
+            local_directory=str(private_folder("dask-scratch")),
+            silence_logs=40,
+            **network,
+        ))
+        client = stack.enter_context(Client(cluster))  # takes the cluster's security
+        stack.callback(_quieten, levels)
+        yield client
+
+
+# Loggers that report the races of a cluster closing (a stream closed under a pending message, an
+# RPC cancelled): noise once every result is in, silenced while the cluster closes.
+SHUTDOWN_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+def _quieten(levels: dict[str, int]) -> None:
+    """Raise the shutdown loggers to CRITICAL, keeping their levels in ``levels``."""
+    for name in SHUTDOWN_LOGGERS:
+        levels[name] = logging.getLogger(name).level
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def in_process_store(store: str) -> bool:
+    """True when ``store`` lives in this process's memory (fsspec's MemoryFileSystem or a subclass)."""
+    if not is_url(store):
+        return False
+    return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
