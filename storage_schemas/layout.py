@@ -1,18 +1,34 @@
 """The Zarr store layout, as constants: every reader and writer names keys through these.
 
+This docstring is the layout's one written description (README, docs/commands.md and
+docs/architecture.md point here; tests/io/test_layout_doc.py holds it to the constants, to
+``StoreInfo`` and to the default frame codec). A store is a Zarr v3 group, local or on any fsspec
+filesystem.
+
 ```
-<store>.zarr/                      attrs: vmac_store (schema_version, name, created_by, frame_codec, store_format)
-  snapshots/, refs/                the catalog's history (storage_schemas.snapshots)
-  videos/<video_id>/<version>/     one decode of the video, never rewritten; its record in attrs:
-    frames                         uint8 (T, H, W, 3), 1-frame chunks inside shards of T_shard frames
-    timestamps                     float64 (T,), optional: presentation time of each frame, seconds
-                                   from the first shown frame (videos; frame folders with --fps)
-    masks                          uint8 (T, H, W), optional (object or part-class ids)
-    keypoints                      float32 (T, J, 3), optional (x, y, visible)
-    motion                         float32 (T, ceil(H / 8), ceil(W / 8)), optional (ingest --motion):
-                                   each 8×8-pixel cell's motion in frame t, 1-frame chunks in
-                                   shards like the frames; units in the record's motion_source
-  lineage/, validation/            append-only JSON and markdown files
+<store>.zarr/                      attrs: vmac_store, a StoreInfo (schema_version, name, created_by, frame_codec,
+                                   store_format: 2)
+  videos/<video_id>/<version>/     one decode of the video (version: its start time + 8 hex digits), written
+                                   once and never again once committed; its VideoRecord in attrs (source,
+                                   hashes, decode parameters and key, geometry, frame counts and rate, status)
+    frames                         uint8 (T, H, W, 3): 1-frame chunks inside shards of 64 frames (fewer for
+                                   frames over 4 MB), compressed with the store's frame_codec (default lz4)
+    timestamps                     float64 (T,), optional: presentation time of each frame, seconds from the
+                                   first shown frame (videos; frame folders with --fps)
+    masks                          uint8 (T, H, W), optional: object or part-class ids; 255 = no label (a
+                                   whole frame: not annotated; a band: void, scored as background)
+    keypoints                      float32 (T, J, 3), optional: x, y, visible (stored pixels)
+    motion                         float32 (T, ceil(H / 8), ceil(W / 8)), optional (ingest --motion): each
+                                   8×8-pixel cell's motion in frame t, sharded like the frames; units in the
+                                   record's motion_source
+  snapshots/<snapshot_id>.json     one committed state of the catalog: every video's version and record
+                                   (aliases: other source URIs with the same bytes), the latest validation stamp
+  refs/main/<seq>.json             commit seq: the snapshot it made the tip, when, by which command, what changed
+  refs/main.json                   the latest commit number a writer saw (a hint; readers walk on from it)
+  refs/tags/<name>.json            a name kept on a snapshot (pre-training: run-<run id>)
+  lineage/                         append-only lineage records (*.json); their OpenLineage events in
+                                   lineage/openlineage/
+  validation/                      Great Expectations results and reports (*.json, *.md), append-only
 ```
 """
 
