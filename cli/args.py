@@ -168,11 +168,13 @@ def kept_out(uris: list[str] | None) -> list[str] | None:
 
 
 def ingest_config_from_args(args: argparse.Namespace) -> IngestConfig:
-    return validated(IngestConfig, given(
+    """The IngestConfig: named flags, then --set [SECTION.]FIELD=VALUE (e.g. decode.short_side)."""
+    flags = given(
         sources=kept_out(args.sources), store=keep_out(args.store), decode=decode_values(args),
         dask_address=args.dask_address, dask_workers=args.dask_workers, progress=not args.no_progress,
         rehash=args.rehash or None, retry_failed=args.retry_failed or None,
-    ))
+    )
+    return validated(IngestConfig, merge(flags, parse_overrides(args.set, IngestConfig)))
 
 
 def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:

@@ -49,7 +49,7 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
                         f"count in its record (default {default_of(DecodeParams, 'on_decode_error')})")
     p.add_argument("--motion", action="store_true",
                    help="keep a motion map beside the frames (codec motion vectors, else frame differences): "
-                        "what --set mask_strategy=motion masks by")
+                        "what pre-training's mask_strategy=motion masks by")
     p.add_argument("--frame-codec", default=None, choices=list(FRAME_CODECS),
                    help=f"how a new store keeps its frames (default {DEFAULT_FRAME_CODEC}); an existing store keeps "
                         "its own and refuses another; jpeg-* and jpegxl-* are lossy and recorded as such")
@@ -80,6 +80,9 @@ def add_ingest_parser(sub) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="decode again the videos that failed on their input, though their bytes are unchanged")
     add_decode_options(p)
+    p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
+                   help="override any IngestConfig field (section decode; a bare FIELD when one section has it), "
+                        "e.g. --set shard_frames=32")
     p.set_defaults(func=cmd_ingest)
 
 
@@ -97,8 +100,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--preset", default=None, choices=list(PRETRAIN_PRESETS),
                    help=f"pre-training preset (default {default_of(PipelineConfig, 'preset')})")
     p.add_argument("--set", action="append", default=[], metavar="[SECTION.]FIELD=VALUE",
-                   help="override a pre-training field, as for vmac pretrain (--set optimiser.base_lr=5e-4), or an "
-                        "evaluation field under evaluate. (--set evaluate.propagation.topk=5)")
+                   help="override a pre-training field (--set optimiser.base_lr=5e-4) or, under evaluate., an "
+                        "evaluation field (--set evaluate.propagation.topk=5)")
     p.add_argument("--on-new-data", default=None, choices=choices_of(PipelineConfig, "on_new_data"),
                    help="after new data: warm-start a new run from the last checkpoint (continue) or start from "
                         f"scratch (default {default_of(PipelineConfig, 'on_new_data')})")
