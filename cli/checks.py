@@ -14,10 +14,11 @@ import os
 import tempfile
 
 from cli.args import ConfigError
-from storage_schemas.codecs import LEGACY_FRAME_CODEC
 from storage_schemas.layout import LEGACY_STORE_FORMAT, STORE_FORMAT, STORE_INFO_ATTR, VIDEOS_GROUP
+from storage_schemas.records import DecodeParams
 from tasks.io.secrets import redact
 from tasks.io.snapshots import LegacyStoreError, split_ref
+from tasks.io.store import FrameCodecMismatchError, resolve_frame_codec
 from tasks.io.uris import local_path
 
 
@@ -132,18 +133,12 @@ def torch_file(option: str, uri: str) -> None:
 
 
 def same_frame_codec(option: str, uri: str, codec: str | None) -> None:
-    """An existing local store keeps its frames with ``codec`` (when one is asked for); ConfigError
-    naming both otherwise. Reads the store's root ``zarr.json`` only (``tasks.io.store.resolve_frame_codec``
-    makes the same check for every store when ingest plans)."""
-    path = local_path(uri)
-    if codec is None or path is None:
+    """An existing store keeps its frames with ``codec`` (when one is asked for); ConfigError naming
+    both otherwise. The check is ingest's own (``tasks.io.store.resolve_frame_codec``, which the
+    plan applies), made here so that a mismatch exits 2 before any work."""
+    if codec is None:
         return
     try:
-        with open(os.path.join(path, "zarr.json")) as handle:
-            info = json.load(handle).get("attributes", {}).get(STORE_INFO_ATTR)
-    except (OSError, ValueError):
-        return  # no store yet (or not one: the flow says so)
-    held = (info or {}).get("frame_codec") or LEGACY_FRAME_CODEC
-    if held != codec:
-        raise ConfigError([f"{option} {uri} keeps its frames as {held}; --frame-codec {codec} would mix two codecs "
-                           "in one store (ingest into a new store, or leave --frame-codec out)"])
+        resolve_frame_codec(uri, DecodeParams(frame_codec=codec))
+    except FrameCodecMismatchError as exc:
+        raise ConfigError([f"{option} {uri}: {str(exc).removeprefix(f'store {uri} ')}"]) from None
