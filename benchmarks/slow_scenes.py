@@ -43,7 +43,9 @@ BROKEN = ("frozen", "black")
 
 def source_picture(dev_videos: Path | None, seed: int = 0) -> np.ndarray:
     """(H, W, 3) uint8: a frame from the middle of the first dev clip, else a rendered scene of
-    smooth shapes and texture."""
+    smooth shading, sharp-edged shapes and fine texture: real footage has edges at every scale,
+    and without them a slow zoom stored at 64 px changes by less than a grey level a frame and
+    reads as frozen."""
     if dev_videos is not None and any(dev_videos.glob("*.mp4")):
         clip = sorted(dev_videos.glob("*.mp4"))[0]
         done = subprocess.run([ffmpeg_exe(), "-v", "error", "-ss", "1", "-i", str(clip), "-frames:v", "1",
@@ -53,6 +55,12 @@ def source_picture(dev_videos: Path | None, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:540, 0:960] / 540.0
     picture = np.stack([0.5 + 0.4 * np.sin(3 * x + c) * np.cos(2 * y - c) for c in (0, 1, 2)], -1)
+    for _ in range(60):  # shapes of many sizes with sharp edges, as objects in a real frame
+        cy, cx = rng.uniform(0, 1), rng.uniform(0, 960 / 540)
+        ry, rx = rng.uniform(0.02, 0.15, 2)
+        inside = ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 < 1
+        picture[inside] = rng.uniform(0, 1, 3)
+    picture += 0.08 * np.sign(np.sin(40 * x + 25 * y))[..., None]  # fine stripes
     picture += rng.normal(0, 0.05, picture.shape)
     return (np.clip(picture, 0, 1) * 255).astype(np.uint8)
 
