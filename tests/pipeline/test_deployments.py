@@ -116,6 +116,8 @@ def test_deploy_all_and_run_pipeline_with_gpu_pool_handover(tmp_path):
             "pretrain_on": "deployment", "pretrain_deployment": "pretrain_flow/pretrain_flow",
             "pretrain": {"model": {"input_size": 64, "decoder_dim": 32}, "data": {"loader_workers": 0},
                          "optimiser": {"max_steps": 2, "batch_size": 4}},
+            # The handover is what this test is about: a small, quick evaluation.
+            "evaluate": {"features": {"short_side": 64}, "pixel_floor": False},
         }
         triggered = subprocess.run([sys.executable, "-c", _TRIGGER, json.dumps(config)], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=1200)

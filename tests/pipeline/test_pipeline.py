@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 # Motion masking: the pipeline ingests the training store with --motion by itself.
 TINY_PRETRAIN = {"max_steps": 2, "input_size": 64, "decoder_dim": 32, "batch_size": 4, "loader_workers": 0,
                  "checkpoint_every": 1, "preview_every": 1, "plot_every": 1, "mask_strategy": "motion"}
+TINY_EVALUATION = {"features": {"short_side": 64}}
 
 
 def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path, make_video, capsys):
@@ -23,7 +24,7 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
     from tasks.io.store import read_catalog
 
     out = tmp_path / "out"
-    sets = [f"--set={k}={v}" for k, v in TINY_PRETRAIN.items()]
+    sets = [f"--set={k}={v}" for k, v in TINY_PRETRAIN.items()] + ["--set=evaluate.features.short_side=64"]
     # The first run goes through the CLI, as `make run` does.
     assert main(["run", "--out", str(out), "--small-sample", "--workers", "1", "--no-progress", *sets]) == 0
     printed = capsys.readouterr().out
@@ -37,13 +38,13 @@ def test_pipeline_runs_reuses_and_reprocesses_new_data(prefect_harness, tmp_path
 
     # Nothing new: nothing decoded, nothing trained, nothing re-evaluated.
     config = PipelineConfig(out=str(out), sample_small=True, pretrain=nest_overrides(TINY_PRETRAIN), dask_workers=1,
-                            progress=False)
+                            progress=False, evaluate=TINY_EVALUATION)
     second = pipeline_flow(config)
     assert second.frames_decoded == 0 and second.pretrain_action == "reuse" and second.evaluation is None
     assert second.run_dir == str(run_dir)
     assert "| evaluate | reused (same encoder and settings) |" in (out / "report.md").read_text()
     # Other evaluation settings (vmac run --set evaluate.…) score again; the same encoder is not retrained.
-    rescored = pipeline_flow(config.model_copy(update={"evaluate": {"features": {"short_side": 64}}}))
+    rescored = pipeline_flow(config.model_copy(update={"evaluate": {"features": {"short_side": 48}}}))
     assert rescored.pretrain_action == "reuse" and rescored.evaluation is not None
     assert "| evaluate | evaluated |" in (out / "report.md").read_text()
 
