@@ -181,6 +181,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Run audit_flow; print the drift table (or JSON); 1 when anything drifted, 2 for a bad path."""
     existing_path("STORE_OR_RUN", args.path)
+    if args.dask_workers is not None and args.dask_workers < 1:
+        raise ConfigError([f"--workers must be at least 1 (got {args.dask_workers})"])
     from tasks.audit.records import read_lineage
 
     read_lineage(args.path)  # a damaged record fails the audit here (exit 1, naming it), before Prefect starts
@@ -192,7 +194,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         audit_kind(args.path)
     except ValueError as exc:
         raise ConfigError([str(exc)]) from None
-    report = audit_flow(args.path, progress=not args.no_progress)
+    report = audit_flow(args.path, progress=not args.no_progress, dask_address=args.dask_address,
+                        dask_workers=args.dask_workers)
     if args.json:
         print(report.model_dump_json(indent=2))
     else:

@@ -236,6 +236,10 @@ def add_audit_parser(sub) -> None:
     p.add_argument("path", metavar="STORE_OR_RUN", help="a store (STORE@SNAPSHOT: one of its snapshots) or a "
                                                         "pre-training run directory")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--dask-address", default=None,
+                   help="re-hash the videos on a running Dask scheduler's workers, e.g. tcp://host:8786")
+    p.add_argument("--dask-workers", "--workers", dest="dask_workers", type=int, default=None,
+                   help="re-hash the videos on a LocalCluster of this many workers (default: in this process)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_audit)
 

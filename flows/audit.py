@@ -16,12 +16,17 @@ def lineage_flow(path: str) -> dict:
 
 
 @flow(name="audit_flow")
-def audit_flow(path: str, progress: bool = True) -> AuditReport:
+def audit_flow(path: str, progress: bool = True, dask_address: str | None = None,
+               dask_workers: int | None = None) -> AuditReport:
     """Re-hash the store or run at ``path``, append an ``audit`` lineage record, publish the report.
+
+    ``dask_address`` (a running scheduler) or ``dask_workers`` (a LocalCluster): re-hash each video
+    as a Dask task; neither: in this process.
 
     Drift does not fail the flow: the report, the record and the artifact say what drifted, and
     ``vmac audit`` exits 1.
     """
-    report = audit_path(path, progress, flow_run_id=str(flow_run.id) if flow_run.id else None)
+    report = audit_path(path, progress, flow_run_id=str(flow_run.id) if flow_run.id else None,
+                        dask_address=dask_address, dask_workers=dask_workers)
     publish_audit_report(report)
     return report

@@ -17,28 +17,34 @@ from typing import Literal
 from storage_schemas.audit import AuditReport, Drift
 from storage_schemas.layout import LINEAGE_DIR, MOTION, VIDEOS_GROUP
 from storage_schemas.lineage import Dataset, LineageRecord
-from storage_schemas.records import Status
+from storage_schemas.records import Status, VideoRecord
 from storage_schemas.run import CHECKPOINTS_DIR
 from tasks.audit.checks import check_catalog_against_lineage, check_file, check_frames, check_source, source_item
 from tasks.audit.records import index_ingest_outputs, ingest_output, locate, read_lineage
 from tasks.io import lineage
+from tasks.io.cluster import fan_out
 from tasks.io.files import is_temporary
 from tasks.io.items import SourceItem
 from tasks.io.secrets import was_redacted
 from tasks.io.snapshots import SnapshotNotFoundError, split_ref
-from tasks.io.store import is_store, open_snapshot
+from tasks.io.store import Snapshot, is_store, open_snapshot
 from tasks.io.uris import exists, join, local_path, normalize
 from tasks.progress import progress_bar
 
 Rehash = tuple[dict[str, int], list[Drift], list[str]]  # (hashes compared, by what; drifts; notes)
 
 
-def audit_store(store: str, progress: bool = False) -> Rehash:
+def audit_store(store: str, progress: bool = False, dask_address: str | None = None,
+                dask_workers: int | None = None) -> Rehash:
     """Re-hash every complete video's source and stored frames in one snapshot of the store (its
     tip, or ``STORE@REF``) against its catalog row (and check the row against the ingest record
-    that wrote it). Returns (checked counts, drifts, notes)."""
+    that wrote it). Returns (checked counts, drifts, notes).
+
+    The re-hashing of each video (``rehash_video``) runs here in turn, or as one Dask task per
+    video with ``dask_address`` (the user's scheduler) or ``dask_workers`` (a LocalCluster), as
+    ingest and validation do; the rows and records are checked here."""
     snapshot = open_snapshot(store)
-    store, root, catalog = snapshot.store, snapshot.root(), snapshot.records()
+    store, catalog = snapshot.store, snapshot.records()
     ingests = index_ingest_outputs(read_lineage(store), store)
     complete = {vid: row for vid, row in catalog.items() if row is not None and row.status is Status.complete}
     notes = [f"audited snapshot {snapshot.id}"] if snapshot.id else []
@@ -49,37 +55,65 @@ def audit_store(store: str, progress: bool = False) -> Rehash:
     drifts: list[Drift] = []
     checked = {"sources": 0, "frames": 0}
     expanded: dict[tuple[str, ...], dict[str, SourceItem]] = {}
-    with progress_bar("auditing", 2 * len(complete), "hashes", enabled=progress, transient=True) as advance:
-        for vid, row in complete.items():
-            group = join(store, VIDEOS_GROUP, vid)
-            where = f"catalog row {group}"
-            found = ingest_output(ingests, vid, row.frames_sha256)
-            if found is not None:
-                drifts += check_catalog_against_lineage(row, vid, store, found, group)
-            advance(note=f"{vid} source")
-            item = source_item(row, vid, found[0] if found else None, expanded)
-            if item is None and not exists(row.source_uri):
-                drifts.append(Drift(what="source", uri=row.source_uri, video_id=vid, recorded=row.sha256,
-                                    detail="missing", record=where))
-            elif item is None:
-                notes.append(f"{vid}: frame-folder source {row.source_uri} is not among its ingest roots; not re-hashed")
-            else:
-                drift = check_source(row, vid, item, where)
-                if drift is not None and drift.found is None and was_redacted(row.source_uri):
-                    notes.append(f"{vid}: source {row.source_uri} not re-hashed ({drift.detail}): its URL carried "
-                                 "credentials, which vmac does not keep; give them through your fsspec configuration "
-                                 "to audit it (docs/security.md)")
-                else:
-                    checked["sources"] += 1
-                    drifts += [drift] if drift else []
-            advance(note=f"{vid} frames")
-            checked["frames"] += 1
-            drift = check_frames(snapshot, vid, row.frames_sha256, where, root=root)
+    jobs: dict[str, tuple] = {}
+    for vid, row in complete.items():
+        group = join(store, VIDEOS_GROUP, vid)
+        where = f"catalog row {group}"
+        found = ingest_output(ingests, vid, row.frames_sha256)
+        if found is not None:
+            drifts += check_catalog_against_lineage(row, vid, store, found, group)
+        item = source_item(row, vid, found[0] if found else None, expanded)
+        if item is None and not exists(row.source_uri):
+            drifts.append(Drift(what="source", uri=row.source_uri, video_id=vid, recorded=row.sha256,
+                                detail="missing", record=where))
+        elif item is None:
+            notes.append(f"{vid}: frame-folder source {row.source_uri} is not among its ingest roots; not re-hashed")
+        jobs[vid] = (snapshot.narrowed([vid]), vid, row, item, where)
+    # Longest first (see tasks.io.cluster.fan_out).
+    jobs = dict(sorted(jobs.items(), key=lambda job: -(job[1][2].frame_count or 0)))
+    with progress_bar("auditing", 2 * len(jobs), "hashes", enabled=progress, transient=True) as advance:
+        if dask_address or dask_workers:
+            results = fan_out(store, dask_address, dask_workers, rehash_video, jobs, "audit",
+                              done=lambda vid, _: advance(2, note=vid))
+        else:
+            root = snapshot.root()
+            results = {}
+            for vid, job in jobs.items():
+                results[vid] = rehash_video(*job, root=root)
+                advance(2, note=vid)
+    for vid in sorted(results):
+        counts, found_drifts, found_notes = results[vid]
+        for what, n in counts.items():
+            checked[what] = checked.get(what, 0) + n
+        drifts += found_drifts
+        notes += found_notes
+    return checked, drifts, notes
+
+
+def rehash_video(snapshot: Snapshot, vid: str, row: VideoRecord, item: SourceItem | None, where: str,
+                 root=None) -> Rehash:
+    """Re-hash one complete video of ``snapshot``: its source (``item``; None when it cannot be
+    rebuilt, already noted by the caller), its frames and its motion map against its catalog
+    ``row``. (counts re-hashed, by what; drifts; notes). A plain function: a Dask task of
+    ``audit_store``, or called in turn (``root``: the store's root group, opened once)."""
+    checked: dict[str, int] = {"frames": 1}
+    drifts: list[Drift] = []
+    notes: list[str] = []
+    if item is not None:
+        drift = check_source(row, vid, item, where)
+        if drift is not None and drift.found is None and was_redacted(row.source_uri):
+            notes.append(f"{vid}: source {row.source_uri} not re-hashed ({drift.detail}): its URL carried "
+                         "credentials, which vmac does not keep; give them through your fsspec configuration "
+                         "to audit it (docs/security.md)")
+        else:
+            checked["sources"] = 1
             drifts += [drift] if drift else []
-            if row.has_motion:
-                checked["motion"] = checked.get("motion", 0) + 1
-                drift = check_frames(snapshot, vid, row.motion_sha256, where, MOTION, root)
-                drifts += [drift] if drift else []
+    drift = check_frames(snapshot, vid, row.frames_sha256, where, root=root)
+    drifts += [drift] if drift else []
+    if row.has_motion:
+        checked["motion"] = 1
+        drift = check_frames(snapshot, vid, row.motion_sha256, where, MOTION, root)
+        drifts += [drift] if drift else []
     return checked, drifts, notes
 
 
@@ -125,29 +159,50 @@ def _rehash_run_files(run_dir: str, files: dict[str, tuple[LineageRecord, Datase
 
 
 def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str | None, str, dict]], basis: LineageRecord,
-                           advance: Callable[..., None]) -> tuple[int, list[Drift]]:
+                           advance: Callable[..., None], dask_address: str | None = None,
+                           dask_workers: int | None = None) -> tuple[int, list[Drift]]:
     """The frames of each (store, snapshot, video_id, recorded hashes) the run trained on, read from
     the snapshot it trained on (the store's tip for runs recorded before snapshots), and its motion
     map when the record names one (``motion_sha256``): (videos re-hashed, drifts). A missing store
-    or snapshot (expired by ``vmac gc``) is one drift, and its videos are skipped."""
+    or snapshot (expired by ``vmac gc``) is one drift, and its videos are skipped. Each video is
+    re-hashed here, or as a Dask task (``dask_address``, ``dask_workers``; see ``audit_store``)."""
     where = f"{join(run_dir, LINEAGE_DIR)} record {basis.id[:12]}"
     drifts: list[Drift] = []
-    checked = 0
     opened: dict[tuple[str, str | None], tuple | None] = {}
+    jobs: dict[str, tuple] = {}  # by position: a task's key must not carry a store's URL
+    roots: dict[str, object] = {}
     for store, snapshot_id, vid, recorded in videos:
-        advance(note=f"{vid} frames")
         key = (store, snapshot_id)
         if key not in opened:
             opened[key] = _open_trained(store, snapshot_id, where, drifts)
         if opened[key] is None:
+            advance(note=f"{vid} frames")
             continue
         snapshot, root = opened[key]
-        checked += 1
-        found = [check_frames(snapshot, vid, recorded.get("frames_sha256"), where, root=root)]
-        if recorded.get("motion_sha256"):
-            found.append(check_frames(snapshot, vid, recorded["motion_sha256"], where, MOTION, root))
-        drifts += [drift for drift in found if drift]
-    return checked, drifts
+        position = str(len(jobs))
+        jobs[position], roots[position] = (snapshot.narrowed([vid]), vid, recorded, where), root
+    if (dask_address or dask_workers) and jobs:
+        first = next(iter(jobs.values()))[0].store
+        results = fan_out(first, dask_address, dask_workers, rehash_trained_video, jobs, "audit",
+                          done=lambda position, _: advance(note=f"{jobs[position][1]} frames"))
+    else:
+        results = {}
+        for position, job in jobs.items():
+            results[position] = rehash_trained_video(*job, root=roots[position])
+            advance(note=f"{job[1]} frames")
+    for position in jobs:
+        drifts += results[position]
+    return len(jobs), drifts
+
+
+def rehash_trained_video(snapshot: Snapshot, vid: str, recorded: dict, where: str, root=None) -> list[Drift]:
+    """Re-hash the frames (and the motion map when ``recorded`` names one) of ``vid`` in the
+    snapshot a run trained on; the drifts. A plain function: a Dask task of a run's audit, or
+    called in turn (``root``: the store's root group, opened once)."""
+    found = [check_frames(snapshot, vid, recorded.get("frames_sha256"), where, root=root)]
+    if recorded.get("motion_sha256"):
+        found.append(check_frames(snapshot, vid, recorded["motion_sha256"], where, MOTION, root))
+    return [drift for drift in found if drift]
 
 
 def _open_trained(store: str, snapshot_id: str | None, where: str, drifts: list[Drift]) -> tuple | None:
@@ -185,14 +240,16 @@ def unknown_checkpoint_files(run_dir: str, files: dict[str, tuple[LineageRecord,
     return drifts, notes
 
 
-def audit_run(run_dir: str, progress: bool = False) -> Rehash:
+def audit_run(run_dir: str, progress: bool = False, dask_address: str | None = None,
+              dask_workers: int | None = None) -> Rehash:
     """Re-hash the checkpoints and encoder a run recorded, then the frames it trained on, read from
     the snapshot of each store it recorded (however the store changed since). Returns (checked
     counts, drifts, notes).
 
     Each file is compared with the latest record that names it. A checkpoint missing because a
     later completed record superseded it, or ``keep_checkpoints`` pruned it, is a note, not
-    drift; a file in ``checkpoints/`` that no record names is drift. Raises ValueError when
+    drift; a file in ``checkpoints/`` that no record names is drift. The frames are re-hashed on
+    Dask with ``dask_address`` or ``dask_workers`` (as ``audit_store``). Raises ValueError when
     ``run_dir`` has no pretrain records.
     """
     records = [r for r in read_lineage(run_dir) if r.kind == "pretrain"]
@@ -204,7 +261,7 @@ def audit_run(run_dir: str, progress: bool = False) -> Rehash:
     outputs = _run_outputs(run_dir, records)
     with progress_bar("auditing", len(outputs) + len(videos), "hashes", enabled=progress, transient=True) as advance:
         files, file_drifts, file_notes = _rehash_run_files(run_dir, outputs, basis, advance)
-        frames, frame_drifts = _rehash_trained_frames(run_dir, videos, basis, advance)
+        frames, frame_drifts = _rehash_trained_frames(run_dir, videos, basis, advance, dask_address, dask_workers)
     unknown, unknown_notes = unknown_checkpoint_files(run_dir, outputs)
     return ({"files": files, "frames": frames}, file_drifts + unknown + frame_drifts,
             notes + file_notes + unknown_notes)
@@ -231,10 +288,13 @@ def record_audit(report: AuditReport, flow_run_id: str | None = None) -> str:
     return lineage.write_record(join(split_ref(report.target)[0], LINEAGE_DIR), record)
 
 
-def audit(path: str, progress: bool = False, flow_run_id: str | None = None) -> AuditReport:
+def audit(path: str, progress: bool = False, flow_run_id: str | None = None, dask_address: str | None = None,
+          dask_workers: int | None = None) -> AuditReport:
     """Re-hash a store or a run directory against its records, record the audit, report the drift.
 
-    Memory stays within one shard (frames) or one MiB block (files) at a time.
+    Memory stays within one shard (frames) or one MiB block (files) at a time, per process. With
+    ``dask_address`` (a running scheduler) or ``dask_workers`` (a LocalCluster of that many), each
+    video is re-hashed as a Dask task; without, in this process.
     """
     base, ref = split_ref(path)
     target = normalize(base) + (f"@{ref}" if ref else "")
@@ -242,7 +302,7 @@ def audit(path: str, progress: bool = False, flow_run_id: str | None = None) -> 
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     check = audit_store if kind == "store" else audit_run
-    checked, drifts, notes = check(target, progress)
+    checked, drifts, notes = check(target, progress, dask_address, dask_workers)
     report = AuditReport(target=target, target_kind=kind, started_at=started_at,
                          seconds=round(time.perf_counter() - started, 3), checked=checked, drifts=drifts, notes=notes)
     return report.model_copy(update={"record_path": record_audit(report, flow_run_id)})

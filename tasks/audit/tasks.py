@@ -22,9 +22,10 @@ def trace_lineage(path: str) -> dict:
 
 
 @task(name="audit_path", cache_policy=NO_CACHE)
-def audit_path(path: str, progress: bool = True, flow_run_id: str | None = None) -> AuditReport:
+def audit_path(path: str, progress: bool = True, flow_run_id: str | None = None, dask_address: str | None = None,
+               dask_workers: int | None = None) -> AuditReport:
     """Re-hash the store or run directory at ``path`` and append the audit record (``tasks.audit.rehash.audit``)."""
-    return audit(path, progress=progress, flow_run_id=flow_run_id)
+    return audit(path, progress=progress, flow_run_id=flow_run_id, dask_address=dask_address, dask_workers=dask_workers)
 
 
 @task(name="publish_audit_report", cache_policy=NO_CACHE)

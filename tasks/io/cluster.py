@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 from fsspec.implementations.memory import MemoryFileSystem
 
 from tasks.io.files import private_folder
+from tasks.io.secrets import given, remember
 from tasks.io.uris import is_url
 
 if TYPE_CHECKING:
@@ -101,3 +103,35 @@ def in_process_store(store: str) -> bool:
     if not is_url(store):
         return False
     return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
+
+
+def _with_urls(fn: Callable[..., Any], urls: dict[str, str], *args: Any) -> Any:
+    """Runs on a Dask worker: ``fn(*args)`` after remembering the URLs it may read with their
+    secrets (``tasks.io.secrets.given``: in memory, never in a task's key or a log)."""
+    remember(urls)
+    return fn(*args)
+
+
+def fan_out(store: str, address: str | None, workers: int | None, fn: Callable[..., Any],
+            calls: dict[str, tuple], name: str, done: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+    """key → ``fn(*args)`` for each ``key → args`` of ``calls``, each one Dask task on the cluster
+    ``dask_client(store, address, workers)`` gives (the user's, or a LocalCluster); ``done(key,
+    result)`` as each finishes (a progress bar). ``fn`` is a plain function (module level, so that
+    worker processes can import it); submitted in the order of ``calls`` (put the longest first:
+    Dask starts tasks in submission order, so the workers finish close together). The first
+    task to fail raises its error here."""
+    from distributed import as_completed
+
+    if not calls:
+        return {}
+    urls = given()
+    with dask_client(store, address, workers) as client:
+        futures = {client.submit(_with_urls, fn, urls, *args, key=f"{name}-{key}-{uuid.uuid4().hex[:6]}", pure=False): key
+                   for key, args in calls.items()}
+        results: dict[str, Any] = {}
+        for future in as_completed(futures):
+            key = futures[future]
+            results[key] = future.result()
+            if done is not None:
+                done(key, results[key])
+    return {key: results[key] for key in calls}

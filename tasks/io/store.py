@@ -192,6 +192,12 @@ class Snapshot:
     def root(self) -> zarr.Group:
         return open_root(self.store, read_only=True)
 
+    def narrowed(self, video_ids: list[str]) -> Snapshot:
+        """The same snapshot naming only ``video_ids``: what one unit of work ships to a Dask
+        worker, so that a task's size does not grow with the catalog."""
+        videos = {video_id: self.entries[video_id] for video_id in video_ids if video_id in self.entries}
+        return Snapshot(self.store, self.data.model_copy(update={"videos": videos}))
+
     def group(self, video_id: str, root: zarr.Group | None = None) -> zarr.Group:
         """The video's version folder, read-only; KeyError when the snapshot stores nothing for it."""
         path = self.path(video_id)

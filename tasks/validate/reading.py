@@ -9,21 +9,15 @@ is started when nothing needs reading (a store validated before and unchanged).
 
 from __future__ import annotations
 
-import uuid
-
 from storage_schemas.records import VideoRecord
 from storage_schemas.validation import ValidateConfig
-from tasks.io.cluster import dask_client
-from tasks.io.secrets import given, remember
+from tasks.io.cluster import fan_out
 from tasks.io.store import Snapshot, open_root
 from tasks.validate.frames import video_row
 
 
-def row_on_worker(store: str, path: str, video_id: str, record: VideoRecord, config: ValidateConfig,
-                  urls: dict[str, str]) -> dict:
-    """Runs on a Dask worker: the row of the video whose version folder is ``path`` below ``store``'s
-    root. ``urls``: URLs as given, by their redacted form (``tasks.io.secrets.given``)."""
-    remember(urls)
+def row_on_worker(store: str, path: str, video_id: str, record: VideoRecord, config: ValidateConfig) -> dict:
+    """Runs on a Dask worker: the row of the video whose version folder is ``path`` below ``store``'s root."""
     return video_row(open_root(store, read_only=True)[path], video_id, record, config)
 
 
@@ -36,10 +30,6 @@ def read_rows(snapshot: Snapshot, records: dict[str, VideoRecord], config: Valid
         root = snapshot.root()
         return {video_id: video_row(snapshot.group(video_id, root), video_id, record, config)
                 for video_id, record in records.items()}
-    # Longest first: Dask starts tasks in submission order, so the workers finish close together.
     order = sorted(records, key=lambda video_id: -(records[video_id].frame_count or 0))
-    with dask_client(snapshot.store, config.dask_address, config.dask_workers) as client:
-        futures = [client.submit(row_on_worker, snapshot.store, snapshot.path(video_id), video_id, records[video_id],
-                                 config, given(), key=f"validate-{video_id}-{uuid.uuid4().hex[:6]}", pure=False)
-                   for video_id in order]
-        return dict(zip(order, client.gather(futures)))
+    calls = {video_id: (snapshot.store, snapshot.path(video_id), video_id, records[video_id], config) for video_id in order}
+    return fan_out(snapshot.store, config.dask_address, config.dask_workers, row_on_worker, calls, "validate")

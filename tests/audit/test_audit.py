@@ -93,6 +93,10 @@ def test_edited_source_and_edited_chunk_are_both_reported(tmp_path):
     assert record["kind"] == "audit" and record["status"] == "drift_found"
     assert {i["facets"].get("video_id") for i in record["inputs"][1:]} == {ids[f"clip{i}.mp4"] for i in range(3)}
 
+    # The same audit with each video re-hashed on a LocalCluster of worker processes finds the same.
+    on_dask = audit(store, dask_workers=2)
+    assert (on_dask.drifts, on_dask.checked, on_dask.notes) == (report.drifts, report.checked, report.notes)
+
 
 def test_frame_folder_source_hash_covers_its_masks(tmp_path):
     from tests.evaluate.conftest import write_davis
@@ -132,6 +136,8 @@ def test_run_audit_rehashes_outputs_and_the_frames_it_trained_on(pipeline, tmp_p
 
     report = audit(str(moved))
     assert _drifts(report) == {("encoder", None, "changed"), ("frames", video_id, "changed")}
+    on_dask = audit(str(moved), dask_workers=2)  # the frames re-hashed on a LocalCluster
+    assert (on_dask.drifts, on_dask.checked) == (report.drifts, report.checked)
     encoder = next(d for d in report.drifts if d.what == "encoder")
     assert encoder.uri == str(moved / "encoder.pt") and encoder.recorded == file_sha256(str(pipeline.encoder))
 
