@@ -7,11 +7,11 @@ runs it, through the ``vmac`` command, and timed:
 - ``ingest``: the first ``vmac ingest`` of the folder;
 - ``ingest_noop``: the same command again (nothing changed);
 - ``validate``: the first ``vmac validate``; ``validate_noop``: again, nothing changed;
-- ``audit``: ``vmac audit STORE``;
+- ``audit``: ``vmac audit STORE`` (on the same number of workers);
 - ``pretrain_start``: ``vmac pretrain`` of the tiny preset for one step (the plan, the pair index,
   the loader's first batch and one step).
 
-with ``--workers`` Dask workers (ingest and validate). Per-video time = stage time / N; the growth
+with ``--workers`` Dask workers (ingest, validate and audit). Per-video time = stage time / N; the growth
 of a stage is its per-video time at the largest N over that at the smallest (the goal: at most 1.2).
 ``--big GB`` adds files of that many gigabytes in all (raw 4K frames, a few of them) beside the
 clips for the no-op check: a no-op ingest must not read them again (its time against one tiny clip's).
@@ -107,7 +107,7 @@ def run_stages(clips: Path, work: Path, workers: int, env: dict) -> dict[str, fl
         validate = validate[:3]
         times["validate"] = vmac(validate, env)
     times["validate_noop"] = vmac(validate, env)
-    times["audit"] = vmac(["audit", store], env)
+    times["audit"] = vmac(["audit", store, "--workers", str(workers), "--no-progress"], env)
     times["pretrain_start"] = vmac(["pretrain", "--store", store, "--preset", "tiny-cpu", "--out", run,
                                     "--set", "optimiser.max_steps=1", "--set", "run.progress=false",
                                     "--set", "run.tensorboard=false"], env)

@@ -46,6 +46,10 @@ class SourceItem:
     sha256: str | None = None
     byte_size: int | None = None
     fingerprint: str | None = None
+    # A remote video file's size and version tag as the folder's listing gave them (``_walk``), so
+    # that its fingerprint costs no request of its own; None when it was not listed (local files,
+    # a URL given alone, frame folders), and the fingerprint then asks the filesystem.
+    listed: str | None = None
 
     @property
     def content_uris(self) -> tuple[str, ...]:

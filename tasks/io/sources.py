@@ -23,7 +23,7 @@ import os
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import fsspec
@@ -228,7 +228,9 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
         elif entry["type"] == "directory":
             out.extend(_walk(fs, path, top, to_uri, skipped))
         else:
-            out.append(_video_item(to_uri(path), os.path.relpath(path, top)))
+            item = _video_item(to_uri(path), os.path.relpath(path, top))
+            local = fs.protocol in ("file", ("file", "local"))
+            out.append(item if local else replace(item, listed=_remote_version(entry)))
     return out
 
 
@@ -289,11 +291,20 @@ def _unreadable_dir(root: str, to_uri, exc: Exception) -> SourceItem:
 _REMOTE_VERSION_KEYS = ("VersionId", "version_id", "ETag", "etag", "generation", "md5Hash", "LastModified", "mtime")
 
 
+def _remote_version(info: dict) -> str | None:
+    """"size<TAB>version" of a remote file from what its filesystem lists or answers of it (the
+    version id, else the ETag, generation or modification time); None without any of them."""
+    version = next((info[k] for k in _REMOTE_VERSION_KEYS if info.get(k) is not None), None)
+    return None if version is None else f"{info.get('size')}\t{version}"
+
+
 def source_fingerprint(item: SourceItem) -> str | None:
     """A digest of what the filesystem says of the source's files, read without their bytes: size,
     modification and status-change times (ns), inode and device locally (an edit that restores the
     modification time still moves the change time); size and version tag (or ETag, or modification
-    time) on object stores. None when a file cannot be listed or a remote one has no version:
+    time) on object stores, from the folder's listing when the walk made one (``SourceItem.listed``:
+    one request per thousand files, not one per file). None when a file cannot be listed or a
+    remote one has no version:
     then the source is hashed. A fingerprint unchanged since the store recorded it means the bytes
     are the ones hashed then (``vmac ingest --rehash`` and ``vmac audit`` read them again)."""
     lines = []
@@ -304,12 +315,14 @@ def source_fingerprint(item: SourceItem) -> str | None:
                 st = os.stat(path)
                 lines.append(f"{uri}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}\t{st.st_dev}")
                 continue
-            fs, remote = filesystem(uri)
-            info = fs.info(remote)
-            version = next((info[k] for k in _REMOTE_VERSION_KEYS if info.get(k) is not None), None)
+            if item.listed is not None and item.kind is SourceKind.video:
+                version = item.listed  # from the folder's listing: no request per file
+            else:
+                fs, remote = filesystem(uri)
+                version = _remote_version(fs.info(remote))
             if version is None:
                 return None
-            lines.append(f"{uri}\t{info.get('size')}\t{version}")
+            lines.append(f"{uri}\t{version}")
     except (OSError, ValueError):
         return None
     if item.mask_semantics or item.object_categories:

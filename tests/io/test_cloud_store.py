@@ -129,3 +129,74 @@ def _walk(node: dict):
     yield node
     for child in node["children"]:
         yield from _walk(child)
+
+
+class _Requests(logging.Handler):
+    """The HTTP requests moto's server answers (werkzeug logs one line per request), as
+    ``"METHOD /path"``."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if '"' in message:
+            self.lines.append(" ".join(message.split('"')[1].split()[:2]))
+
+
+def _count_requests(fs, action) -> list[str]:
+    """The requests ``action()`` makes, from cold: no snapshot or listing kept from before."""
+    from tasks.io.snapshots import forget_snapshots
+
+    forget_snapshots()
+    fs.invalidate_cache()
+    counter, server_log = _Requests(), logging.getLogger("werkzeug")
+    server_log.setLevel(logging.INFO)
+    server_log.addHandler(counter)
+    try:
+        action()
+    finally:
+        server_log.removeHandler(counter)
+        server_log.setLevel(logging.ERROR)
+    return counter.lines
+
+
+def test_no_op_plans_and_catalog_reads_take_the_same_requests_whatever_the_video_count(s3, tmp_path):
+    """Issue 23: a no-op ingest's plan (listing, stat fingerprints, catalog) and a catalog read
+    make as many requests for 10 videos as for 2, and for a catalog of 1,000 as for one of 2:
+    no request per video."""
+    from storage_schemas.config import IngestConfig
+    from storage_schemas.records import DecodeParams
+    from tasks.ingest.plan import plan_sources
+    from tasks.ingest.video import ingest_video
+    from tasks.io.snapshots import commit
+    from tasks.io.store import read_catalog
+    from tests.audit.conftest import write_videos
+
+    clips = write_videos(tmp_path / "clips", 10, frames=4)
+    plans = {}
+    for count in (2, 10):
+        for clip in clips[:count]:
+            upload(s3, clip, f"s3://{BUCKET}/videos-{count}/{clip.name}")
+        config = IngestConfig(sources=[f"s3://{BUCKET}/videos-{count}"], store=f"s3://{BUCKET}/s{count}.zarr",
+                              decode=DecodeParams(short_side=32), progress=False)
+        plan = plan_sources(config)
+        assert [ingest_video(item, config.store, plan.decode).action for item in plan.todo] == ["decoded"] * count
+        plans[count] = _count_requests(s3, lambda config=config: plans.setdefault(f"plan{count}", plan_sources(config)))
+        assert not plans[f"plan{count}"].todo and len(plans[f"plan{count}"].up_to_date) == count
+    assert len(plans[2]) == len(plans[10]), (plans[2], plans[10])
+    assert not any(line.startswith("GET") and "/videos-" in line and "list-type" not in line for line in plans[10]), \
+        "a no-op plan read a source's bytes"
+
+    store = f"s3://{BUCKET}/s2.zarr"
+    small = _count_requests(s3, lambda: read_catalog(store))
+    [(video_id, entry)] = list(commit(store, lambda v, s: (v, s), "test")[1].videos.items())[:1]
+
+    def thousand(videos, stamp):  # the same entry under 1,000 ids: a catalog of 1,000 videos
+        return {**videos, **{f"{video_id}-{k:04d}": entry for k in range(998)}}, stamp
+
+    commit(store, thousand, "test")
+    catalog: dict = {}
+    large = _count_requests(s3, lambda: catalog.update(read_catalog(store)))
+    assert len(catalog) == 1000 and len(large) == len(small), (small, large)
