@@ -11,7 +11,8 @@ runs it, through the ``vmac`` command, and timed:
 - ``pretrain_start``: ``vmac pretrain`` of the tiny preset for one step (the plan, the pair index,
   the loader's first batch and one step).
 
-with ``--workers`` Dask workers (ingest, validate and audit). Per-video time = stage time / N; the growth
+with ``--workers`` Dask workers (ingest, validate and audit). Then ``per_video_overhead``: what vmac
+adds to ffmpeg's own decode of one tiny clip, in one process (the goal: under 30 ms). Per-video time = stage time / N; the growth
 of a stage is its per-video time at the largest N over that at the smallest (the goal: at most 1.2).
 ``--big GB`` adds files of that many gigabytes in all (raw 4K frames, a few of them) beside the
 clips for the no-op check: a no-op ingest must not read them again (its time against one tiny clip's).
@@ -28,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="a folder for the clips and stores (default: a temporary one)")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--plot", help="draw cost against N into this PNG")
+    parser.add_argument("--add-to", metavar="JSON", help="an earlier report of this script: its rows and sections "
+                        "are kept beside the new ones (a row measured again replaces its own), so a long N can be "
+                        "added later")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.workers = [20, 60], [1]
@@ -187,11 +192,18 @@ def main(argv: list[str] | None = None) -> int:
                              "per_video_ms": {k: round(1000 * v / videos, 2) for k, v in seconds.items()}})
                 log(json.dumps(rows[-1]["seconds"]))
             shutil.rmtree(clips, ignore_errors=True)
-        report = {"environment": {"python": platform.python_version(), "cpu_cores": os.cpu_count(),
+        earlier = json.loads(Path(args.add_to).read_text()) if args.add_to else {}
+        measured = {(r["videos"], r["workers"]) for r in rows}
+        rows = sorted([r for r in earlier.get("rows", []) if (r["videos"], r["workers"]) not in measured] + rows,
+                      key=lambda r: (r["workers"], r["videos"]))
+        report = {**earlier,
+                  "environment": {"python": platform.python_version(), "cpu_cores": os.cpu_count(),
                                   "machine": platform.machine()},
                   "clip": "16 frames of 64x48 H.264 (MP4), a distinct title each", "rows": rows,
-                  "growth": {str(w): growth(rows, w) for w in args.workers},
+                  "growth": {str(w): growth(rows, w) for w in sorted({r["workers"] for r in rows})},
                   "goal_growth_at_most": 1.2}
+        report["per_video_overhead"] = per_video_overhead(work, template)
+        log(f"per-video overhead: {report['per_video_overhead']}")
         if args.big:
             report["noop_with_big_files"] = noop_with_big(work, args.big, template, env)
     finally:
@@ -207,6 +219,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and rows:
         plot(rows, args.plot)
     return 0
+
+
+def per_video_overhead(work: Path, template: bytes, videos: int = 41) -> dict:
+    """What vmac adds to ffmpeg's own decode of one tiny clip, in one process: the median time of
+    ``store_video`` (probe, decode, shards, record; no Dask, no commit) against the median of
+    ``ffmpeg -i CLIP -f rawvideo -`` on the same clips (the goal: under 30 ms)."""
+    from storage_schemas.config import IngestConfig
+    from tasks.ingest.plan import plan_sources
+    from tasks.ingest.video import store_video
+
+    clips = work / "overhead"
+    write_clips(clips, videos, template)
+    own = []
+    for path in sorted(clips.glob("*.mp4")):
+        began = time.perf_counter()
+        subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+        own.append(time.perf_counter() - began)
+    config = IngestConfig(sources=[str(clips)], store=str(work / "overhead.zarr"), progress=False)
+    plan = plan_sources(config)
+    stored = []
+    for item in plan.todo:
+        began = time.perf_counter()
+        store_video(item, config.store, plan.decode, "bench")
+        stored.append(time.perf_counter() - began)
+    own_ms, stored_ms = 1000 * statistics.median(own[1:]), 1000 * statistics.median(stored[1:])  # the first warms up
+    return {"videos": videos - 1, "ffmpeg_decode_ms": round(own_ms, 1), "store_video_ms": round(stored_ms, 1),
+            "overhead_ms": round(stored_ms - own_ms, 1), "goal_overhead_ms_under": 30,
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def noop_with_big(work: Path, gigabytes: float, template: bytes, env: dict) -> dict:

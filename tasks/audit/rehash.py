@@ -74,7 +74,8 @@ def audit_store(store: str, progress: bool = False, dask_address: str | None = N
     with progress_bar("auditing", 2 * len(jobs), "hashes", enabled=progress, transient=True) as advance:
         if dask_address or dask_workers:
             results = fan_out(store, dask_address, dask_workers, rehash_video, jobs, "audit",
-                              done=lambda vid, _: advance(2, note=vid))
+                              done=lambda vid, _: advance(2, note=vid),
+                              sizes={vid: job[2].frame_count or 1 for vid, job in jobs.items()})
         else:
             root = snapshot.root()
             results = {}

@@ -105,33 +105,71 @@ def in_process_store(store: str) -> bool:
     return isinstance(fsspec.core.url_to_fs(store)[0], MemoryFileSystem)
 
 
-def _with_urls(fn: Callable[..., Any], urls: dict[str, str], *args: Any) -> Any:
-    """Runs on a Dask worker: ``fn(*args)`` after remembering the URLs it may read with their
-    secrets (``tasks.io.secrets.given``: in memory, never in a task's key or a log)."""
+def _run_batch(fn: Callable[..., Any], urls: dict[str, str], calls: list[tuple[str, tuple]]) -> list[tuple[str, Any]]:
+    """Runs on a Dask worker: ``fn(*args)`` for each (key, args) of one batch, in turn, after
+    remembering the URLs they may read with their secrets (``tasks.io.secrets.given``: in memory,
+    never in a task's key or a log)."""
     remember(urls)
-    return fn(*args)
+    return [(key, fn(*args)) for key, args in calls]
+
+
+# Tasks per worker a fan-out aims at: enough that workers finish close together, few enough that
+# Dask's cost per task (serialising, scheduling, TLS round trips: about as much as validating a
+# 16-frame clip) is paid per batch of small videos, not per video.
+# A batch holds at most BATCH_CALLS calls, so that a cluster that grows after the submission (one
+# started empty: dask-jobqueue, the Kubernetes operator) still gets work for its new workers.
+TASKS_PER_WORKER = 8
+BATCH_CALLS = 32
+
+
+def batches(keys: list[str], sizes: dict[str, float], workers: int,
+            tasks_per_worker: int = TASKS_PER_WORKER, most: int = BATCH_CALLS) -> list[list[str]]:
+    """``keys`` (in their order) cut into consecutive batches of about ``total / (workers ×
+    tasks_per_worker)`` of ``sizes`` each (frames, say) and at most ``most`` keys; a key as large
+    as that is a batch alone. So long videos stay one task each, and thousands of short ones
+    become tasks of up to ``most`` videos."""
+    total = sum(sizes.get(key, 1) for key in keys)
+    target = total / max(1, workers * tasks_per_worker)
+    out: list[list[str]] = []
+    current: list[str] = []
+    filled = 0.0
+    for key in keys:
+        size = sizes.get(key, 1)
+        if current and (filled + size > target or len(current) >= most):
+            out.append(current)
+            current, filled = [], 0.0
+        current.append(key)
+        filled += size
+    if current:
+        out.append(current)
+    return out
 
 
 def fan_out(store: str, address: str | None, workers: int | None, fn: Callable[..., Any],
-            calls: dict[str, tuple], name: str, done: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
-    """key → ``fn(*args)`` for each ``key → args`` of ``calls``, each one Dask task on the cluster
-    ``dask_client(store, address, workers)`` gives (the user's, or a LocalCluster); ``done(key,
-    result)`` as each finishes (a progress bar). ``fn`` is a plain function (module level, so that
-    worker processes can import it); submitted in the order of ``calls`` (put the longest first:
-    Dask starts tasks in submission order, so the workers finish close together). The first
-    task to fail raises its error here."""
+            calls: dict[str, tuple], name: str, done: Callable[[str, Any], None] | None = None,
+            sizes: dict[str, float] | None = None) -> dict[str, Any]:
+    """key → ``fn(*args)`` for each ``key → args`` of ``calls``, on the cluster ``dask_client(store,
+    address, workers)`` gives (the user's, or a LocalCluster); ``done(key, result)`` as each
+    finishes (a progress bar). ``fn`` is a plain function (module level, so that worker processes
+    can import it). Calls are grouped into Dask tasks by ``batches`` over ``sizes`` (each call's
+    work, e.g. its frames; 1 each by default), in the order of ``calls`` (put the longest first:
+    Dask starts tasks in submission order, so the workers finish close together). The first call
+    to fail raises its error here."""
     from distributed import as_completed
 
     if not calls:
         return {}
     urls = given()
     with dask_client(store, address, workers) as client:
-        futures = {client.submit(_with_urls, fn, urls, *args, key=f"{name}-{key}-{uuid.uuid4().hex[:6]}", pure=False): key
-                   for key, args in calls.items()}
+        count = len(client.scheduler_info()["workers"]) or 1
+        groups = batches(list(calls), sizes or {}, count)
+        futures = [client.submit(_run_batch, fn, urls, [(key, calls[key]) for key in group],
+                                 key=f"{name}-{group[0]}-{len(group)}-{uuid.uuid4().hex[:6]}", pure=False)
+                   for group in groups]
         results: dict[str, Any] = {}
         for future in as_completed(futures):
-            key = futures[future]
-            results[key] = future.result()
-            if done is not None:
-                done(key, results[key])
+            for key, result in future.result():
+                results[key] = result
+                if done is not None:
+                    done(key, result)
     return {key: results[key] for key in calls}

@@ -32,4 +32,5 @@ def read_rows(snapshot: Snapshot, records: dict[str, VideoRecord], config: Valid
                 for video_id, record in records.items()}
     order = sorted(records, key=lambda video_id: -(records[video_id].frame_count or 0))
     calls = {video_id: (snapshot.store, snapshot.path(video_id), video_id, records[video_id], config) for video_id in order}
-    return fan_out(snapshot.store, config.dask_address, config.dask_workers, row_on_worker, calls, "validate")
+    return fan_out(snapshot.store, config.dask_address, config.dask_workers, row_on_worker, calls, "validate",
+                   sizes={video_id: records[video_id].frame_count or 1 for video_id in order})
