@@ -123,11 +123,13 @@ BATCH_CALLS = 32
 
 
 def batches(keys: list[str], sizes: dict[str, float], workers: int,
-            tasks_per_worker: int = TASKS_PER_WORKER, most: int = BATCH_CALLS) -> list[list[str]]:
+            tasks_per_worker: int = TASKS_PER_WORKER, most: int | None = None) -> list[list[str]]:
     """``keys`` (in their order) cut into consecutive batches of about ``total / (workers ×
-    tasks_per_worker)`` of ``sizes`` each (frames, say) and at most ``most`` keys; a key as large
+    tasks_per_worker)`` of ``sizes`` each (frames, say) and at most ``most`` keys (default
+    ``BATCH_CALLS``); a key as large
     as that is a batch alone. So long videos stay one task each, and thousands of short ones
     become tasks of up to ``most`` videos."""
+    most = most or BATCH_CALLS
     total = sum(sizes.get(key, 1) for key in keys)
     target = total / max(1, workers * tasks_per_worker)
     out: list[list[str]] = []
