@@ -132,12 +132,15 @@ def plot(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for workers in sorted({r["workers"] for r in rows}):
+    colours = dict(zip(STAGES, plt.get_cmap("tab10").colors))  # a colour per stage, a line style per worker count
+    styles = ("-", "--", ":", "-.")
+    for n, workers in enumerate(sorted({r["workers"] for r in rows})):
         mine = sorted((r for r in rows if r["workers"] == workers), key=lambda r: r["videos"])
         for stage in STAGES:
-            axes[0].plot([r["videos"] for r in mine], [r["seconds"][stage] for r in mine], marker="o",
-                         label=f"{stage} ({workers}w)")
-            axes[1].plot([r["videos"] for r in mine], [r["per_video_ms"][stage] for r in mine], marker="o")
+            style = dict(color=colours[stage], linestyle=styles[n % len(styles)], marker="o")
+            axes[0].plot([r["videos"] for r in mine], [r["seconds"][stage] for r in mine],
+                         label=f"{stage}, {workers} worker{'s' if workers > 1 else ''}", **style)
+            axes[1].plot([r["videos"] for r in mine], [r["per_video_ms"][stage] for r in mine], **style)
     for ax, title, unit in ((axes[0], "stage time", "seconds"), (axes[1], "per video", "milliseconds per video")):
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -71,6 +71,7 @@ EXAMPLES: dict[str, list[str]] = {
     "audit": [
         "vmac audit vmac-out/train.zarr          # re-hash sources, stored frames and motion maps; exit 1 on drift",
         "vmac audit vmac-out/runs/tiny-cpu-001   # re-hash checkpoints, encoder and the input stores' frames",
+        "vmac audit s3://bucket/k400.zarr --dask-address tls://HOST:PORT   # each video re-hashed on the cluster",
     ],
     "history": [
         "vmac history data/sample.zarr              # its snapshots: time, command, videos added/changed/removed",
@@ -94,6 +95,7 @@ EXAMPLES: dict[str, list[str]] = {
         "vmac bench learning                           # benchmarks/learning.py (real video: pre-training against the floors)",
         "vmac bench masking                            # benchmarks/masking.py (mask strategies on real video)",
         "vmac bench command                            # benchmarks/command.py (the fixed cost of a command with nothing to do)",
+        "vmac bench scale -- --sizes 100 1000          # benchmarks/scale.py (each stage's cost against the number of videos)",
     ],
 }
 
