@@ -151,13 +151,18 @@ def build(config: PretrainConfig, world: World) -> Training:
     """The loader (this rank's shard), the model, AdamW and the grad scaler; nothing restored.
 
     Raises ValueError before anything trains when the stores lack what the mask strategy reads
-    (a motion map for ``mask_strategy=motion``)."""
+    (a motion map for ``mask_strategy=motion``) or hold fewer frame pairs than one batch."""
     geometry = batch_geometry(config.optimiser, world.size)
     loader, sampler = make_pair_loader(
         config.stores, input_size=config.model.input_size, batch_size=geometry.micro_batch,
         loader_workers=config.data.loader_workers, seed=config.run.seed, gap=gap_of(config.data), rank=world.rank,
         world_size=world.size, motion_grid=motion_grid(config.model), views=views_of(config.data),
     )
+    if len(sampler) == 0:  # no batch in an epoch: the loader would look for one forever
+        raise ValueError(
+            f"the stores hold {len(loader.dataset)} frame pairs, fewer than one batch of {geometry.micro_batch} per "
+            f"process ({world.size} process(es)); lower optimiser.batch_size (--set optimiser.batch_size=N) or "
+            "pre-train on more frames")
     schedule = step_schedule(config.optimiser, len(loader.dataset))
     model = VideoMAC(config.model).to(world.device)
     opt = config.optimiser

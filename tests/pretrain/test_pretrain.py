@@ -267,3 +267,14 @@ def test_motion_masking_on_a_store_without_motion_fails_before_training(tmp_path
     with pytest.raises(ValueError, match=r"mask_strategy=motion .*vmac ingest --motion"):
         train(_config(plain, run_dir, max_steps=2, mask_strategy="motion"), log=lambda m: None)
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.jsonl").exists()
+
+
+def test_fewer_frame_pairs_than_one_batch_fails_before_training(store, tmp_path):
+    """Two 24-frame clips hold 46 pairs: a batch of 64 would never fill, and the loader would look
+    for one forever; the run is refused, naming the fix."""
+    from tasks.pretrain.train import train
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"46 frame pairs, fewer than one batch of 64 .*optimiser.batch_size"):
+        train(_config(store, run_dir, max_steps=2, batch_size=64), log=lambda m: None)
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.jsonl").exists()
