@@ -40,8 +40,8 @@ def audit_store(store: str, progress: bool = False, dask_address: str | None = N
     tip, or ``STORE@REF``) against its catalog row (and check the row against the ingest record
     that wrote it). Returns (checked counts, drifts, notes).
 
-    The re-hashing of each video (``rehash_video``) runs here in turn, or as one Dask task per
-    video with ``dask_address`` (the user's scheduler) or ``dask_workers`` (a LocalCluster), as
+    The re-hashing of each video (``rehash_video``) runs here in turn, or as Dask tasks (small
+    videos batched: ``tasks.io.cluster.fan_out``) with ``dask_address`` (the user's scheduler) or ``dask_workers`` (a LocalCluster), as
     ingest and validation do; the rows and records are checked here."""
     snapshot = open_snapshot(store)
     store, catalog = snapshot.store, snapshot.records()
@@ -55,6 +55,7 @@ def audit_store(store: str, progress: bool = False, dask_address: str | None = N
     drifts: list[Drift] = []
     checked = {"sources": 0, "frames": 0}
     expanded: dict[tuple[str, ...], dict[str, SourceItem]] = {}
+    root = None if dask_address or dask_workers else snapshot.root()  # opened once, when read here
     jobs: dict[str, tuple] = {}
     for vid, row in complete.items():
         group = join(store, VIDEOS_GROUP, vid)
@@ -68,20 +69,11 @@ def audit_store(store: str, progress: bool = False, dask_address: str | None = N
                                 detail="missing", record=where))
         elif item is None:
             notes.append(f"{vid}: frame-folder source {row.source_uri} is not among its ingest roots; not re-hashed")
-        jobs[vid] = (snapshot.narrowed([vid]), vid, row, item, where)
-    # Longest first (see tasks.io.cluster.fan_out).
-    jobs = dict(sorted(jobs.items(), key=lambda job: -(job[1][2].frame_count or 0)))
+        jobs[vid] = (snapshot.narrowed([vid]), vid, row, item, where, root)
     with progress_bar("auditing", 2 * len(jobs), "hashes", enabled=progress, transient=True) as advance:
-        if dask_address or dask_workers:
-            results = fan_out(store, dask_address, dask_workers, rehash_video, jobs, "audit",
-                              done=lambda vid, _: advance(2, note=vid),
-                              sizes={vid: job[2].frame_count or 1 for vid, job in jobs.items()})
-        else:
-            root = snapshot.root()
-            results = {}
-            for vid, job in jobs.items():
-                results[vid] = rehash_video(*job, root=root)
-                advance(2, note=vid)
+        results = fan_out(store, dask_address, dask_workers, rehash_video, jobs, "audit",
+                          done=lambda vid, _: advance(2, note=vid),
+                          sizes={vid: row.frame_count or 1 for vid, row in complete.items()})
     for vid in sorted(results):
         counts, found_drifts, found_notes = results[vid]
         for what, n in counts.items():
@@ -171,7 +163,7 @@ def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str | None, str
     drifts: list[Drift] = []
     opened: dict[tuple[str, str | None], tuple | None] = {}
     jobs: dict[str, tuple] = {}  # by position: a task's key must not carry a store's URL
-    roots: dict[str, object] = {}
+    on_cluster = bool(dask_address or dask_workers)
     for store, snapshot_id, vid, recorded in videos:
         key = (store, snapshot_id)
         if key not in opened:
@@ -180,17 +172,10 @@ def _rehash_trained_frames(run_dir: str, videos: list[tuple[str, str | None, str
             advance(note=f"{vid} frames")
             continue
         snapshot, root = opened[key]
-        position = str(len(jobs))
-        jobs[position], roots[position] = (snapshot.narrowed([vid]), vid, recorded, where), root
-    if (dask_address or dask_workers) and jobs:
-        first = next(iter(jobs.values()))[0].store
-        results = fan_out(first, dask_address, dask_workers, rehash_trained_video, jobs, "audit",
-                          done=lambda position, _: advance(note=f"{jobs[position][1]} frames"))
-    else:
-        results = {}
-        for position, job in jobs.items():
-            results[position] = rehash_trained_video(*job, root=roots[position])
-            advance(note=f"{job[1]} frames")
+        jobs[str(len(jobs))] = (snapshot.narrowed([vid]), vid, recorded, where, None if on_cluster else root)
+    first = next(iter(jobs.values()))[0].store if jobs else ""
+    results = fan_out(first, dask_address, dask_workers, rehash_trained_video, jobs, "audit",
+                      done=lambda position, _: advance(note=f"{jobs[position][1]} frames"))
     for position in jobs:
         drifts += results[position]
     return len(jobs), drifts

@@ -150,25 +150,35 @@ def batches(keys: list[str], sizes: dict[str, float], workers: int,
 def fan_out(store: str, address: str | None, workers: int | None, fn: Callable[..., Any],
             calls: dict[str, tuple], name: str, done: Callable[[str, Any], None] | None = None,
             sizes: dict[str, float] | None = None) -> dict[str, Any]:
-    """key → ``fn(*args)`` for each ``key → args`` of ``calls``, on the cluster ``dask_client(store,
-    address, workers)`` gives (the user's, or a LocalCluster); ``done(key, result)`` as each
-    finishes (a progress bar). ``fn`` is a plain function (module level, so that worker processes
-    can import it). Calls are grouped into Dask tasks by ``batches`` over ``sizes`` (each call's
-    work, e.g. its frames; 1 each by default), in the order of ``calls`` (put the longest first:
-    Dask starts tasks in submission order, so the workers finish close together). The first call
-    to fail raises its error here."""
+    """key → ``fn(*args)`` for each ``key → args`` of ``calls`` (results in the order of ``calls``);
+    ``done(key, result)`` as each finishes (a progress bar).
+
+    With ``address`` (the user's scheduler) or ``workers`` (a LocalCluster), on the cluster
+    ``dask_client(store, address, workers)`` gives: ``fn`` is then a plain function (module level,
+    so that worker processes can import it), and the calls are grouped into Dask tasks by
+    ``batches`` over ``sizes`` (each call's work, e.g. its frames; 1 each by default), submitted
+    largest first (Dask starts tasks in submission order, so the workers finish close together).
+    With neither, each call runs here, in turn. The first call to fail raises its error here."""
+    if not (address or workers):
+        results: dict[str, Any] = {}
+        for key, args in calls.items():
+            results[key] = fn(*args)
+            if done is not None:
+                done(key, results[key])
+        return results
     from distributed import as_completed
 
     if not calls:
         return {}
     urls = given()
+    order = sorted(calls, key=lambda key: -(sizes or {}).get(key, 1))
     with dask_client(store, address, workers) as client:
         count = len(client.scheduler_info()["workers"]) or 1
-        groups = batches(list(calls), sizes or {}, count)
+        groups = batches(order, sizes or {}, count)
         futures = [client.submit(_run_batch, fn, urls, [(key, calls[key]) for key in group],
                                  key=f"{name}-{group[0]}-{len(group)}-{uuid.uuid4().hex[:6]}", pure=False)
                    for group in groups]
-        results: dict[str, Any] = {}
+        results = {}
         for future in as_completed(futures):
             for key, result in future.result():
                 results[key] = result

@@ -229,9 +229,13 @@ def _walk(fs, root: str, top: str, to_uri, skipped: list[Skipped]) -> list[Sourc
             out.extend(_walk(fs, path, top, to_uri, skipped))
         else:
             item = _video_item(to_uri(path), os.path.relpath(path, top))
-            local = fs.protocol in ("file", ("file", "local"))
-            out.append(item if local else replace(item, listed=_remote_version(entry)))
+            out.append(item if _is_local(fs) else replace(item, listed=_remote_version(entry)))
     return out
+
+
+def _is_local(fs) -> bool:
+    """True for fsspec's local filesystem (whose entries are stat'ed, not listed with a version)."""
+    return fs.protocol in ("file", ("file", "local"))
 
 
 def _animated(fs, path: str) -> bool:
@@ -264,7 +268,7 @@ def _left_out(fs, entry: dict, base: str) -> tuple[str, bool] | None:
     if entry["type"] == "directory":
         return None
     # A local entry's kind after its links (fsspec reports a link itself as "other"); a remote one's as listed.
-    local = fs.protocol in ("file", ("file", "local"))
+    local = _is_local(fs)
     kind = not_regular_reason(path) if local else (None if entry["type"] == "file" else entry["type"])
     if kind is not None:
         return f"not a regular file ({kind}): vmac reads only regular files", True

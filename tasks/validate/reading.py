@@ -16,9 +16,10 @@ from tasks.io.store import Snapshot, open_root
 from tasks.validate.frames import video_row
 
 
-def row_on_worker(store: str, path: str, video_id: str, record: VideoRecord, config: ValidateConfig) -> dict:
-    """Runs on a Dask worker: the row of the video whose version folder is ``path`` below ``store``'s root."""
-    return video_row(open_root(store, read_only=True)[path], video_id, record, config)
+def read_row(store: str, path: str, video_id: str, record: VideoRecord, config: ValidateConfig, root=None) -> dict:
+    """The row of the video whose version folder is ``path`` below ``store``'s root (``root``: that
+    root group, opened once by the caller in this process; opened here on a Dask worker)."""
+    return video_row((root if root is not None else open_root(store, read_only=True))[path], video_id, record, config)
 
 
 def read_rows(snapshot: Snapshot, records: dict[str, VideoRecord], config: ValidateConfig) -> dict[str, dict]:
@@ -26,11 +27,9 @@ def read_rows(snapshot: Snapshot, records: dict[str, VideoRecord], config: Valid
     read from its version folder: on Dask when the config names a cluster, else here, in turn."""
     if not records:
         return {}
-    if not (config.dask_address or config.dask_workers):
-        root = snapshot.root()
-        return {video_id: video_row(snapshot.group(video_id, root), video_id, record, config)
-                for video_id, record in records.items()}
-    order = sorted(records, key=lambda video_id: -(records[video_id].frame_count or 0))
-    calls = {video_id: (snapshot.store, snapshot.path(video_id), video_id, records[video_id], config) for video_id in order}
-    return fan_out(snapshot.store, config.dask_address, config.dask_workers, row_on_worker, calls, "validate",
-                   sizes={video_id: records[video_id].frame_count or 1 for video_id in order})
+    on_cluster = bool(config.dask_address or config.dask_workers)
+    root = None if on_cluster else snapshot.root()
+    calls = {video_id: (snapshot.store, snapshot.path(video_id), video_id, record, config, root)
+             for video_id, record in records.items()}
+    return fan_out(snapshot.store, config.dask_address, config.dask_workers, read_row, calls, "validate",
+                   sizes={video_id: record.frame_count or 1 for video_id, record in records.items()})

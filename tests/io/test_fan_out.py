@@ -35,5 +35,8 @@ def test_fan_out_returns_each_result_under_its_key_and_raises_the_first_error(tm
     results = fan_out(store, None, 2, _square, calls, "test", done=lambda key, result: seen.append(key))
     assert list(results) == list(calls) and results == {f"k{n}": n * n for n in range(100)}
     assert sorted(seen) == sorted(calls)
+    here = []  # neither an address nor workers: each call in this process, in turn
+    assert fan_out(store, None, None, _square, calls, "test", done=lambda key, result: here.append(key)) == results
+    assert here == list(calls)
     with pytest.raises(ValueError, match="input 0 is bad"):
         fan_out(store, None, 1, _fails, {"k0": (0,)}, "test")
