@@ -114,3 +114,17 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert re.match(r"vmac \S+( \(git [0-9a-f]{12}\))?\n$", capsys.readouterr().out)
+
+
+def test_commands_doc_describes_the_presets_as_configured():
+    """docs/commands.md's "Presets" list gives each CPU preset's input size (and real-cpu's steps)
+    as storage_schemas.config.PRETRAIN_PRESETS sets them."""
+    from storage_schemas.config import PRETRAIN_PRESETS
+
+    text = " ".join(COMMANDS_DOC.read_text(encoding="utf-8").split())
+    tiny = re.search(r"`tiny-cpu`: ConvNeXt V2-atto at (\d+) px", text)
+    real = re.search(r"`real-cpu`: .*? at (\d+) px, (\d+) steps", text)
+    assert tiny and real, "docs/commands.md no longer describes the tiny-cpu and real-cpu presets"
+    assert int(tiny[1]) == PRETRAIN_PRESETS["tiny-cpu"]["model"]["input_size"]
+    assert (int(real[1]), int(real[2])) == (PRETRAIN_PRESETS["real-cpu"]["model"]["input_size"],
+                                            PRETRAIN_PRESETS["real-cpu"]["optimiser"]["max_steps"])
