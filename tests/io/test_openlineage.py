@@ -81,6 +81,21 @@ def test_events_follow_the_records_into_an_fsspec_store(openlineage_env):
     check_event(events[1], closed)
 
 
+def test_events_of_one_millisecond_read_in_lifecycle_order(tmp_path, openlineage_env):
+    """A run that starts and ends within one millisecond (record times are kept to the
+    millisecond): its COMPLETE event's file may list first, and START is still read first."""
+    folder = str(tmp_path / "lineage")
+    run_id = lineage.run_id()
+    started = lineage.make_record("ingest", "started", run_id, [], [], {}, FLOW_RUN)
+    closed = lineage.make_record("ingest", "completed", run_id, [], [], {}, FLOW_RUN).model_copy(
+        update={"time": started.time})
+    lineage.write_record(folder, closed)  # written, and so likely listed, first
+    lineage.write_record(folder, started)
+    events = read_events(folder)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert events[0]["eventTime"] == events[1]["eventTime"]
+
+
 def test_run_ids_are_uuids_and_old_ids_map_to_one_uuid_per_run():
     assert len(str(lineage.run_id())) == 36
     old = "20250101T000000-abcdef"
