@@ -204,6 +204,10 @@ def configured_client() -> OpenLineageClient | None:
     return UsersClient()
 
 
+# Where each OpenLineage eventType falls in a run (OpenLineage spec, RunEvent.eventType).
+LIFECYCLE = {"START": 0, "RUNNING": 1, "OTHER": 1, "COMPLETE": 2, "FAIL": 2, "ABORT": 2}
+
+
 def read_events(lineage_folder: str) -> list[dict]:
     """Every RunEvent in ``<lineage_folder>/openlineage/`` as JSON, in eventTime order; events of
     the same millisecond (a stage that starts and ends at once) in their run's lifecycle order,
@@ -214,6 +218,3 @@ def read_events(lineage_folder: str) -> list[dict]:
     events = [json.loads(fs.cat_file(p)) for p in fs.ls(root, detail=False) if p.endswith(".json")]
     return sorted(events, key=lambda e: (e["eventTime"], LIFECYCLE.get(e["eventType"], 1)))
 
-
-# Where each OpenLineage eventType falls in a run (OpenLineage spec, RunEvent.eventType).
-LIFECYCLE = {"START": 0, "RUNNING": 1, "OTHER": 1, "COMPLETE": 2, "FAIL": 2, "ABORT": 2}
